@@ -1,0 +1,1 @@
+//! audit (placeholder until its first real code arrives).

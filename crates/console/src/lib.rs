@@ -1,0 +1,1 @@
+//! console (placeholder until its first real code arrives).

@@ -1,0 +1,94 @@
+//! Audit events: the record of who connected, what they ran and how it ended.
+//!
+//! The field order of [`AuditEvent`] is part of the hash chain's canonical form (see the
+//! `audit` crate): add new fields at the end, as `Option`s or with `#[serde(default)]`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// A client connection was accepted (before authentication).
+    Connect,
+    /// The client proved its identity.
+    Authenticated,
+    /// Authentication failed (wrong, expired or revoked token, unknown identity).
+    AuthFailure,
+    /// The connection was refused after or outside authentication (unknown target,
+    /// malformed protocol, upstream unavailable, forbidden startup options).
+    Refused,
+    /// One statement (one per statement of a multi-statement query; one per Execute).
+    Statement,
+    /// The connection ended.
+    Disconnect,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Connect => "connect",
+            AuditKind::Authenticated => "authenticated",
+            AuditKind::AuthFailure => "auth_failure",
+            AuditKind::Refused => "refused",
+            AuditKind::Statement => "statement",
+            AuditKind::Disconnect => "disconnect",
+        }
+    }
+}
+
+/// How something ended: fine, or an error with its SQLSTATE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Error { sqlstate: String, message: String },
+}
+
+/// One audit record. `id`, `prev_hash` and `hash` are assigned by the audit writer when the
+/// event joins the chain; producers leave them empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: u64,
+    /// RFC 3339 UTC timestamp with microseconds, set by the producer from its clock.
+    pub time: String,
+    pub kind: AuditKind,
+    pub identity: Option<String>,
+    pub identity_kind: Option<String>,
+    pub groups: Vec<String>,
+    pub session: String,
+    pub client_addr: Option<String>,
+    pub application_name: Option<String>,
+    pub target: Option<String>,
+    pub statement: Option<String>,
+    pub params: Vec<Option<String>>,
+    pub outcome: Outcome,
+    pub rows: Option<u64>,
+    pub duration_us: Option<u64>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditEvent {
+    /// An event of `kind` for `session` at `time`, every other field empty.
+    pub fn new(kind: AuditKind, session: &str, time: String) -> Self {
+        AuditEvent {
+            id: 0,
+            time,
+            kind,
+            identity: None,
+            identity_kind: None,
+            groups: Vec::new(),
+            session: session.to_owned(),
+            client_addr: None,
+            application_name: None,
+            target: None,
+            statement: None,
+            params: Vec::new(),
+            outcome: Outcome::Ok,
+            rows: None,
+            duration_us: None,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+}

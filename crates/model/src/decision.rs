@@ -1,0 +1,1 @@
+//! Policy decisions (owned by the policy work; filled in with the policy crate).

@@ -1,0 +1,1 @@
+//! pgcluster (placeholder until its first real code arrives).

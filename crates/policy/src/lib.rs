@@ -1,0 +1,1 @@
+//! policy (placeholder until its first real code arrives).

@@ -1,0 +1,1 @@
+//! sql (placeholder until its first real code arrives).

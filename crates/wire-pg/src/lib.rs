@@ -1,0 +1,1 @@
+//! wire-pg (placeholder until its first real code arrives).
