@@ -1,0 +1,104 @@
+//! Opening the embedded database: directory, connection settings and schema migrations.
+//!
+//! Several processes share the file (the server appends audit events while the CLI issues
+//! tokens and tails the log), so every connection uses WAL (readers never block the writer),
+//! `synchronous=NORMAL` (in WAL mode a commit is durable against process crashes and only the
+//! last commits can be lost on power failure, which is the usual trade for group commit), and a
+//! busy timeout so a brief lock held by another process is waited out instead of failing.
+
+use crate::{StoreError, DB_FILE_NAME};
+use rusqlite::{Connection, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a statement waits for another process's lock before failing with SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema version this build writes (stored in `PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS tokens (
+    id               TEXT PRIMARY KEY,
+    identity         TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    groups_json      TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    revoked_at       INTEGER,
+    token_hash       TEXT NOT NULL UNIQUE,
+    scram_salt       BLOB NOT NULL,
+    scram_iterations INTEGER NOT NULL,
+    scram_stored_key BLOB NOT NULL,
+    scram_server_key BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_by_identity ON tokens (identity, created_at);
+
+-- The columns beside event_json are for querying by hand; event_json is the record of truth
+-- (it is what is read back and what the hash chain covers).
+CREATE TABLE IF NOT EXISTS audit_events (
+    id         INTEGER PRIMARY KEY,
+    time       TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    identity   TEXT,
+    session    TEXT NOT NULL,
+    target     TEXT,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    event_json TEXT NOT NULL
+);
+";
+
+/// Opens (creating if needed) `dir/gatehouse.db` with the settings above and the current schema.
+pub(crate) fn open_connection(dir: &Path) -> Result<Connection, StoreError> {
+    create_dir(dir)?;
+    let path = dir.join(DB_FILE_NAME);
+    let open_err = |source| StoreError::Open {
+        path: path.clone(),
+        source,
+    };
+    let mut conn = Connection::open(&path).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(open_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::NoWal { path, mode });
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_err)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Creates the data directory; new directories are private to the owner on Unix because the
+/// database holds token verifiers and the audit trail.
+fn create_dir(dir: &Path) -> Result<(), StoreError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|source| StoreError::CreateDir {
+        path: PathBuf::from(dir),
+        source,
+    })
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`]. Runs in an IMMEDIATE transaction so two processes
+/// opening a fresh directory at once do not both create it.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < 1 {
+        tx.execute_batch(SCHEMA_V1)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}

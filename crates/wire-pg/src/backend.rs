@@ -1,0 +1,218 @@
+//! Typed views of the server→client messages Gatehouse inspects: authentication requests
+//! (when it logs in upstream), session status, and the messages that end a statement.
+
+use crate::buf::Reader;
+use crate::{Frame, WireError};
+
+/// Message type bytes sent by the backend (protocol docs, "Message Formats").
+pub mod tag {
+    pub const AUTHENTICATION: u8 = b'R';
+    pub const PARAMETER_STATUS: u8 = b'S';
+    pub const BACKEND_KEY_DATA: u8 = b'K';
+    pub const READY_FOR_QUERY: u8 = b'Z';
+    pub const COMMAND_COMPLETE: u8 = b'C';
+    pub const EMPTY_QUERY: u8 = b'I';
+    pub const ERROR_RESPONSE: u8 = b'E';
+    pub const NOTICE_RESPONSE: u8 = b'N';
+    pub const ROW_DESCRIPTION: u8 = b'T';
+    pub const DATA_ROW: u8 = b'D';
+    pub const PARSE_COMPLETE: u8 = b'1';
+    pub const BIND_COMPLETE: u8 = b'2';
+    pub const CLOSE_COMPLETE: u8 = b'3';
+    pub const NO_DATA: u8 = b'n';
+    pub const PARAMETER_DESCRIPTION: u8 = b't';
+    pub const PORTAL_SUSPENDED: u8 = b's';
+    pub const COPY_IN: u8 = b'G';
+    pub const COPY_OUT: u8 = b'H';
+    pub const COPY_BOTH: u8 = b'W';
+    pub const COPY_DATA: u8 = b'd';
+    pub const COPY_DONE: u8 = b'c';
+    pub const NOTIFICATION: u8 = b'A';
+}
+
+/// Authentication request codes (the Int32 after the `R` header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authentication {
+    Ok,
+    CleartextPassword,
+    Md5Password { salt: [u8; 4] },
+    Sasl { mechanisms: Vec<String> },
+    SaslContinue(Vec<u8>),
+    SaslFinal(Vec<u8>),
+    /// Kerberos, GSSAPI, SSPI: not supported upstream.
+    Unsupported(i32),
+}
+
+impl Authentication {
+    pub fn parse(frame: &Frame) -> Result<Self, WireError> {
+        let body = frame.body();
+        let mut r = Reader::new(&body, "Authentication");
+        let code = r.i32()?;
+        let auth = match code {
+            0 => Authentication::Ok,
+            3 => Authentication::CleartextPassword,
+            5 => {
+                let s = r.take(4)?;
+                Authentication::Md5Password {
+                    salt: [s[0], s[1], s[2], s[3]],
+                }
+            }
+            10 => {
+                let mut mechanisms = Vec::new();
+                loop {
+                    let m = r.cstr()?;
+                    if m.is_empty() {
+                        break;
+                    }
+                    mechanisms.push(m.to_owned());
+                }
+                Authentication::Sasl { mechanisms }
+            }
+            11 => Authentication::SaslContinue(r.rest().to_vec()),
+            12 => Authentication::SaslFinal(r.rest().to_vec()),
+            other => return Ok(Authentication::Unsupported(other)),
+        };
+        r.finish()?;
+        Ok(auth)
+    }
+}
+
+/// Transaction status reported by ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    Idle,
+    InTransaction,
+    Failed,
+}
+
+impl TxStatus {
+    pub fn as_byte(self) -> u8 {
+        match self {
+            TxStatus::Idle => b'I',
+            TxStatus::InTransaction => b'T',
+            TxStatus::Failed => b'E',
+        }
+    }
+}
+
+pub fn ready_for_query(frame: &Frame) -> Result<TxStatus, WireError> {
+    let body = frame.body();
+    let mut r = Reader::new(&body, "ReadyForQuery");
+    let s = match r.u8()? {
+        b'I' => TxStatus::Idle,
+        b'T' => TxStatus::InTransaction,
+        b'E' => TxStatus::Failed,
+        _ => return Err(WireError::malformed("ReadyForQuery")),
+    };
+    r.finish()?;
+    Ok(s)
+}
+
+pub fn parameter_status(frame: &Frame) -> Result<(String, String), WireError> {
+    let body = frame.body();
+    let mut r = Reader::new(&body, "ParameterStatus");
+    let k = r.cstr()?.to_owned();
+    let v = r.cstr()?.to_owned();
+    r.finish()?;
+    Ok((k, v))
+}
+
+pub fn backend_key_data(frame: &Frame) -> Result<(i32, i32), WireError> {
+    let body = frame.body();
+    let mut r = Reader::new(&body, "BackendKeyData");
+    let pid = r.i32()?;
+    let key = r.i32()?;
+    r.finish()?;
+    Ok((pid, key))
+}
+
+/// The command tag of CommandComplete (`SELECT 3`, `INSERT 0 1`, …).
+pub fn command_complete(frame: &Frame) -> Result<String, WireError> {
+    let body = frame.body();
+    let mut r = Reader::new(&body, "CommandComplete");
+    let t = r.cstr()?.to_owned();
+    r.finish()?;
+    Ok(t)
+}
+
+/// Rows affected or returned, read from a command tag: the last number of the tag for the
+/// commands that report one (`INSERT oid rows`, `UPDATE rows`, `SELECT rows`, `COPY rows`…).
+pub fn rows_from_tag(tag: &str) -> Option<u64> {
+    let mut words = tag.split(' ');
+    let cmd = words.next()?;
+    match cmd {
+        "INSERT" | "UPDATE" | "DELETE" | "SELECT" | "MERGE" | "MOVE" | "FETCH" | "COPY" => {
+            tag.rsplit(' ').next()?.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+/// The fields of an ErrorResponse or NoticeResponse that Gatehouse uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorFields {
+    pub severity: String,
+    pub code: String,
+    pub message: String,
+}
+
+pub fn error_fields(frame: &Frame) -> Result<ErrorFields, WireError> {
+    let body = frame.body();
+    let mut r = Reader::new(&body, "ErrorResponse");
+    let mut f = ErrorFields::default();
+    loop {
+        let kind = r.u8()?;
+        if kind == 0 {
+            break;
+        }
+        let value = r.cstr()?;
+        match kind {
+            b'V' => value.clone_into(&mut f.severity),
+            b'S' if f.severity.is_empty() => value.clone_into(&mut f.severity),
+            b'C' => value.clone_into(&mut f.code),
+            b'M' => value.clone_into(&mut f.message),
+            _ => {}
+        }
+    }
+    r.finish()?;
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{decode_frame, encode};
+    use bytes::BytesMut;
+
+    #[test]
+    fn error_roundtrip() {
+        let mut b = BytesMut::new();
+        encode::error(&mut b, "ERROR", "42501", "gatehouse: no", None, None);
+        let f = decode_frame(&mut b, 1000).unwrap().unwrap();
+        let e = error_fields(&f).unwrap();
+        assert_eq!((e.severity.as_str(), e.code.as_str()), ("ERROR", "42501"));
+        assert_eq!(e.message, "gatehouse: no");
+    }
+
+    #[test]
+    fn rows_in_tags() {
+        assert_eq!(rows_from_tag("INSERT 0 5"), Some(5));
+        assert_eq!(rows_from_tag("SELECT 12"), Some(12));
+        assert_eq!(rows_from_tag("UPDATE 0"), Some(0));
+        assert_eq!(rows_from_tag("CREATE TABLE"), None);
+        assert_eq!(rows_from_tag("COPY 3"), Some(3));
+    }
+
+    #[test]
+    fn auth_requests() {
+        let mut b = BytesMut::new();
+        encode::auth_sasl(&mut b, &["SCRAM-SHA-256"]);
+        let f = decode_frame(&mut b, 1000).unwrap().unwrap();
+        assert_eq!(
+            Authentication::parse(&f).unwrap(),
+            Authentication::Sasl {
+                mechanisms: vec!["SCRAM-SHA-256".into()]
+            }
+        );
+    }
+}
