@@ -1,1 +1,54 @@
-//! Policy decisions (owned by the policy work; filled in with the policy crate).
+//! What policy decided about one statement (or a whole multi-statement string).
+//!
+//! Produced only by the `policy` crate; the proxy enforces it and the audit trail records it.
+//! `policies` always lists the ids of the policies that produced the decision, so an operator
+//! can see *why* without re-running anything.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Some permit matched and no forbid did.
+    Allow { policies: Vec<String> },
+    /// Refused. `policy_id` names the policy to blame ("default" when nothing permitted the
+    /// statement); `hint` tells a person or an agent what to do instead.
+    Deny {
+        reason: String,
+        policy_id: String,
+        hint: Option<String>,
+        policies: Vec<String>,
+    },
+    /// Refused until someone in `approver_group` approves: every forbid that matched carries
+    /// an `@approval` annotation and a permit matched.
+    NeedsApproval {
+        reason: String,
+        policy_id: String,
+        approver_group: String,
+        policies: Vec<String>,
+    },
+}
+
+impl Decision {
+    pub fn is_allow(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+
+    /// Short label for logs and audit: "allow", "deny" or "needs_approval".
+    pub fn label(&self) -> &'static str {
+        match self {
+            Decision::Allow { .. } => "allow",
+            Decision::Deny { .. } => "deny",
+            Decision::NeedsApproval { .. } => "needs_approval",
+        }
+    }
+
+    /// The ids of the policies that produced this decision.
+    pub fn policies(&self) -> &[String] {
+        match self {
+            Decision::Allow { policies }
+            | Decision::Deny { policies, .. }
+            | Decision::NeedsApproval { policies, .. } => policies,
+        }
+    }
+}

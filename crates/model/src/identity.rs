@@ -34,7 +34,9 @@ impl FromStr for IdentityKind {
         match s {
             "human" => Ok(IdentityKind::Human),
             "agent" => Ok(IdentityKind::Agent),
-            other => Err(format!("unknown identity kind {other:?} (expected human or agent)")),
+            other => Err(format!(
+                "unknown identity kind {other:?} (expected human or agent)"
+            )),
         }
     }
 }

@@ -1,1 +1,7 @@
-//! sql (placeholder until its first real code arrives).
+//! SQL text → [`StatementFacts`], using the real PostgreSQL grammar (pg_query).
+#![forbid(unsafe_code)]
+
+mod danger;
+mod names;
+mod sweep;
+mod tautology;

@@ -97,8 +97,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if found < 1 {
         tx.execute_batch(SCHEMA_V1)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
 }

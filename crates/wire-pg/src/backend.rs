@@ -35,8 +35,12 @@ pub mod tag {
 pub enum Authentication {
     Ok,
     CleartextPassword,
-    Md5Password { salt: [u8; 4] },
-    Sasl { mechanisms: Vec<String> },
+    Md5Password {
+        salt: [u8; 4],
+    },
+    Sasl {
+        mechanisms: Vec<String>,
+    },
     SaslContinue(Vec<u8>),
     SaslFinal(Vec<u8>),
     /// Kerberos, GSSAPI, SSPI: not supported upstream.

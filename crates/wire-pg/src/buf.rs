@@ -18,10 +18,6 @@ impl<'a> Reader<'a> {
         WireError::malformed(self.what)
     }
 
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len()
-    }
-
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         if n > self.buf.len() {
             return Err(self.err());

@@ -74,7 +74,12 @@ fn fields(
     hint: Option<&str>,
 ) {
     framed(out, Some(tag), |b| {
-        for (k, v) in [(b'S', severity), (b'V', severity), (b'C', code), (b'M', message)] {
+        for (k, v) in [
+            (b'S', severity),
+            (b'V', severity),
+            (b'C', code),
+            (b'M', message),
+        ] {
             b.put_u8(k);
             cstr(b, v);
         }

@@ -64,9 +64,18 @@ pub enum FrontendMessage {
     Query(String),
     Parse(Parse),
     Bind(Bind),
-    Describe { target: Target, name: String },
-    Execute { portal: String, max_rows: i32 },
-    Close { target: Target, name: String },
+    Describe {
+        target: Target,
+        name: String,
+    },
+    Execute {
+        portal: String,
+        max_rows: i32,
+    },
+    Close {
+        target: Target,
+        name: String,
+    },
     Sync,
     Flush,
     Terminate,

@@ -105,10 +105,7 @@ mod tests {
     #[test]
     fn startup_roundtrip() {
         let mut out = BytesMut::new();
-        encode::startup(
-            &mut out,
-            &[("user", "alice"), ("database", "app")],
-        );
+        encode::startup(&mut out, &[("user", "alice"), ("database", "app")]);
         let p = decode_startup(&mut out).unwrap().unwrap();
         let StartupPacket::Startup { params } = p else {
             panic!("not a startup")

@@ -35,18 +35,30 @@ fn rfc7677_example() {
         )
         .unwrap();
     assert_eq!(v.candidate, 1);
-    assert_eq!(v.server_final, b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    assert_eq!(
+        v.server_final,
+        b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+    );
 }
 
 #[test]
 fn wrong_password_and_nonce() {
     let salt = B64.decode(SALT_B64).unwrap();
     let wrong = verifier("nope", &salt, 4096);
-    let (state, _) = start(b"n,,n=,r=rOprNGfwEbeRWgbNEkqO", &salt, 4096, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0").unwrap();
+    let (state, _) = start(
+        b"n,,n=,r=rOprNGfwEbeRWgbNEkqO",
+        &salt,
+        4096,
+        "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+    )
+    .unwrap();
     let final_msg = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
     assert_eq!(state.finish(final_msg, &[wrong]), Err(ScramError::Proof));
     let (state, _) = start(b"n,,n=,r=abc", &salt, 4096, "def").unwrap();
-    assert_eq!(state.finish(b"c=biws,r=abcxyz,p=AAAA", &[wrong]), Err(ScramError::Nonce));
+    assert_eq!(
+        state.finish(b"c=biws,r=abcxyz,p=AAAA", &[wrong]),
+        Err(ScramError::Nonce)
+    );
 }
 
 #[test]

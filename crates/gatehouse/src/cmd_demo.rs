@@ -1,0 +1,3 @@
+pub fn run(_port: u16) -> anyhow::Result<std::process::ExitCode> {
+    anyhow::bail!("demo: not yet")
+}

@@ -1,0 +1,117 @@
+//! `gatehouse serve`: wires the store, the audit writer, the proxy and the admin endpoint,
+//! and shuts them down in order on SIGINT/SIGTERM (the audit queue is drained last).
+
+use crate::config::Config;
+use anyhow::Context;
+use proxy::{OsEntropy, ProxyState, SystemClock};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config, None))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs until a signal (or `stop` turns true). Prints the bound address on stderr.
+pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+    let tokens = Arc::new(store::SqliteStore::open(&config.data_dir)?);
+    let log = store::SqliteStore::open_audit_log(&config.data_dir)?;
+    let (audit, writer) = audit::AuditWriter::spawn(
+        Box::new(log),
+        audit::WriterConfig {
+            capacity: config.audit_queue,
+            max_batch: config.audit_batch,
+        },
+    )?;
+    config.proxy.fake_salt_secret = server_secret(&config.data_dir)?;
+    let state = ProxyState::new(
+        Arc::new(config.proxy),
+        tokens,
+        audit.clone(),
+        Arc::new(SystemClock),
+        Arc::new(OsEntropy),
+    );
+    let listener = TcpListener::bind(config.listen_postgres)
+        .await
+        .with_context(|| format!("binding {}", config.listen_postgres))?;
+    tracing::info!(addr = %listener.local_addr()?, "gatehouse listening for PostgreSQL clients");
+    if let Some(admin) = config.listen_admin {
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .context("installing the metrics recorder")?;
+        let l = TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("binding {admin}"))?;
+        tracing::info!(addr = %admin, "admin endpoint (/healthz, /metrics)");
+        let a = audit.clone();
+        tokio::spawn(console::serve(l, Arc::new(move || a.is_healthy()), metrics));
+    }
+    let (tx, rx) = watch::channel(false);
+    let server = tokio::spawn(proxy::serve(listener, state, rx));
+    wait_for_stop(stop).await;
+    tracing::info!("shutting down");
+    let _ = tx.send(true);
+    let _ = server.await;
+    writer.shutdown().await?;
+    Ok(())
+}
+
+async fn wait_for_stop(stop: Option<watch::Receiver<bool>>) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    let external = async move {
+        match stop {
+            Some(mut rx) => {
+                while !*rx.borrow() {
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = external => {}
+    }
+}
+
+/// A per-installation secret (kept in `data_dir/server.secret`, mode 0600) from which the
+/// salts shown to unknown identities are derived, stable across restarts.
+fn server_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("server.secret");
+    if let Ok(s) = std::fs::read(&path) {
+        if s.len() >= 32 {
+            return Ok(s);
+        }
+    }
+    let mut secret = vec![0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut f, &secret)?;
+    Ok(secret)
+}

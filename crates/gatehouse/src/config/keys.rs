@@ -1,0 +1,71 @@
+//! Key-path checking over the raw TOML table, so that every unknown or mistyped key is
+//! reported in one run (serde alone stops at the first).
+
+use toml::{Table, Value};
+
+const TOP: &[&str] = &["data_dir", "listen", "tls", "audit", "limits", "targets"];
+const LISTEN: &[&str] = &["postgres", "admin"];
+const TLS: &[&str] = &["cert", "key", "client_auth"];
+const AUDIT: &[&str] = &[
+    "on_failure",
+    "queue_capacity",
+    "max_batch",
+    "param_max_bytes",
+];
+const LIMITS: &[&str] = &["max_message_bytes"];
+const TARGET: &[&str] = &["name", "engine", "upstream", "password_env", "environment"];
+const TARGET_REQUIRED: &[&str] = &["name", "upstream"];
+
+pub fn check(table: &Table) -> Vec<String> {
+    let mut errors = Vec::new();
+    unknown(table, "", TOP, &mut errors);
+    for (key, allowed) in [
+        ("listen", LISTEN),
+        ("tls", TLS),
+        ("audit", AUDIT),
+        ("limits", LIMITS),
+    ] {
+        match table.get(key) {
+            Some(Value::Table(t)) => unknown(t, key, allowed, &mut errors),
+            Some(_) => errors.push(format!("{key}: must be a table")),
+            None => {}
+        }
+    }
+    match table.get("targets") {
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("targets[{i}]");
+                match item {
+                    Value::Table(t) => {
+                        unknown(t, &path, TARGET, &mut errors);
+                        for req in TARGET_REQUIRED {
+                            if !t.contains_key(*req) {
+                                errors.push(format!("{path}.{req}: missing"));
+                            }
+                        }
+                    }
+                    _ => errors.push(format!("{path}: must be a table")),
+                }
+            }
+        }
+        Some(_) => errors.push("targets: must be an array of tables ([[targets]])".into()),
+        None => {}
+    }
+    errors
+}
+
+fn unknown(t: &Table, path: &str, allowed: &[&str], errors: &mut Vec<String>) {
+    for k in t.keys() {
+        if !allowed.contains(&k.as_str()) {
+            let full = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            errors.push(format!(
+                "{full}: unknown key (expected one of: {})",
+                allowed.join(", ")
+            ));
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Configuration: the TOML file as written (`raw`), checked key by key so every mistake is
+//! reported at once with its key path (`keys`), then turned into validated types that the
+//! rest of the program uses (`Config`). Parse, don't validate: nothing downstream re-checks.
+
+mod keys;
+mod raw;
+mod tls;
+mod upstream;
+
+use anyhow::Context;
+use proxy::{AuditFailureMode, ProxyConfig, TargetConfig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen_postgres: SocketAddr,
+    pub listen_admin: Option<SocketAddr>,
+    pub proxy: ProxyConfig,
+    pub audit_queue: usize,
+    pub audit_batch: usize,
+}
+
+impl Config {
+    /// Reads and validates `path`. The error lists every problem found, one per line.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::from_str(&text, base).map_err(|errors| {
+            anyhow::anyhow!(
+                "invalid config {}:\n  {}",
+                path.display(),
+                errors.join("\n  ")
+            )
+        })
+    }
+
+    /// Validates config text; relative paths are resolved against `base`.
+    pub fn from_str(text: &str, base: &Path) -> Result<Config, Vec<String>> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| vec![e.to_string()])?;
+        let mut errors = keys::check(&table);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let raw: raw::RawConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| vec![e.to_string()])?;
+        let config = build(raw, base, &mut errors);
+        match config {
+            Some(c) if errors.is_empty() => Ok(c),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn build(raw: raw::RawConfig, base: &Path, errors: &mut Vec<String>) -> Option<Config> {
+    let data_dir = base.join(raw.data_dir.as_deref().unwrap_or("gatehouse-data"));
+    let listen_postgres = parse_addr(
+        "listen.postgres",
+        raw.listen.postgres.as_deref().unwrap_or("127.0.0.1:6432"),
+        errors,
+    );
+    let listen_admin = raw
+        .listen
+        .admin
+        .as_deref()
+        .and_then(|a| parse_addr("listen.admin", a, errors));
+    let targets = build_targets(&raw.targets, errors);
+    let tls = raw
+        .tls
+        .as_ref()
+        .and_then(|t| tls::server_config(t, base, errors));
+    let cleartext_over_tls = match raw.tls.as_ref().and_then(|t| t.client_auth.as_deref()) {
+        None | Some("scram") => false,
+        Some("password") => true,
+        Some(other) => {
+            errors.push(format!(
+                "tls.client_auth: {other:?} is not one of \"scram\", \"password\""
+            ));
+            false
+        }
+    };
+    let on_audit_failure = match raw.audit.on_failure.as_deref() {
+        None | Some("block") => AuditFailureMode::Block,
+        Some("allow") => AuditFailureMode::Allow,
+        Some(other) => {
+            errors.push(format!(
+                "audit.on_failure: {other:?} is not one of \"block\", \"allow\""
+            ));
+            AuditFailureMode::Block
+        }
+    };
+    let audit_queue = positive(
+        "audit.queue_capacity",
+        raw.audit.queue_capacity,
+        65_536,
+        errors,
+    );
+    let audit_batch = positive("audit.max_batch", raw.audit.max_batch, 1024, errors);
+    let mut proxy = ProxyConfig::new(targets);
+    proxy.tls = tls;
+    proxy.cleartext_over_tls = cleartext_over_tls;
+    proxy.on_audit_failure = on_audit_failure;
+    proxy.audit_param_max = positive(
+        "audit.param_max_bytes",
+        raw.audit.param_max_bytes,
+        256,
+        errors,
+    );
+    proxy.max_message_len = positive(
+        "limits.max_message_bytes",
+        raw.limits.max_message_bytes,
+        64 << 20,
+        errors,
+    );
+    if cleartext_over_tls && proxy.tls.is_none() && raw.tls.is_some() {
+        errors.push("tls.client_auth: \"password\" needs tls.cert and tls.key".into());
+    }
+    Some(Config {
+        data_dir,
+        listen_postgres: listen_postgres?,
+        listen_admin,
+        proxy,
+        audit_queue,
+        audit_batch,
+    })
+}
+
+fn positive(key: &str, v: Option<i64>, default: usize, errors: &mut Vec<String>) -> usize {
+    match v {
+        None => default,
+        Some(n) if n > 0 => usize::try_from(n).unwrap_or(default),
+        Some(n) => {
+            errors.push(format!("{key}: must be positive, got {n}"));
+            default
+        }
+    }
+}
+
+fn parse_addr(key: &str, s: &str, errors: &mut Vec<String>) -> Option<SocketAddr> {
+    match s.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errors.push(format!(
+                "{key}: {s:?} is not an address like 127.0.0.1:6432"
+            ));
+            None
+        }
+    }
+}
+
+fn build_targets(
+    raw: &[raw::RawTarget],
+    errors: &mut Vec<String>,
+) -> HashMap<String, Arc<TargetConfig>> {
+    let mut targets = HashMap::new();
+    if raw.is_empty() {
+        errors.push("targets: at least one [[targets]] entry is required".into());
+    }
+    for (i, t) in raw.iter().enumerate() {
+        let key = format!("targets[{i}]");
+        if t.name.is_empty() || t.name.len() > 63 {
+            errors.push(format!("{key}.name: must be 1 to 63 bytes"));
+        }
+        if targets.contains_key(&t.name) {
+            errors.push(format!("{key}.name: duplicate target {:?}", t.name));
+        }
+        match t.engine.as_deref().unwrap_or("postgres") {
+            "postgres" => {}
+            "mysql" => errors.push(format!("{key}.engine: \"mysql\" is not supported yet")),
+            other => errors.push(format!(
+                "{key}.engine: {other:?} is not one of \"postgres\""
+            )),
+        }
+        let password = match &t.password_env {
+            Some(var) => match std::env::var(var) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    errors.push(format!(
+                        "{key}.password_env: environment variable {var} is not set"
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        let environment = t.environment.clone().unwrap_or_else(|| "default".into());
+        if let Some(target) =
+            upstream::target(&key, &t.name, &t.upstream, password, environment, errors)
+        {
+            targets.insert(t.name.clone(), Arc::new(target));
+        }
+    }
+    targets
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,59 @@
+//! The configuration file as written. `deny_unknown_fields` backs up the key check in
+//! `keys`, which reports every unknown key at once.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub data_dir: Option<String>,
+    #[serde(default)]
+    pub listen: RawListen,
+    pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub targets: Vec<RawTarget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub postgres: Option<String>,
+    pub admin: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub client_auth: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub on_failure: Option<String>,
+    pub queue_capacity: Option<i64>,
+    pub max_batch: Option<i64>,
+    pub param_max_bytes: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_message_bytes: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub name: String,
+    pub engine: Option<String>,
+    pub upstream: String,
+    pub password_env: Option<String>,
+    pub environment: Option<String>,
+}

@@ -1,0 +1,69 @@
+//! The proxy's validated configuration. The binary parses and checks the TOML file and builds
+//! these; nothing here reads files or the environment.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What to do with a statement when its audit event cannot be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFailureMode {
+    /// Refuse the statement (the default: no unaudited statement runs).
+    Block,
+    /// Let it run and count the missed event (explicit opt-out).
+    Allow,
+}
+
+/// How Gatehouse connects to an upstream, from the URL's `sslmode`.
+#[derive(Debug, Clone)]
+pub enum UpstreamTls {
+    Disable,
+    /// Encrypt, do not verify the certificate (libpq's `require`).
+    Require,
+    /// Encrypt and verify the chain and host name against these roots (`verify-full`).
+    VerifyFull(Arc<rustls::RootCertStore>),
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub database: String,
+    pub password: Option<String>,
+    pub tls: UpstreamTls,
+    /// Free-form environment label (`production`, `staging`…) for policies and audit.
+    pub environment: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub targets: HashMap<String, Arc<TargetConfig>>,
+    /// TLS towards clients; without it SSLRequest is answered `N`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Over TLS, ask for the token in a PasswordMessage instead of SCRAM (for clients without
+    /// SCRAM, and for bearer tokens that cannot be SCRAM-verified).
+    pub cleartext_over_tls: bool,
+    /// Largest client message accepted (bytes).
+    pub max_message_len: usize,
+    /// Bound on each bound parameter value recorded in the audit trail (bytes).
+    pub audit_param_max: usize,
+    pub on_audit_failure: AuditFailureMode,
+    /// Secret mixed into the salt shown to unknown identities, so probing reveals nothing.
+    pub fake_salt_secret: Vec<u8>,
+}
+
+impl ProxyConfig {
+    /// Defaults for everything but the targets.
+    pub fn new(targets: HashMap<String, Arc<TargetConfig>>) -> Self {
+        ProxyConfig {
+            targets,
+            tls: None,
+            cleartext_over_tls: false,
+            max_message_len: 64 << 20,
+            audit_param_max: 256,
+            on_audit_failure: AuditFailureMode::Block,
+            fake_salt_secret: Vec::new(),
+        }
+    }
+}

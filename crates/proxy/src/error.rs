@@ -1,0 +1,66 @@
+//! Session errors and the one gate that decides what a client may see of them: a SQLSTATE
+//! and a message that never includes internal details (addresses, upstream errors, paths).
+
+use wire_pg::WireError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("protocol violation: {0}")]
+    Wire(#[from] WireError),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("authentication failed")]
+    AuthFailed,
+    #[error("unknown target {0:?}")]
+    UnknownTarget(String),
+    #[error("startup parameter {0:?} is not allowed")]
+    ForbiddenParam(String),
+    #[error("upstream: {0}")]
+    Upstream(String),
+    #[error("audit trail unavailable: {0}")]
+    AuditUnavailable(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl SessionError {
+    /// SQLSTATE for the client (PostgreSQL appendix A).
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            SessionError::Wire(_) | SessionError::Protocol(_) => "08P01",
+            SessionError::Io(_) | SessionError::Tls(_) => "08006",
+            SessionError::AuthFailed => "28P01",
+            SessionError::UnknownTarget(_) => "3D000",
+            SessionError::ForbiddenParam(_) => "42501",
+            SessionError::Upstream(_) => "08001",
+            SessionError::AuditUnavailable(_) => "58000",
+            SessionError::Internal(_) => "XX000",
+        }
+    }
+
+    /// The message a client may see.
+    pub fn client_message(&self, user: &str) -> String {
+        match self {
+            SessionError::Wire(e) => format!("gatehouse: invalid frontend message: {e}"),
+            SessionError::Protocol(what) => format!("gatehouse: protocol violation: {what}"),
+            SessionError::Io(_) | SessionError::Tls(_) => "gatehouse: connection failure".into(),
+            // The same text PostgreSQL uses, saying nothing of which part was wrong.
+            SessionError::AuthFailed => {
+                format!("password authentication failed for user \"{user}\"")
+            }
+            SessionError::UnknownTarget(t) => format!("database \"{t}\" does not exist"),
+            SessionError::ForbiddenParam(p) => {
+                format!("gatehouse: startup parameter \"{p}\" is not allowed through the proxy")
+            }
+            SessionError::Upstream(_) => "gatehouse: the upstream database is unavailable".into(),
+            SessionError::AuditUnavailable(_) => {
+                "gatehouse: the audit trail is unavailable; no statement may run unaudited".into()
+            }
+            SessionError::Internal(_) => "gatehouse: internal error".into(),
+        }
+    }
+}

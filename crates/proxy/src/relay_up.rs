@@ -1,0 +1,287 @@
+//! Client→upstream half of a session: decodes each client message, records what the
+//! statement is, reserves its audit slot, and forwards it, or answers it locally when it
+//! may not run. The audit slot is reserved *before* forwarding: no statement reaches the
+//! database unless its event is certain to be accepted (unless the operator opted out).
+
+use crate::config::AuditFailureMode;
+use crate::error::SessionError;
+use crate::events::{render_param, EventCtx};
+use crate::expect::{Expect, StmtAudit};
+use crate::server::ProxyState;
+use crate::stream::MaybeTls;
+use bytes::BytesMut;
+use model::AuditKind;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use wire_pg::frontend::{tag, Bind, FrontendMessage};
+use wire_pg::{decode_frame, encode, Frame};
+
+/// What a portal runs, for the Execute's audit event.
+struct Portal {
+    statement: Option<Arc<str>>,
+    params: Vec<Option<String>>,
+}
+
+pub struct Up {
+    pub state: ProxyState,
+    pub ctx: Arc<EventCtx>,
+    pub client: ReadHalf<MaybeTls>,
+    pub upstream: WriteHalf<MaybeTls>,
+    pub buf: BytesMut,
+    pub tx: mpsc::Sender<Expect>,
+}
+
+/// Whether the session goes on after a message.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Tracking {
+    statements: HashMap<String, Arc<str>>,
+    portals: HashMap<String, Portal>,
+    /// After a locally refused extended-protocol message, the rest up to Sync is skipped,
+    /// exactly as the server does after an error.
+    discard_until_sync: bool,
+    out: BytesMut,
+}
+
+impl Up {
+    pub async fn run(mut self) -> Result<(), SessionError> {
+        let mut t = Tracking {
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            discard_until_sync: false,
+            out: BytesMut::with_capacity(8192),
+        };
+        let max = self.state.config.max_message_len;
+        loop {
+            loop {
+                let frame = match decode_frame(&mut self.buf, max) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return self.fatal(&mut t, SessionError::Wire(e)).await,
+                };
+                let flow = match self.on_frame(&mut t, frame).await {
+                    Ok(flow) => flow,
+                    Err(SessionError::Wire(e)) => {
+                        return self.fatal(&mut t, SessionError::Wire(e)).await
+                    }
+                    Err(e) => return Err(e),
+                };
+                if let Flow::Stop = flow {
+                    self.flush(&mut t).await?;
+                    return Ok(());
+                }
+            }
+            self.flush(&mut t).await?;
+            if self.client.read_buf(&mut self.buf).await? == 0 {
+                // The client went away without Terminate: end the upstream session cleanly.
+                encode::terminate(&mut t.out);
+                self.flush(&mut t).await?;
+                return Ok(());
+            }
+        }
+    }
+
+    async fn flush(&mut self, t: &mut Tracking) -> Result<(), SessionError> {
+        if !t.out.is_empty() {
+            self.upstream.write_all(&t.out).await?;
+            t.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Malformed input: forward what was already accepted, then a FATAL error in order.
+    async fn fatal(&mut self, t: &mut Tracking, e: SessionError) -> Result<(), SessionError> {
+        tracing::warn!(session = %self.ctx.session, error = %e, "closing session");
+        let mut bytes = BytesMut::new();
+        encode::error(
+            &mut bytes,
+            "FATAL",
+            e.sqlstate(),
+            &e.client_message(""),
+            None,
+            None,
+        );
+        let _ = self.tx.send(Expect::Fatal(bytes.freeze())).await;
+        encode::terminate(&mut t.out);
+        self.flush(t).await
+    }
+
+    async fn expect(&self, e: Expect) -> Result<(), SessionError> {
+        self.tx
+            .send(e)
+            .await
+            .map_err(|_| SessionError::Protocol("session ended"))
+    }
+
+    async fn on_frame(&mut self, t: &mut Tracking, frame: Frame) -> Result<Flow, SessionError> {
+        let msg = FrontendMessage::parse(&frame)?;
+        if t.discard_until_sync
+            && !matches!(msg, FrontendMessage::Sync | FrontendMessage::Terminate)
+        {
+            return Ok(Flow::Continue);
+        }
+        match msg {
+            FrontendMessage::Query(sql) => self.on_query(t, frame, sql).await?,
+            FrontendMessage::Parse(p) => {
+                t.statements.insert(p.name, Arc::from(p.query.as_str()));
+                t.out.extend_from_slice(frame.raw());
+                self.expect(Expect::Parse).await?;
+            }
+            FrontendMessage::Bind(b) => {
+                self.on_bind(t, &b);
+                t.out.extend_from_slice(frame.raw());
+                self.expect(Expect::Bind).await?;
+            }
+            FrontendMessage::Execute { portal, .. } => self.on_execute(t, frame, &portal).await?,
+            FrontendMessage::Describe { .. } => {
+                t.out.extend_from_slice(frame.raw());
+                self.expect(Expect::Describe).await?;
+            }
+            FrontendMessage::Close { target, name } => {
+                match target {
+                    wire_pg::frontend::Target::Statement => t.statements.remove(&name),
+                    wire_pg::frontend::Target::Portal => {
+                        t.portals.remove(&name).map(|_| Arc::from(""))
+                    }
+                };
+                t.out.extend_from_slice(frame.raw());
+                self.expect(Expect::Close).await?;
+            }
+            FrontendMessage::Sync => {
+                t.discard_until_sync = false;
+                t.out.extend_from_slice(frame.raw());
+                self.expect(Expect::Sync).await?;
+            }
+            FrontendMessage::Terminate => {
+                t.out.extend_from_slice(frame.raw());
+                return Ok(Flow::Stop);
+            }
+            FrontendMessage::Flush | FrontendMessage::Other
+                if frame.tag() != tag::FUNCTION_CALL =>
+            {
+                t.out.extend_from_slice(frame.raw());
+            }
+            _ => {
+                // FunctionCall runs a function by OID, outside any SQL text that could be
+                // analysed or audited: refused.
+                self.refuse(
+                    t,
+                    "42501",
+                    "gatehouse: fastpath function calls are not allowed",
+                    true,
+                )
+                .await?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Answers an error locally, in order with the responses before it.
+    async fn refuse(
+        &self,
+        t: &mut Tracking,
+        code: &str,
+        message: &str,
+        simple: bool,
+    ) -> Result<(), SessionError> {
+        let mut error = BytesMut::new();
+        encode::error(&mut error, "ERROR", code, message, None, None);
+        if !simple {
+            t.discard_until_sync = true;
+        }
+        self.expect(Expect::Local {
+            error: error.freeze(),
+            ready: simple,
+        })
+        .await
+    }
+
+    async fn on_query(
+        &mut self,
+        t: &mut Tracking,
+        frame: Frame,
+        sql: String,
+    ) -> Result<(), SessionError> {
+        let mut audits = VecDeque::new();
+        match self.audit_for(&sql, Vec::new()) {
+            Ok(a) => audits.push_back(a),
+            Err(e) => {
+                return self
+                    .refuse(t, e.sqlstate(), &e.client_message(""), true)
+                    .await;
+            }
+        }
+        t.out.extend_from_slice(frame.raw());
+        self.expect(Expect::Query(audits)).await
+    }
+
+    fn on_bind(&self, t: &mut Tracking, b: &Bind) {
+        let max = self.state.config.audit_param_max;
+        let params = b
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| render_param(p.as_deref(), b.param_is_binary(i), max))
+            .collect();
+        let statement = t.statements.get(&b.statement).cloned();
+        t.portals
+            .insert(b.portal.clone(), Portal { statement, params });
+    }
+
+    async fn on_execute(
+        &mut self,
+        t: &mut Tracking,
+        frame: Frame,
+        portal: &str,
+    ) -> Result<(), SessionError> {
+        let (text, params) = match t.portals.get(portal) {
+            Some(p) => (
+                p.statement.as_deref().unwrap_or_default().to_owned(),
+                p.params.clone(),
+            ),
+            None => (String::new(), Vec::new()),
+        };
+        match self.audit_for(&text, params) {
+            Ok(a) => {
+                t.out.extend_from_slice(frame.raw());
+                self.expect(Expect::Execute(a)).await
+            }
+            Err(e) => {
+                self.refuse(t, e.sqlstate(), &e.client_message(""), false)
+                    .await
+            }
+        }
+    }
+
+    /// Reserves the audit slot for one statement, or says why it may not run.
+    fn audit_for(&self, sql: &str, params: Vec<Option<String>>) -> Result<StmtAudit, SessionError> {
+        let slot = match self.state.audit.reserve() {
+            Ok(slot) => Some(slot),
+            Err(e) => match self.state.config.on_audit_failure {
+                AuditFailureMode::Block => {
+                    return Err(SessionError::AuditUnavailable(e.to_string()))
+                }
+                AuditFailureMode::Allow => {
+                    metrics::counter!("gatehouse_audit_events_missed_total").increment(1);
+                    None
+                }
+            },
+        };
+        let mut event = self
+            .ctx
+            .event(AuditKind::Statement, self.state.clock.rfc3339());
+        event.statement = Some(sql.to_owned());
+        event.params = params;
+        Ok(StmtAudit {
+            event,
+            slot,
+            started: Instant::now(),
+        })
+    }
+}

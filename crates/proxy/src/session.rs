@@ -1,0 +1,272 @@
+//! One client connection from accept to close: handshake, authentication, upstream login,
+//! then the two relay halves. Every phase's end is audited.
+
+use crate::auth;
+use crate::cancel::CancelTarget;
+use crate::error::SessionError;
+use crate::events::EventCtx;
+use crate::handshake::{self, Opening};
+use crate::relay_down::Down;
+use crate::relay_up::Up;
+use crate::server::ProxyState;
+use crate::stream::MaybeTls;
+use crate::upstream;
+use bytes::BytesMut;
+use model::{AuditKind, Identity, Outcome};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU8;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// Time a client has to finish the handshake and authentication.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn run(state: ProxyState, tcp: TcpStream, addr: SocketAddr) {
+    let mut id = [0u8; 12];
+    state.entropy.fill(&mut id);
+    let mut ctx = EventCtx {
+        session: id.iter().map(|b| format!("{b:02x}")).collect(),
+        client_addr: Some(addr.to_string()),
+        ..EventCtx::default()
+    };
+    let opening = match tokio::time::timeout(
+        LOGIN_TIMEOUT,
+        handshake::open(tcp, state.config.tls.clone()),
+    )
+    .await
+    {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            tracing::debug!(%addr, error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    match opening {
+        Opening::Cancel {
+            process_id,
+            secret_key,
+        } => forward_cancel(&state, process_id, secret_key).await,
+        Opening::Startup {
+            mut stream,
+            params,
+            leftover,
+        } => {
+            let user = wire_pg::startup::StartupPacket::param(&params, "user")
+                .unwrap_or_default()
+                .to_owned();
+            ctx.user = Some(user.clone());
+            ctx.application_name =
+                wire_pg::startup::StartupPacket::param(&params, "application_name")
+                    .map(str::to_owned);
+            ctx.target =
+                wire_pg::startup::StartupPacket::param(&params, "database").map(str::to_owned);
+            if let Err(e) = submit(&state, &ctx, AuditKind::Connect, Outcome::Ok) {
+                send_fatal(&mut stream, &e, &user).await;
+                return;
+            }
+            let result = session(&state, &mut ctx, stream, &params, leftover).await;
+            let outcome = match &result {
+                Ok(()) => Outcome::Ok,
+                Err(e) => Outcome::Error {
+                    sqlstate: e.sqlstate().into(),
+                    message: e.to_string(),
+                },
+            };
+            let _ = submit(&state, &ctx, AuditKind::Disconnect, outcome);
+        }
+    }
+}
+
+async fn session(
+    state: &ProxyState,
+    ctx: &mut EventCtx,
+    mut stream: MaybeTls,
+    params: &[(String, String)],
+    mut buf: BytesMut,
+) -> Result<(), SessionError> {
+    let login = tokio::time::timeout(
+        LOGIN_TIMEOUT,
+        login(state, ctx, &mut stream, params, &mut buf),
+    );
+    let (identity, target, up) = match login.await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            let user = ctx.user.clone().unwrap_or_default();
+            send_fatal(&mut stream, &e, &user).await;
+            return Err(e);
+        }
+        Err(_) => return Err(SessionError::Protocol("login timed out")),
+    };
+    let mut key = [0u8; 8];
+    state.entropy.fill(&mut key);
+    let client_key = (
+        i32::from_be_bytes([key[0], key[1], key[2], key[3]]) & i32::MAX,
+        i32::from_be_bytes([key[4], key[5], key[6], key[7]]),
+    );
+    let _cancel = state.cancels.register(
+        client_key,
+        CancelTarget {
+            target: target.clone(),
+            process_id: up.process_id,
+            secret_key: up.secret_key,
+        },
+    );
+    let mut out = BytesMut::new();
+    wire_pg::encode::auth_ok(&mut out);
+    for (k, v) in &up.params {
+        wire_pg::encode::parameter_status(&mut out, k, v);
+    }
+    wire_pg::encode::backend_key_data(&mut out, client_key.0, client_key.1);
+    wire_pg::encode::ready_for_query(&mut out, b'I');
+    stream.write_all(&out).await?;
+    tracing::info!(session = %ctx.session, identity = %identity.name, target = %target.name, "session started");
+    relay(state, Arc::new(ctx.clone()), stream, buf, up).await
+}
+
+/// Authentication, target selection and upstream login.
+async fn login(
+    state: &ProxyState,
+    ctx: &mut EventCtx,
+    stream: &mut MaybeTls,
+    params: &[(String, String)],
+    buf: &mut BytesMut,
+) -> Result<
+    (
+        Identity,
+        Arc<crate::config::TargetConfig>,
+        upstream::Upstream,
+    ),
+    SessionError,
+> {
+    let user = ctx.user.clone().unwrap_or_default();
+    let startup = crate::startup_params::upstream_params(params)?;
+    let identity = match auth::authenticate(state, stream, buf, &user).await {
+        Ok(id) => id,
+        Err(e) => {
+            let outcome = Outcome::Error {
+                sqlstate: e.sqlstate().into(),
+                message: e.to_string(),
+            };
+            let _ = submit(state, ctx, AuditKind::AuthFailure, outcome);
+            return Err(e);
+        }
+    };
+    ctx.identity = Some(identity.clone());
+    let target_name = ctx.target.clone().unwrap_or_default();
+    let Some(target) = state.config.targets.get(&target_name).cloned() else {
+        let e = SessionError::UnknownTarget(target_name);
+        refused(state, ctx, &e);
+        return Err(e);
+    };
+    submit(state, ctx, AuditKind::Authenticated, Outcome::Ok)?;
+    let startup = crate::startup_params::with_identity(startup, &identity, ctx, &target);
+    match upstream::connect(&target, &startup).await {
+        Ok(up) => Ok((identity, target, up)),
+        Err(e) => {
+            tracing::warn!(session = %ctx.session, target = %target.name, error = %e, "upstream login failed");
+            refused(state, ctx, &e);
+            Err(e)
+        }
+    }
+}
+
+fn refused(state: &ProxyState, ctx: &EventCtx, e: &SessionError) {
+    let outcome = Outcome::Error {
+        sqlstate: e.sqlstate().into(),
+        message: e.to_string(),
+    };
+    let _ = submit(state, ctx, AuditKind::Refused, outcome);
+}
+
+async fn relay(
+    state: &ProxyState,
+    ctx: Arc<EventCtx>,
+    stream: MaybeTls,
+    buf: BytesMut,
+    up: upstream::Upstream,
+) -> Result<(), SessionError> {
+    let (client_r, client_w) = tokio::io::split(stream);
+    let (up_r, up_w) = tokio::io::split(up.stream);
+    let (tx, rx) = mpsc::channel(256);
+    let tx_status = Arc::new(AtomicU8::new(b'I'));
+    let up_half = Up {
+        state: state.clone(),
+        ctx,
+        client: client_r,
+        upstream: up_w,
+        buf,
+        tx,
+    };
+    let down_half = Down {
+        upstream: up_r,
+        client: client_w,
+        buf: up.buf,
+        rx,
+        tx_status,
+    };
+    let mut up_task = tokio::spawn(up_half.run());
+    let down = down_half.run();
+    tokio::pin!(down);
+    tokio::select! {
+        r = &mut down => {
+            // The upstream ended (or the client is gone): stop reading the client.
+            up_task.abort();
+            r
+        }
+        r = &mut up_task => match r {
+            // Terminate or EOF from the client: let the last responses drain, briefly.
+            Ok(Ok(())) => tokio::time::timeout(Duration::from_secs(5), down).await.unwrap_or(Ok(())),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(SessionError::Internal(e.to_string())),
+        }
+    }
+}
+
+/// Hands a connection-level event to the audit writer.
+fn submit(
+    state: &ProxyState,
+    ctx: &EventCtx,
+    kind: AuditKind,
+    outcome: Outcome,
+) -> Result<(), SessionError> {
+    let mut ev = ctx.event(kind, state.clock.rfc3339());
+    ev.outcome = outcome;
+    match state.audit.submit(ev) {
+        Ok(()) => Ok(()),
+        Err(e) => match state.config.on_audit_failure {
+            crate::config::AuditFailureMode::Block => {
+                Err(SessionError::AuditUnavailable(e.to_string()))
+            }
+            crate::config::AuditFailureMode::Allow => {
+                metrics::counter!("gatehouse_audit_events_missed_total").increment(1);
+                Ok(())
+            }
+        },
+    }
+}
+
+async fn send_fatal(stream: &mut MaybeTls, e: &SessionError, user: &str) {
+    let mut out = BytesMut::new();
+    wire_pg::encode::error(
+        &mut out,
+        "FATAL",
+        e.sqlstate(),
+        &e.client_message(user),
+        None,
+        None,
+    );
+    let _ = stream.write_all(&out).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn forward_cancel(state: &ProxyState, process_id: i32, secret_key: i32) {
+    if let Some(t) = state.cancels.lookup((process_id, secret_key)) {
+        if let Err(e) = upstream::cancel(&t.target, t.process_id, t.secret_key).await {
+            tracing::warn!(error = %e, "cancel forwarding failed");
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Which startup parameters a client may pass through, and the ones Gatehouse adds so the
+//! upstream session carries the identity.
+//!
+//! Startup parameters are run-time settings applied before any SQL, so they bypass
+//! statement analysis: only an allow-list of harmless client settings passes; `gatehouse.*`,
+//! `role`, `session_authorization` and replication are refused, and `options` is checked
+//! for the same settings.
+
+use crate::config::TargetConfig;
+use crate::error::SessionError;
+use crate::events::EventCtx;
+use model::Identity;
+
+/// Client settings that only shape how values are presented or bound the session's own
+/// resources.
+const ALLOWED: &[&str] = &[
+    "client_encoding",
+    "datestyle",
+    "timezone",
+    "intervalstyle",
+    "extra_float_digits",
+    "search_path",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "default_transaction_isolation",
+    "default_transaction_read_only",
+    "bytea_output",
+    "geqo",
+    "lc_messages",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "standard_conforming_strings",
+    "application_name",
+    "options",
+];
+
+/// Settings a client must never set, in any spelling (GUC names are case-insensitive).
+fn forbidden_setting(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("gatehouse.") || n == "role" || n == "session_authorization"
+}
+
+/// Filters the client's startup parameters; `user` and `database` are replaced later.
+pub fn upstream_params(params: &[(String, String)]) -> Result<Vec<(String, String)>, SessionError> {
+    let mut out = Vec::new();
+    for (k, v) in params {
+        let lower = k.to_ascii_lowercase();
+        match lower.as_str() {
+            "user" | "database" => continue,
+            "replication" => {
+                if !matches!(v.as_str(), "false" | "off" | "no" | "0") {
+                    return Err(SessionError::ForbiddenParam(k.clone()));
+                }
+                continue;
+            }
+            "options" => check_options(v)?,
+            _ if forbidden_setting(&lower) || !ALLOWED.contains(&lower.as_str()) => {
+                return Err(SessionError::ForbiddenParam(k.clone()));
+            }
+            _ => {}
+        }
+        out.push((k.clone(), v.clone()));
+    }
+    Ok(out)
+}
+
+/// `options` is a command line (`-c name=value --name=value`); refuse forbidden names.
+fn check_options(options: &str) -> Result<(), SessionError> {
+    let lower = options.to_ascii_lowercase();
+    // Any mention is refused, whatever the quoting or escaping around it.
+    if lower.contains("gatehouse")
+        || lower.contains("role")
+        || lower.contains("session_authorization")
+    {
+        return Err(SessionError::ForbiddenParam("options".into()));
+    }
+    Ok(())
+}
+
+/// Adds the upstream login (user, database) and the identity settings.
+pub fn with_identity(
+    mut params: Vec<(String, String)>,
+    identity: &Identity,
+    ctx: &EventCtx,
+    target: &TargetConfig,
+) -> Vec<(String, String)> {
+    let client_app = params
+        .iter()
+        .position(|(k, _)| k.eq_ignore_ascii_case("application_name"))
+        .map(|i| params.remove(i).1);
+    let mut app = format!("gatehouse:{}", identity.name);
+    if let Some(c) = client_app.filter(|c| !c.is_empty()) {
+        app.push('/');
+        app.push_str(&c);
+    }
+    // NAMEDATALEN: the server truncates to 63 bytes; do it on a character boundary.
+    let mut cut = app.len().min(63);
+    while !app.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    app.truncate(cut);
+    // Identity names and session ids are restricted to characters that need no escaping
+    // in `options` (see the identity crate).
+    let mut options = format!(
+        "-c gatehouse.identity={} -c gatehouse.identity_kind={} -c gatehouse.session={}",
+        identity.name, identity.kind, ctx.session
+    );
+    if let Some(i) = params
+        .iter()
+        .position(|(k, _)| k.eq_ignore_ascii_case("options"))
+    {
+        let client = params.remove(i).1;
+        options.push(' ');
+        options.push_str(&client);
+    }
+    params.push(("user".into(), target.user.clone()));
+    params.push(("database".into(), target.database.clone()));
+    params.push(("application_name".into(), app));
+    params.push(("options".into(), options));
+    params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(k: &str, v: &str) -> (String, String) {
+        (k.into(), v.into())
+    }
+
+    #[test]
+    fn refuses_dangerous_settings() {
+        for bad in [
+            p("gatehouse.identity", "bob"),
+            p("GateHouse.identity", "bob"),
+            p("role", "postgres"),
+            p("session_authorization", "postgres"),
+            p("options", "-c gatehouse.identity=bob"),
+            p("options", "--GATEHOUSE.identity=bob"),
+            p("options", "-c role=postgres"),
+            p("replication", "database"),
+            p("shared_preload_libraries", "x"),
+        ] {
+            assert!(upstream_params(&[bad.clone()]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn passes_harmless_settings() {
+        let got = upstream_params(&[
+            p("user", "alice"),
+            p("database", "app"),
+            p("client_encoding", "UTF8"),
+            p("DateStyle", "ISO"),
+            p("replication", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![p("client_encoding", "UTF8"), p("DateStyle", "ISO")]
+        );
+    }
+}
