@@ -202,8 +202,9 @@ pub struct WriterJoin {
 
 impl WriterJoin {
     /// Stops accepting new reservations, stores everything already queued or reserved, and
-    /// waits for the thread to end. If the log keeps failing this waits for it to recover
-    /// (events are never dropped); bound it with a timeout if needed.
+    /// waits for the thread to end. Slots still held by producers are waited for until they
+    /// are sent or dropped, and if the log keeps failing this waits for it to recover (events
+    /// are never dropped); bound it with a timeout if needed.
     pub async fn shutdown(self) -> Result<(), AuditError> {
         // A send error means the writer already stopped; joining below reports how.
         let _ = self.tx.send(Msg::Shutdown).await;
