@@ -20,3 +20,28 @@ pub mod startup;
 
 pub use error::WireError;
 pub use frame::{decode_frame, Frame};
+
+/// Runs every decoder over `data` (as a client stream, a server stream and SCRAM input).
+/// The fuzz target and the no-panic tests call this; it must never panic.
+#[doc(hidden)]
+pub fn exercise(data: &[u8]) {
+    let mut b = bytes::BytesMut::from(data);
+    while let Ok(Some(_)) = startup::decode_startup(&mut b) {}
+    let mut b = bytes::BytesMut::from(data);
+    while let Ok(Some(f)) = decode_frame(&mut b, 1 << 16) {
+        let _ = frontend::FrontendMessage::parse(&f);
+        let _ = frontend::password::cleartext(&f);
+        let _ = frontend::password::sasl_initial(&f);
+        let _ = backend::Authentication::parse(&f);
+        let _ = backend::ready_for_query(&f);
+        let _ = backend::parameter_status(&f);
+        let _ = backend::backend_key_data(&f);
+        let _ = backend::error_fields(&f);
+        if let Ok(t) = backend::command_complete(&f) {
+            let _ = backend::rows_from_tag(&t);
+        }
+    }
+    if let Ok((state, _)) = scram::start(data, b"salt", 4096, "nonce") {
+        let _ = state.finish(data, &[([0; 32], [0; 32])]);
+    }
+}

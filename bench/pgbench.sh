@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Throughput and latency of `pgbench -S` directly against PostgreSQL, through PgBouncer
+# (session mode, when installed) and through Gatehouse (audit on), run interleaved in one
+# session so the three share the machine's conditions. Not part of `make test`.
+#
+# Usage: bench/pgbench.sh [seconds-per-run (10)] [rounds (3)]
+# Prints one line per run and a summary with medians and the ratios Gatehouse/direct and
+# Gatehouse/PgBouncer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+ROUNDS=${2:-3}
+ROOT=$(pwd)
+
+cargo build --release -q -p gatehouse
+GH="$ROOT/target/release/gatehouse"
+
+BINDIR=$(dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
+PGBENCH=$(command -v pgbench || echo "$BINDIR/pgbench")
+WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+chmod 755 "$WORK"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+PG_PORT=$(free_port); BOUNCER_PORT=$(free_port); GH_PORT=$(free_port)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  as_pg "$BINDIR/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+
+as_pg "$BINDIR/initdb" -D "$WORK/pg" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
+as_pg "$BINDIR/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
+  -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=256MB" start >/dev/null
+as_pg "$BINDIR/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres bench
+"$PGBENCH" -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U postgres bench >/dev/null 2>&1
+
+TARGETS=(direct gatehouse)
+if command -v pgbouncer >/dev/null; then
+  cat > "$WORK/pgbouncer.ini" <<INI
+[databases]
+bench = host=127.0.0.1 port=$PG_PORT dbname=bench user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $WORK/users.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 20
+logfile = $WORK/pgbouncer.log
+INI
+  echo '"postgres" ""' > "$WORK/users.txt"
+  [ "$(id -u)" = 0 ] && chown postgres "$WORK"/pgbouncer.ini "$WORK"/users.txt
+  as_pg pgbouncer "$WORK/pgbouncer.ini" & PIDS+=($!)
+  TARGETS=(direct pgbouncer gatehouse)
+else
+  echo "pgbouncer not installed (apt-get install pgbouncer): comparing with direct only" >&2
+fi
+
+cat > "$WORK/gatehouse.toml" <<TOML
+data_dir = "gh-data"
+[listen]
+postgres = "127.0.0.1:$GH_PORT"
+[[targets]]
+name = "bench"
+upstream = "postgresql://postgres@127.0.0.1:$PG_PORT/bench"
+TOML
+TOKEN=$("$GH" token issue --config "$WORK/gatehouse.toml" --identity bench-bot --kind agent --ttl 2h)
+GATEHOUSE_LOG=warn "$GH" serve --config "$WORK/gatehouse.toml" 2>"$WORK/gatehouse.log" & PIDS+=($!)
+for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$GH_PORT) 2>/dev/null && break; sleep 0.1; done
+sleep 1
+
+conn() {
+  case $1 in
+    direct)    echo "-h 127.0.0.1 -p $PG_PORT -U postgres" ;;
+    pgbouncer) echo "-h 127.0.0.1 -p $BOUNCER_PORT -U postgres" ;;
+    gatehouse) echo "-h 127.0.0.1 -p $GH_PORT -U bench-bot" ;;
+  esac
+}
+
+RESULTS="$WORK/results.tsv"
+: > "$RESULTS"
+SCENARIOS=("1 simple" "8 simple" "8 prepared")
+for round in $(seq "$ROUNDS"); do
+  for sc in "${SCENARIOS[@]}"; do
+    read -r clients mode <<<"$sc"
+    for t in "${TARGETS[@]}"; do
+      out=$(PGPASSWORD=$TOKEN "$PGBENCH" -n -S -T "$DURATION" -c "$clients" -j "$clients" -M "$mode" $(conn "$t") bench 2>&1) || { echo "$out" >&2; exit 1; }
+      tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")
+      lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
+      printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$clients/$mode" "$t" "$tps" "$lat" | tee -a "$RESULTS"
+    done
+  done
+done
+
+python3 - "$RESULTS" <<'PY'
+import sys, statistics, collections
+rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines()]
+d = collections.defaultdict(lambda: collections.defaultdict(list))
+for _, sc, t, tps, lat in rows:
+    d[sc][t].append((float(tps), float(lat)))
+print("\nscenario      target      tps (median)  latency ms   gatehouse/direct  gatehouse/pgbouncer")
+for sc, ts in d.items():
+    med = {t: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for t, v in ts.items()}
+    g = med.get("gatehouse", (0, 0))[0]
+    for t, (tps, lat) in med.items():
+        extra = ""
+        if t == "gatehouse":
+            extra = f"  {g / med['direct'][0]:.2f}x"
+            if "pgbouncer" in med:
+                extra += f"             {g / med['pgbouncer'][0]:.2f}x"
+        print(f"{sc:<13} {t:<11} {tps:>12.0f}  {lat:>10.3f}{extra}")
+PY
+echo "gatehouse audit events: $("$GH" audit verify --config "$WORK/gatehouse.toml")"
