@@ -13,6 +13,9 @@ use std::sync::Arc;
 use store::AuditLog;
 use tokio::sync::{mpsc, oneshot};
 
+/// Pause after a partial batch (see `run`).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// What travels through the queue.
 // Events are nearly all of the traffic; boxing them would cost an allocation per event to make
 // the rare control messages smaller.
@@ -72,12 +75,19 @@ impl Worker {
                     Err(_) => break,
                 }
             }
+            let full = batch.len() >= self.max_batch;
             if !batch.is_empty() {
                 self.commit(&mut batch);
             }
             for waiter in waiters.drain(..) {
                 // The flusher may have given up waiting; nothing to do then.
                 let _ = waiter.send(());
+            }
+            if !full && !self.rx.is_closed() {
+                // Linger so the next batch gathers many events: producers then send without
+                // waking this thread, and each transaction carries more events. Statements
+                // never wait for a commit, so this costs them nothing.
+                std::thread::sleep(LINGER);
             }
         }
         tracing::debug!(last_id = self.head.id, "audit writer stopped");

@@ -147,6 +147,8 @@ pub struct SessionFacts {
     /// The new search path when the statement sets it to a known value (`Some(vec![])` after
     /// RESET: the caller falls back to the server default).
     pub search_path: Option<Vec<String>>,
+    /// The change is `SET LOCAL` (or `set_config(…, true)`): it ends with the transaction.
+    pub local: bool,
     /// Names of `gatehouse.*` settings changed (lower case); `"*"` for RESET ALL/DISCARD ALL.
     pub gatehouse_settings: BTreeSet<String>,
     /// Every setting name the statement changes (lower case), including the ones above.

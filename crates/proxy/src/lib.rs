@@ -18,6 +18,7 @@ mod error;
 mod events;
 mod expect;
 mod handshake;
+mod pipeline;
 mod relay_down;
 mod relay_up;
 mod server;

@@ -5,33 +5,30 @@
 
 use crate::error::SessionError;
 use crate::expect::{Expect, StmtAudit};
-use crate::stream::MaybeTls;
+use crate::pipeline::Pipeline;
+use crate::stream::{ReadHalf, WriteHalf};
 use crate::upstream::MAX_UPSTREAM_MESSAGE;
 use bytes::BytesMut;
 use model::Outcome;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wire_pg::backend::{self, tag};
 use wire_pg::{decode_frame, encode, Frame};
 
-/// Pipeline depth past which the client→upstream half is made to wait.
-const MAX_IN_FLIGHT: usize = 16 * 1024;
-
 pub struct Down {
-    pub upstream: ReadHalf<MaybeTls>,
-    pub client: WriteHalf<MaybeTls>,
+    pub upstream: ReadHalf,
+    pub client: WriteHalf,
     pub buf: BytesMut,
-    pub rx: mpsc::Receiver<Expect>,
+    pub pipeline: Arc<Pipeline>,
     /// Last ReadyForQuery status byte, shared with the other half.
     pub tx_status: Arc<AtomicU8>,
 }
 
-struct State {
-    queue: VecDeque<Expect>,
-    out: BytesMut,
+/// Per-read working state.
+struct Out {
+    bytes: BytesMut,
     /// DataRows seen for the statement at the head (for PortalSuspended).
     rows: u64,
     fatal: bool,
@@ -39,122 +36,128 @@ struct State {
 
 impl Down {
     pub async fn run(mut self) -> Result<(), SessionError> {
-        let mut st = State {
-            queue: VecDeque::new(),
-            out: BytesMut::with_capacity(16 * 1024),
+        let result = self.relay().await;
+        self.pipeline.close();
+        result
+    }
+
+    async fn relay(&mut self) -> Result<(), SessionError> {
+        let mut out = Out {
+            bytes: BytesMut::with_capacity(16 * 1024),
             rows: 0,
             fatal: false,
         };
-        let mut requests_open = true;
         loop {
             tokio::select! {
-                biased;
-                e = self.rx.recv(), if requests_open && st.queue.len() < MAX_IN_FLIGHT => match e {
-                    Some(e) => st.queue.push_back(e),
-                    None => requests_open = false,
-                },
                 n = self.upstream.read_buf(&mut self.buf) => {
                     if n? == 0 {
                         return Ok(());
                     }
+                    let pipeline = Arc::clone(&self.pipeline);
+                    let mut g = pipeline.lock();
                     while let Some(frame) = decode_frame(&mut self.buf, MAX_UPSTREAM_MESSAGE)? {
-                        self.on_frame(&mut st, frame)?;
+                        self.on_frame(&mut g.queue, &mut out, frame)?;
+                        emit_locals(&mut g.queue, &mut out, &self.tx_status);
                     }
+                    pipeline.popped(&mut g);
+                }
+                () = self.pipeline.local_queued() => {
+                    let mut g = self.pipeline.lock();
+                    emit_locals(&mut g.queue, &mut out, &self.tx_status);
+                    self.pipeline.popped(&mut g);
                 }
             }
-            self.emit_locals(&mut st);
-            if !st.out.is_empty() {
-                self.client.write_all(&st.out).await?;
-                st.out.clear();
+            if !out.bytes.is_empty() {
+                self.client.write_all(&out.bytes).await?;
+                out.bytes.clear();
             }
-            if st.fatal {
+            if out.fatal {
                 let _ = self.client.shutdown().await;
                 return Ok(());
             }
         }
     }
 
-    fn emit_locals(&self, st: &mut State) {
-        loop {
-            match st.queue.front() {
-                Some(Expect::Local { .. }) | Some(Expect::Fatal(_)) => {}
-                _ => return,
-            }
-            match st.queue.pop_front() {
-                Some(Expect::Local { error, ready }) => {
-                    st.out.extend_from_slice(&error);
-                    if ready {
-                        encode::ready_for_query(
-                            &mut st.out,
-                            self.tx_status.load(Ordering::Relaxed),
-                        );
-                    }
-                }
-                Some(Expect::Fatal(bytes)) => {
-                    st.out.extend_from_slice(&bytes);
-                    st.fatal = true;
-                    return;
-                }
-                _ => return,
-            }
-        }
-    }
-
-    fn on_frame(&self, st: &mut State, frame: Frame) -> Result<(), SessionError> {
+    fn on_frame(
+        &self,
+        q: &mut VecDeque<Expect>,
+        out: &mut Out,
+        frame: Frame,
+    ) -> Result<(), SessionError> {
         match frame.tag() {
-            tag::DATA_ROW => st.rows += 1,
+            tag::DATA_ROW => out.rows += 1,
             tag::COMMAND_COMPLETE => {
                 let rows = backend::rows_from_tag(&backend::command_complete(&frame)?);
-                complete(st, Outcome::Ok, rows);
+                complete(q, out, Outcome::Ok, rows);
             }
-            tag::EMPTY_QUERY => complete(st, Outcome::Ok, None),
+            tag::EMPTY_QUERY => complete(q, out, Outcome::Ok, None),
             tag::PORTAL_SUSPENDED => {
-                let rows = Some(st.rows);
-                complete(st, Outcome::Ok, rows);
+                let rows = Some(out.rows);
+                complete(q, out, Outcome::Ok, rows);
             }
-            tag::ERROR_RESPONSE => on_error(st, &frame)?,
+            tag::ERROR_RESPONSE => on_error(q, out, &frame)?,
             tag::READY_FOR_QUERY => {
                 let status = backend::ready_for_query(&frame)?;
                 self.tx_status.store(status.as_byte(), Ordering::Relaxed);
-                pop_if(st, |e| matches!(e, Expect::Sync | Expect::Query(_)));
+                pop_if(q, |e| matches!(e, Expect::Sync | Expect::Query(_)));
             }
-            tag::PARSE_COMPLETE => pop_if(st, |e| matches!(e, Expect::Parse)),
-            tag::BIND_COMPLETE => pop_if(st, |e| matches!(e, Expect::Bind)),
-            tag::CLOSE_COMPLETE => pop_if(st, |e| matches!(e, Expect::Close)),
-            tag::NO_DATA => pop_if(st, |e| matches!(e, Expect::Describe)),
+            tag::PARSE_COMPLETE => pop_if(q, |e| matches!(e, Expect::Parse)),
+            tag::BIND_COMPLETE => pop_if(q, |e| matches!(e, Expect::Bind)),
+            tag::CLOSE_COMPLETE => pop_if(q, |e| matches!(e, Expect::Close)),
+            tag::NO_DATA => pop_if(q, |e| matches!(e, Expect::Describe)),
             tag::ROW_DESCRIPTION => {
-                if matches!(st.queue.front(), Some(Expect::Describe)) {
-                    st.queue.pop_front();
+                if matches!(q.front(), Some(Expect::Describe)) {
+                    q.pop_front();
                 }
             }
             _ => {}
         }
-        st.out.extend_from_slice(frame.raw());
+        out.bytes.extend_from_slice(frame.raw());
         Ok(())
+    }
+}
+
+/// Sends the answers Gatehouse made itself once everything before them is answered.
+fn emit_locals(q: &mut VecDeque<Expect>, out: &mut Out, tx_status: &AtomicU8) {
+    while matches!(q.front(), Some(Expect::Local { .. } | Expect::Fatal(_))) {
+        match q.pop_front() {
+            Some(Expect::Local { error, ready }) => {
+                out.bytes.extend_from_slice(&error);
+                if ready {
+                    encode::ready_for_query(&mut out.bytes, tx_status.load(Ordering::Relaxed));
+                }
+            }
+            Some(Expect::Fatal(bytes)) => {
+                out.bytes.extend_from_slice(&bytes);
+                out.fatal = true;
+                return;
+            }
+            _ => return,
+        }
     }
 }
 
 /// Pops the head when it is what this response answers; otherwise the stream and our
 /// bookkeeping disagree, which is logged (the bytes still reach the client).
-fn pop_if(st: &mut State, expected: impl Fn(&Expect) -> bool) {
-    match st.queue.front() {
+fn pop_if(q: &mut VecDeque<Expect>, expected: impl Fn(&Expect) -> bool) {
+    match q.front() {
         Some(e) if expected(e) => {
-            st.queue.pop_front();
+            q.pop_front();
         }
         _ => tracing::warn!("response does not match the request queue"),
     }
 }
 
 /// One statement ended (CommandComplete, EmptyQueryResponse, PortalSuspended or error).
-fn complete(st: &mut State, outcome: Outcome, rows: Option<u64>) {
-    st.rows = 0;
-    match st.queue.front_mut() {
+fn complete(q: &mut VecDeque<Expect>, out: &mut Out, outcome: Outcome, rows: Option<u64>) {
+    out.rows = 0;
+    match q.front_mut() {
         Some(Expect::Query(stmts)) => match stmts.pop_front() {
             Some(s) => s.complete(outcome, rows),
             None => tracing::warn!("more statement results than statements audited"),
         },
         Some(Expect::Execute(_)) => {
-            if let Some(Expect::Execute(s)) = st.queue.pop_front() {
+            if let Some(Expect::Execute(s)) = q.pop_front() {
                 s.complete(outcome, rows);
             }
         }
@@ -162,25 +165,25 @@ fn complete(st: &mut State, outcome: Outcome, rows: Option<u64>) {
     }
 }
 
-fn on_error(st: &mut State, frame: &Frame) -> Result<(), SessionError> {
+fn on_error(q: &mut VecDeque<Expect>, out: &mut Out, frame: &Frame) -> Result<(), SessionError> {
     let fields = backend::error_fields(frame)?;
     let outcome = Outcome::Error {
         sqlstate: fields.code,
         message: fields.message,
     };
-    match st.queue.front() {
+    match q.front() {
         // The rest of a simple query string is skipped; its ReadyForQuery pops it.
-        Some(Expect::Query(_)) => complete(st, outcome, None),
+        Some(Expect::Query(_)) => complete(q, out, outcome, None),
         Some(Expect::Sync) | None => {}
         Some(_) => {
             // Extended protocol: the server skips everything up to Sync.
-            if let Some(Expect::Execute(s)) = st.queue.pop_front() {
+            if let Some(Expect::Execute(s)) = q.pop_front() {
                 s.complete(outcome, None);
             }
-            while !matches!(st.queue.front(), Some(Expect::Sync) | None) {
-                drop_skipped(st.queue.pop_front());
+            while !matches!(q.front(), Some(Expect::Sync) | None) {
+                drop_skipped(q.pop_front());
             }
-            st.rows = 0;
+            out.rows = 0;
         }
     }
     Ok(())

@@ -7,15 +7,15 @@ use crate::config::AuditFailureMode;
 use crate::error::SessionError;
 use crate::events::{render_param, EventCtx};
 use crate::expect::{Expect, StmtAudit};
+use crate::pipeline::Pipeline;
 use crate::server::ProxyState;
-use crate::stream::MaybeTls;
+use crate::stream::{ReadHalf, WriteHalf};
 use bytes::BytesMut;
 use model::AuditKind;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wire_pg::frontend::{tag, Bind, FrontendMessage};
 use wire_pg::{decode_frame, encode, Frame};
 
@@ -28,10 +28,10 @@ struct Portal {
 pub struct Up {
     pub state: ProxyState,
     pub ctx: Arc<EventCtx>,
-    pub client: ReadHalf<MaybeTls>,
-    pub upstream: WriteHalf<MaybeTls>,
+    pub client: ReadHalf,
+    pub upstream: WriteHalf,
     pub buf: BytesMut,
-    pub tx: mpsc::Sender<Expect>,
+    pub pipeline: Arc<Pipeline>,
 }
 
 /// Whether the session goes on after a message.
@@ -107,14 +107,14 @@ impl Up {
             None,
             None,
         );
-        let _ = self.tx.send(Expect::Fatal(bytes.freeze())).await;
+        let _ = self.pipeline.push(Expect::Fatal(bytes.freeze())).await;
         encode::terminate(&mut t.out);
         self.flush(t).await
     }
 
     async fn expect(&self, e: Expect) -> Result<(), SessionError> {
-        self.tx
-            .send(e)
+        self.pipeline
+            .push(e)
             .await
             .map_err(|_| SessionError::Protocol("session ended"))
     }

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
 /// Time a client has to finish the handshake and authentication.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -189,9 +188,9 @@ async fn relay(
     buf: BytesMut,
     up: upstream::Upstream,
 ) -> Result<(), SessionError> {
-    let (client_r, client_w) = tokio::io::split(stream);
-    let (up_r, up_w) = tokio::io::split(up.stream);
-    let (tx, rx) = mpsc::channel(256);
+    let (client_r, client_w) = crate::stream::split(stream);
+    let (up_r, up_w) = crate::stream::split(up.stream);
+    let pipeline = Arc::new(crate::pipeline::Pipeline::default());
     let tx_status = Arc::new(AtomicU8::new(b'I'));
     let up_half = Up {
         state: state.clone(),
@@ -199,13 +198,13 @@ async fn relay(
         client: client_r,
         upstream: up_w,
         buf,
-        tx,
+        pipeline: pipeline.clone(),
     };
     let down_half = Down {
         upstream: up_r,
         client: client_w,
         buf: up.buf,
-        rx,
+        pipeline,
         tx_status,
     };
     let mut up_task = tokio::spawn(up_half.run());

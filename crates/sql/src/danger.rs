@@ -26,7 +26,8 @@ pub(crate) fn function_family(name: &str) -> Option<DangerFamily> {
         // kept with them because it bypasses table privileges.
         b if b.starts_with("lo_") => DangerFamily::ServerFiles,
         b if b.starts_with("dblink") => DangerFamily::CrossDatabase,
-        "pg_reload_conf" | "set_config" => DangerFamily::Settings,
+        // set_config is judged by its arguments (see walk::session), not by name.
+        "pg_reload_conf" => DangerFamily::Settings,
         "pg_sleep" | "pg_sleep_for" | "pg_sleep_until" => DangerFamily::Sleep,
         "pg_terminate_backend"
         | "pg_cancel_backend"

@@ -1,7 +1,162 @@
-//! SQL text → [`StatementFacts`], using the real PostgreSQL grammar (pg_query).
+//! SQL text → [`StatementFacts`], using the real PostgreSQL grammar (pg_query, PostgreSQL 17).
+//!
+//! [`analyze`] splits a query string into its statements and describes each one: command
+//! class, tables read and written (schema-qualified against the session's `search_path`),
+//! columns, WHERE-ness of UPDATE/DELETE, functions and dangerous families, drops, privileges,
+//! session changes, dynamic code. It never fails: text that does not parse, or a statement the
+//! analyser does not fully understand, yields facts with [`StatementFacts::opaque`] set, which
+//! policy refuses. [`FactsCache`] avoids re-analysing statements already seen.
+//!
+//! This crate decides nothing and does no I/O; it knows no catalog, so names are resolved
+//! syntactically (see `names`).
 #![forbid(unsafe_code)]
 
+mod cache;
 mod danger;
 mod names;
+mod plpgsql;
 mod sweep;
 mod tautology;
+mod walk;
+
+pub use cache::{CacheStats, FactsCache};
+pub use model::facts::{CommandClass, DangerFamily, StatementFacts};
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Larger strings are not analysed (opaque): parse time and tree size grow with the text.
+pub const MAX_SQL_BYTES: usize = 8 * 1024 * 1024;
+
+/// How deep code inside code (a DO block creating a function whose body …) is followed before
+/// giving up as opaque.
+const MAX_NESTING: usize = 4;
+
+/// What the analysis needs to know about the session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AnalyzeContext {
+    /// The session's `search_path`, as the server would list it (`"$user"` entries allowed).
+    pub search_path: Vec<String>,
+}
+
+impl Default for AnalyzeContext {
+    /// PostgreSQL's default: `"$user", public`.
+    fn default() -> Self {
+        AnalyzeContext {
+            search_path: vec!["$user".into(), "public".into()],
+        }
+    }
+}
+
+/// The facts of every statement in a query string, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// One entry per statement; a string that does not parse is one opaque entry. Empty for a
+    /// string with no statement (only whitespace, comments or semicolons).
+    pub statements: Vec<StatementFacts>,
+    /// The parser's message when the string did not parse.
+    pub error: Option<String>,
+}
+
+/// Analyse a query string (one or many statements). Pure and panic-free.
+pub fn analyze(sql: &str, ctx: &AnalyzeContext) -> Analysis {
+    let no_vars = BTreeSet::new();
+    let inner = Ctx {
+        search_path: &ctx.search_path,
+        vars: &no_vars,
+        depth: 0,
+    };
+    analyze_with(sql, &inner).0
+}
+
+/// The session-independent part of the context plus what nested code adds.
+pub(crate) struct Ctx<'a> {
+    pub search_path: &'a [String],
+    /// PL/pgSQL variables and routine parameters visible to the SQL being analysed.
+    pub vars: &'a BTreeSet<String>,
+    pub depth: usize,
+}
+
+/// [`analyze`], also saying per statement whether its facts depend on literal values.
+pub(crate) fn analyze_with(sql: &str, ctx: &Ctx<'_>) -> (Analysis, Vec<bool>) {
+    if sql.len() > MAX_SQL_BYTES {
+        return opaque_string(sql, "statement too large to analyse", None);
+    }
+    let parsed = match std::panic::catch_unwind(|| pg_query::parse(sql)) {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            return opaque_string(sql, &format!("does not parse: {msg}"), Some(msg));
+        }
+        Err(_) => return opaque_string(sql, "parser failed", None),
+    };
+    let stmts = &parsed.protobuf.stmts;
+    let mut statements = Vec::with_capacity(stmts.len());
+    let mut sensitive = Vec::with_capacity(stmts.len());
+    for raw in stmts {
+        let text = if stmts.len() == 1 {
+            clean(sql)
+        } else {
+            statement_text(sql, raw.stmt_location, raw.stmt_len)
+        };
+        let (facts, lit) = match &raw.stmt {
+            Some(node) => walk::statement(node, text, ctx),
+            None => (StatementFacts::opaque(text, "empty statement"), true),
+        };
+        statements.push(facts);
+        sensitive.push(lit);
+    }
+    let analysis = Analysis {
+        statements,
+        error: None,
+    };
+    (analysis, sensitive)
+}
+
+/// Facts of code nested in a statement (a routine or DO body), one level deeper.
+pub(crate) fn nested(sql: &str, parent: &Ctx<'_>, vars: &BTreeSet<String>) -> Vec<StatementFacts> {
+    if parent.depth >= MAX_NESTING {
+        return vec![StatementFacts::opaque(sql, "code nested too deeply")];
+    }
+    let ctx = Ctx {
+        search_path: parent.search_path,
+        vars,
+        depth: parent.depth + 1,
+    };
+    analyze_with(sql, &ctx).0.statements
+}
+
+fn opaque_string(sql: &str, reason: &str, error: Option<String>) -> (Analysis, Vec<bool>) {
+    // Keep huge texts out of the facts (and the audit trail): the first 4 KiB say enough.
+    let mut end = sql.len().min(if sql.len() > MAX_SQL_BYTES {
+        4096
+    } else {
+        sql.len()
+    });
+    while !sql.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = clean(sql.get(..end).unwrap_or_default());
+    let analysis = Analysis {
+        statements: vec![StatementFacts::opaque(text, reason)],
+        error,
+    };
+    (analysis, vec![true])
+}
+
+/// One statement's text out of a multi-statement string (pg_query gives byte offsets; a
+/// length of 0 means "to the end").
+fn statement_text(sql: &str, location: i32, len: i32) -> &str {
+    let start = usize::try_from(location).unwrap_or(0);
+    let end = match usize::try_from(len) {
+        Ok(0) | Err(_) => sql.len(),
+        Ok(l) => start.saturating_add(l).min(sql.len()),
+    };
+    clean(sql.get(start..end).unwrap_or(sql))
+}
+
+/// Statement text as recorded: surrounding whitespace and trailing semicolons removed.
+pub(crate) fn clean(text: &str) -> &str {
+    text.trim()
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+}

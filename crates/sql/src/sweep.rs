@@ -21,8 +21,6 @@ pub(crate) struct RelSite {
     pub schema: String,
     pub name: String,
     pub location: i64,
-    /// `relpersistence = 't'`: CREATE TEMP TABLE, or a name under `pg_temp`.
-    pub temp: bool,
 }
 
 /// One function call, with its first arguments when they are string constants.
@@ -30,7 +28,6 @@ pub(crate) struct RelSite {
 pub(crate) struct CallSite {
     pub name: Vec<String>,
     pub const_args: Vec<Option<String>>,
-    pub nargs: usize,
 }
 
 #[derive(Debug, Default)]
@@ -78,7 +75,6 @@ impl Sweep {
             schema: text("schemaname"),
             name: text("relname"),
             location: map.get("location").and_then(Value::as_i64).unwrap_or(-1),
-            temp: text("relpersistence") == "t",
         });
     }
 
@@ -92,11 +88,7 @@ impl Sweep {
         let const_args = args
             .map(|a| a.iter().take(2).map(const_string).collect())
             .unwrap_or_default();
-        self.calls.push(CallSite {
-            name,
-            const_args,
-            nargs: args.map_or(0, Vec::len),
-        });
+        self.calls.push(CallSite { name, const_args });
     }
 }
 

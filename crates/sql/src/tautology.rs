@@ -13,6 +13,7 @@
 
 use pg_query::protobuf::{a_const, AExpr, AExprKind, BoolExprType, Node, NullTestType};
 use pg_query::NodeEnum;
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Truth {
@@ -42,12 +43,30 @@ enum Val {
 
 /// Folds conditions; `literal_sensitive` records whether the answer depended on the value of
 /// some literal (the facts cache must then not reuse it for other literals).
-#[derive(Debug, Default)]
-pub(crate) struct Fold {
+#[derive(Debug)]
+pub(crate) struct Fold<'a> {
     pub literal_sensitive: bool,
+    /// PL/pgSQL variables in scope: a bare name that is one of them is not a column (with
+    /// the default `variable_conflict = error`, an ambiguous name fails instead of running).
+    vars: &'a BTreeSet<String>,
 }
 
-impl Fold {
+static NO_VARS: BTreeSet<String> = BTreeSet::new();
+
+impl Default for Fold<'static> {
+    fn default() -> Self {
+        Fold::with_vars(&NO_VARS)
+    }
+}
+
+impl<'a> Fold<'a> {
+    pub(crate) fn with_vars(vars: &'a BTreeSet<String>) -> Self {
+        Fold {
+            literal_sensitive: false,
+            vars,
+        }
+    }
+
     /// Whether `cond` holds for every row.
     pub(crate) fn is_tautology(&mut self, cond: &Node) -> bool {
         self.truth(cond) == Truth::True
@@ -121,7 +140,7 @@ impl Fold {
     /// A condition that does not look at rows holds for all of them or for none; since it
     /// could not be folded to false, assume all.
     fn independent(&mut self, node: &Node) -> Truth {
-        if depends_on_rows(node) {
+        if depends_on_rows(node, self.vars) {
             Truth::Unknown
         } else {
             Truth::True
@@ -152,14 +171,40 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// Whether the expression mentions a column or a subquery anywhere (complete: it looks at the
-/// serialised tree, so expression types this module does not know are still covered).
-fn depends_on_rows(node: &Node) -> bool {
-    match serde_json::to_string(node) {
-        Ok(s) => s.contains("\"ColumnRef\"") || s.contains("\"SubLink\"") || s.contains("\"Var\""),
+/// Whether the expression mentions a column (that is not a PL/pgSQL variable) or a subquery
+/// anywhere. Complete: it looks at the serialised tree, so expression types this module does
+/// not know are still covered.
+fn depends_on_rows(node: &Node, vars: &BTreeSet<String>) -> bool {
+    match serde_json::to_value(node) {
+        Ok(v) => mentions_rows(&v, vars),
         // Cannot tell. Calling it a real filter would be the unsafe answer.
         Err(_) => false,
     }
+}
+
+fn mentions_rows(v: &serde_json::Value, vars: &BTreeSet<String>) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => map.iter().any(|(k, child)| match k.as_str() {
+            "SubLink" | "Var" => true,
+            "ColumnRef" => !is_variable(child, vars),
+            _ => mentions_rows(child, vars),
+        }),
+        Value::Array(items) => items.iter().any(|i| mentions_rows(i, vars)),
+        _ => false,
+    }
+}
+
+/// A column reference whose first name is a PL/pgSQL variable (`v`, `rec.field`).
+fn is_variable(column_ref: &serde_json::Value, vars: &BTreeSet<String>) -> bool {
+    column_ref
+        .get("fields")
+        .and_then(|f| f.get(0))
+        .and_then(|f| f.get("node"))
+        .and_then(|n| n.get("String"))
+        .and_then(|s| s.get("sval"))
+        .and_then(|s| s.as_str())
+        .is_some_and(|name| vars.contains(name))
 }
 
 /// `EXISTS (SELECT 1)` — a subquery without FROM and WHERE always has a row.
@@ -265,7 +310,7 @@ fn value(node: &Node) -> Option<Val> {
             let vals = vals?;
             let t = match BoolExprType::try_from(b.boolop).ok()? {
                 BoolExprType::AndExpr => vals.iter().all(|t| *t == Truth::True),
-                BoolExprType::OrExpr => vals.iter().any(|t| *t == Truth::True),
+                BoolExprType::OrExpr => vals.contains(&Truth::True),
                 BoolExprType::NotExpr => *vals.first()? == Truth::False,
                 BoolExprType::Undefined => return None,
             };

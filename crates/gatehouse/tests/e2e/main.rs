@@ -1,0 +1,20 @@
+//! End-to-end tests: real clients (tokio-postgres, psql, psycopg 3, SQLAlchemy, pgbench and raw
+//! sockets) through a real `gatehouse serve` process to a real PostgreSQL.
+//!
+//! One test binary, so one throwaway upstream cluster serves the whole run (see `harness`).
+//! Every test starts its own proxy over its own database and can run in parallel with the rest.
+//! Set `GATEHOUSE_TEST_PG_URL` to test against an existing server instead.
+
+mod harness;
+mod raw;
+
+mod audit_block;
+mod audit_events;
+mod audit_verify;
+mod auth;
+mod clients;
+mod identity;
+mod malformed;
+mod pgbench;
+mod psql;
+mod python;

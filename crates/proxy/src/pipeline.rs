@@ -1,0 +1,84 @@
+//! The ordered queue of expectations shared by a session's two halves (see `expect`).
+//!
+//! A plain mutex-guarded deque rather than a channel: the upstream→client half takes what it
+//! needs when a response arrives, so ordinary requests wake nobody. Only answers Gatehouse
+//! makes itself (`Local`, `Fatal`), which no upstream response will trigger, notify it.
+
+use crate::expect::Expect;
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::Notify;
+
+/// Requests in flight past which the client→upstream half waits (back-pressure on clients
+/// that pipeline without reading).
+pub const MAX_IN_FLIGHT: usize = 16 * 1024;
+
+#[derive(Default)]
+pub struct Pipeline {
+    inner: Mutex<Inner>,
+    /// A `Local`/`Fatal` entry was queued.
+    local: Notify,
+    /// Space became available.
+    space: Notify,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    pub queue: VecDeque<Expect>,
+    closed: bool,
+    waiting_for_space: bool,
+}
+
+#[derive(Debug)]
+pub struct Closed;
+
+impl Pipeline {
+    /// Locks the queue (never held across an await).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends an expectation, waiting while the pipeline is full.
+    pub async fn push(&self, e: Expect) -> Result<(), Closed> {
+        let mut e = Some(e);
+        loop {
+            {
+                let mut g = self.lock();
+                if g.closed {
+                    return Err(Closed);
+                }
+                if g.queue.len() < MAX_IN_FLIGHT {
+                    let Some(e) = e.take() else { return Ok(()) };
+                    let urgent = matches!(e, Expect::Local { .. } | Expect::Fatal(_));
+                    g.queue.push_back(e);
+                    drop(g);
+                    if urgent {
+                        self.local.notify_one();
+                    }
+                    return Ok(());
+                }
+                g.waiting_for_space = true;
+            }
+            self.space.notified().await;
+        }
+    }
+
+    /// Resolves when a local answer was queued (a stored permit makes this race-free).
+    pub async fn local_queued(&self) {
+        self.local.notified().await;
+    }
+
+    /// Called by the consumer after popping: wakes a producer waiting for space.
+    pub fn popped(&self, g: &mut Inner) {
+        if g.waiting_for_space && g.queue.len() < MAX_IN_FLIGHT {
+            g.waiting_for_space = false;
+            self.space.notify_one();
+        }
+    }
+
+    /// No more requests will be answered.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.space.notify_one();
+    }
+}

@@ -1,0 +1,369 @@
+//! Statement kinds: every statement node the grammar can produce, mapped to a command class
+//! and tag, and handed to the walker that understands its parts.
+//!
+//! The match is exhaustive over statement variants on purpose: a statement kind added by a
+//! future PostgreSQL lands in the final arm and is opaque until someone classifies it.
+
+use super::Walker;
+use model::facts::{CommandClass as C, DangerFamily};
+use pg_query::protobuf::{Node, TransactionStmtKind as T};
+use pg_query::NodeEnum as N;
+
+impl Walker<'_> {
+    /// Walk a statement node (top level or nested) and return its class and tag.
+    pub(super) fn dispatch(&mut self, node: &Node) -> (C, String) {
+        self.stmts_seen += 1;
+        let Some(n) = &node.node else {
+            self.opaque("empty statement node");
+            return (C::Opaque, "UNKNOWN".into());
+        };
+        let (class, tag): (C, &str) = match n {
+            N::SelectStmt(s) => return self.select_stmt(s),
+            N::InsertStmt(s) => {
+                self.insert(s);
+                (C::Write, "INSERT")
+            }
+            N::UpdateStmt(s) => {
+                self.update(s);
+                (C::Write, "UPDATE")
+            }
+            N::DeleteStmt(s) => {
+                self.delete(s);
+                (C::Write, "DELETE")
+            }
+            N::MergeStmt(s) => {
+                self.merge_stmt(s);
+                (C::Write, "MERGE")
+            }
+            N::ExplainStmt(s) => return self.explain(s),
+            N::CopyStmt(s) => {
+                self.copy(s);
+                (C::Copy, "COPY")
+            }
+            N::DeclareCursorStmt(s) => {
+                if let Some(q) = &s.query {
+                    self.dispatch(q);
+                }
+                (C::Read, "DECLARE CURSOR")
+            }
+            N::FetchStmt(s) => (C::Read, if s.ismove { "MOVE" } else { "FETCH" }),
+            N::ClosePortalStmt(_) => (C::Read, "CLOSE CURSOR"),
+            N::LockStmt(s) => {
+                self.write_targets(&s.relations);
+                (C::Write, "LOCK TABLE")
+            }
+            N::RefreshMatViewStmt(s) => {
+                if let Some(r) = &s.relation {
+                    self.write_target(r);
+                }
+                (C::Write, "REFRESH MATERIALIZED VIEW")
+            }
+            N::PrepareStmt(s) => return self.prepare(s),
+            N::ExecuteStmt(s) => {
+                self.facts.executes_prepared = Some(s.name.clone());
+                self.opaque(format!("EXECUTE of prepared statement {:?}", s.name));
+                (C::Opaque, "EXECUTE")
+            }
+            N::DeallocateStmt(_) => (C::Session, "DEALLOCATE"),
+            N::TransactionStmt(s) => (C::Transaction, transaction_tag(s.kind)),
+            N::ConstraintsSetStmt(_) => (C::Transaction, "SET CONSTRAINTS"),
+            N::VariableSetStmt(s) => return self.variable_set(s),
+            N::VariableShowStmt(_) => (C::Session, "SHOW"),
+            N::DiscardStmt(s) => return self.discard(s),
+            N::ListenStmt(_) => (C::Session, "LISTEN"),
+            N::UnlistenStmt(_) => (C::Session, "UNLISTEN"),
+            N::NotifyStmt(_) => (C::Session, "NOTIFY"),
+            N::DoStmt(s) => {
+                self.do_block(s);
+                (C::CallDo, "DO")
+            }
+            N::CallStmt(_) => (C::CallDo, "CALL"),
+            N::ReturnStmt(s) => {
+                self.opt_expr(s.returnval.as_deref());
+                (C::Read, "RETURN")
+            }
+            N::VacuumStmt(s) => (
+                C::Utility,
+                if s.is_vacuumcmd { "VACUUM" } else { "ANALYZE" },
+            ),
+            N::ClusterStmt(_) => (C::Utility, "CLUSTER"),
+            N::ReindexStmt(_) => (C::Utility, "REINDEX"),
+            N::CheckPointStmt(_) => (C::Utility, "CHECKPOINT"),
+            N::LoadStmt(_) => {
+                self.facts.load = true;
+                (C::Utility, "LOAD")
+            }
+            N::AlterSystemStmt(s) => {
+                self.facts.alter_system = true;
+                self.danger(DangerFamily::Settings);
+                if let Some(set) = &s.setstmt {
+                    self.setting_changed(&set.name);
+                }
+                (C::Utility, "ALTER SYSTEM")
+            }
+            _ => return self.dispatch_ddl(n),
+        };
+        (class, tag.to_owned())
+    }
+
+    /// Schema, privilege and object statements.
+    fn dispatch_ddl(&mut self, n: &N) -> (C, String) {
+        let (class, tag): (C, &str) = match n {
+            N::CreateStmt(s) => {
+                self.create_table(s);
+                (C::Ddl, "CREATE TABLE")
+            }
+            N::CreateTableAsStmt(s) => return self.create_table_as(s),
+            N::ViewStmt(s) => {
+                if let Some(v) = &s.view {
+                    self.write_target(v);
+                }
+                if let Some(q) = &s.query {
+                    self.dispatch(q);
+                }
+                (C::Ddl, "CREATE VIEW")
+            }
+            N::IndexStmt(s) => {
+                if let Some(r) = &s.relation {
+                    self.write_target(r);
+                }
+                (C::Ddl, "CREATE INDEX")
+            }
+            N::AlterTableStmt(s) => return self.alter_table(s),
+            N::DropStmt(s) => return self.drop(s),
+            N::TruncateStmt(s) => {
+                self.truncate(s);
+                (C::Ddl, "TRUNCATE TABLE")
+            }
+            N::DropdbStmt(s) => {
+                self.dropped("database", &s.dbname, true);
+                (C::Ddl, "DROP DATABASE")
+            }
+            N::DropTableSpaceStmt(s) => {
+                self.dropped("tablespace", &s.tablespacename, true);
+                (C::Ddl, "DROP TABLESPACE")
+            }
+            N::DropRoleStmt(s) => {
+                self.facts.privileges = true;
+                for r in &s.roles {
+                    if let Some(N::RoleSpec(spec)) = &r.node {
+                        self.dropped("role", &spec.rolename, true);
+                    }
+                }
+                (C::Dcl, "DROP ROLE")
+            }
+            N::DropOwnedStmt(_) => {
+                self.facts.privileges = true;
+                self.dropped("owned", "*", true);
+                (C::Dcl, "DROP OWNED")
+            }
+            N::CreateFunctionStmt(s) => return self.create_function(s),
+            N::CreateTrigStmt(s) => {
+                self.create_trigger(s);
+                (C::Ddl, "CREATE TRIGGER")
+            }
+            N::CreateEventTrigStmt(s) => {
+                self.referenced_function(&s.funcname);
+                (C::Ddl, "CREATE EVENT TRIGGER")
+            }
+            N::RuleStmt(s) => {
+                self.rule(s);
+                (C::Ddl, "CREATE RULE")
+            }
+            N::CreateSchemaStmt(s) => {
+                for elt in &s.schema_elts {
+                    self.dispatch(elt);
+                }
+                (C::Ddl, "CREATE SCHEMA")
+            }
+            N::CreateExtensionStmt(s) => {
+                if let Some(f) = crate::danger::extension_family(&s.extname) {
+                    self.danger(f);
+                }
+                (C::Ddl, "CREATE EXTENSION")
+            }
+            N::CreatePlangStmt(s) => {
+                if !s.pltrusted || crate::danger::untrusted_language(&s.plname) {
+                    self.facts.untrusted_language = true;
+                }
+                (C::Ddl, "CREATE LANGUAGE")
+            }
+            N::CreateForeignServerStmt(s) => {
+                let file = s.fdwname.eq_ignore_ascii_case("file_fdw");
+                self.danger(if file {
+                    DangerFamily::ServerFiles
+                } else {
+                    DangerFamily::CrossDatabase
+                });
+                (C::Ddl, "CREATE SERVER")
+            }
+            N::CreateForeignTableStmt(s) => {
+                self.danger(DangerFamily::CrossDatabase);
+                if let Some(r) = s.base_stmt.as_ref().and_then(|b| b.relation.as_ref()) {
+                    self.write_target(r);
+                }
+                (C::Ddl, "CREATE FOREIGN TABLE")
+            }
+            N::CreateFdwStmt(_)
+            | N::AlterFdwStmt(_)
+            | N::AlterForeignServerStmt(_)
+            | N::CreateUserMappingStmt(_)
+            | N::AlterUserMappingStmt(_)
+            | N::DropUserMappingStmt(_)
+            | N::ImportForeignSchemaStmt(_)
+            | N::CreateSubscriptionStmt(_)
+            | N::AlterSubscriptionStmt(_)
+            | N::DropSubscriptionStmt(_) => {
+                self.danger(DangerFamily::CrossDatabase);
+                (C::Ddl, foreign_tag(n))
+            }
+            N::AlterDatabaseSetStmt(s) => {
+                self.danger(DangerFamily::Settings);
+                if let Some(set) = &s.setstmt {
+                    self.setting_changed(&set.name);
+                }
+                (C::Ddl, "ALTER DATABASE")
+            }
+            N::AlterRoleSetStmt(s) => {
+                self.facts.privileges = true;
+                self.danger(DangerFamily::Settings);
+                if let Some(set) = &s.setstmt {
+                    self.setting_changed(&set.name);
+                }
+                (C::Dcl, "ALTER ROLE")
+            }
+            N::GrantStmt(s) => {
+                self.facts.privileges = true;
+                self.write_targets(&s.objects);
+                (C::Dcl, if s.is_grant { "GRANT" } else { "REVOKE" })
+            }
+            N::GrantRoleStmt(s) => {
+                self.facts.privileges = true;
+                (
+                    C::Dcl,
+                    if s.is_grant {
+                        "GRANT ROLE"
+                    } else {
+                        "REVOKE ROLE"
+                    },
+                )
+            }
+            N::CreateRoleStmt(s) => {
+                self.facts.privileges = true;
+                (C::Dcl, role_tag(s.stmt_type))
+            }
+            N::AlterRoleStmt(_) => {
+                self.facts.privileges = true;
+                (C::Dcl, "ALTER ROLE")
+            }
+            N::AlterDefaultPrivilegesStmt(_) => {
+                self.facts.privileges = true;
+                (C::Dcl, "ALTER DEFAULT PRIVILEGES")
+            }
+            N::ReassignOwnedStmt(_) => {
+                self.facts.privileges = true;
+                (C::Dcl, "REASSIGN OWNED")
+            }
+            N::AlterOwnerStmt(_) => {
+                self.facts.privileges = true;
+                (C::Ddl, "ALTER OWNER")
+            }
+            other => match plain_ddl_tag(other) {
+                Some(tag) => (C::Ddl, tag),
+                None => {
+                    self.opaque("statement kind not understood");
+                    (C::Opaque, "UNKNOWN")
+                }
+            },
+        };
+        (class, tag.to_owned())
+    }
+}
+
+fn transaction_tag(kind: i32) -> &'static str {
+    match T::try_from(kind) {
+        Ok(T::TransStmtBegin) => "BEGIN",
+        Ok(T::TransStmtStart) => "START TRANSACTION",
+        Ok(T::TransStmtCommit) => "COMMIT",
+        Ok(T::TransStmtRollback) => "ROLLBACK",
+        Ok(T::TransStmtSavepoint) => "SAVEPOINT",
+        Ok(T::TransStmtRelease) => "RELEASE",
+        Ok(T::TransStmtRollbackTo) => "ROLLBACK TO SAVEPOINT",
+        Ok(T::TransStmtPrepare) => "PREPARE TRANSACTION",
+        Ok(T::TransStmtCommitPrepared) => "COMMIT PREPARED",
+        Ok(T::TransStmtRollbackPrepared) => "ROLLBACK PREPARED",
+        _ => "TRANSACTION",
+    }
+}
+
+fn role_tag(stmt_type: i32) -> &'static str {
+    use pg_query::protobuf::RoleStmtType as R;
+    match R::try_from(stmt_type) {
+        Ok(R::RolestmtUser) => "CREATE USER",
+        Ok(R::RolestmtGroup) => "CREATE GROUP",
+        _ => "CREATE ROLE",
+    }
+}
+
+fn foreign_tag(n: &N) -> &'static str {
+    match n {
+        N::CreateFdwStmt(_) => "CREATE FOREIGN DATA WRAPPER",
+        N::AlterFdwStmt(_) => "ALTER FOREIGN DATA WRAPPER",
+        N::AlterForeignServerStmt(_) => "ALTER SERVER",
+        N::CreateUserMappingStmt(_) => "CREATE USER MAPPING",
+        N::AlterUserMappingStmt(_) => "ALTER USER MAPPING",
+        N::DropUserMappingStmt(_) => "DROP USER MAPPING",
+        N::ImportForeignSchemaStmt(_) => "IMPORT FOREIGN SCHEMA",
+        N::CreateSubscriptionStmt(_) => "CREATE SUBSCRIPTION",
+        N::AlterSubscriptionStmt(_) => "ALTER SUBSCRIPTION",
+        _ => "DROP SUBSCRIPTION",
+    }
+}
+
+/// Schema statements with no facts beyond their kind (their relations and function calls
+/// come from the sweep).
+fn plain_ddl_tag(n: &N) -> Option<&'static str> {
+    Some(match n {
+        N::CreatedbStmt(_) => "CREATE DATABASE",
+        N::AlterDatabaseStmt(_) | N::AlterDatabaseRefreshCollStmt(_) => "ALTER DATABASE",
+        N::RenameStmt(_) => "ALTER RENAME",
+        N::AlterObjectSchemaStmt(_) => "ALTER SET SCHEMA",
+        N::AlterObjectDependsStmt(_) => "ALTER DEPENDS ON EXTENSION",
+        N::AlterFunctionStmt(_) => "ALTER FUNCTION",
+        N::AlterExtensionStmt(_) | N::AlterExtensionContentsStmt(_) => "ALTER EXTENSION",
+        N::CommentStmt(_) => "COMMENT",
+        N::SecLabelStmt(_) => "SECURITY LABEL",
+        N::CreateSeqStmt(_) => "CREATE SEQUENCE",
+        N::AlterSeqStmt(_) => "ALTER SEQUENCE",
+        N::DefineStmt(_) => "CREATE OBJECT",
+        N::CreateDomainStmt(_) => "CREATE DOMAIN",
+        N::AlterDomainStmt(_) => "ALTER DOMAIN",
+        N::CompositeTypeStmt(_) => "CREATE TYPE",
+        N::CreateEnumStmt(_) => "CREATE TYPE",
+        N::CreateRangeStmt(_) => "CREATE TYPE",
+        N::AlterEnumStmt(_) => "ALTER TYPE",
+        N::AlterTypeStmt(_) => "ALTER TYPE",
+        N::CreateOpClassStmt(_) => "CREATE OPERATOR CLASS",
+        N::CreateOpFamilyStmt(_) => "CREATE OPERATOR FAMILY",
+        N::AlterOpFamilyStmt(_) => "ALTER OPERATOR FAMILY",
+        N::AlterOperatorStmt(_) => "ALTER OPERATOR",
+        N::CreateCastStmt(_) => "CREATE CAST",
+        N::CreateConversionStmt(_) => "CREATE CONVERSION",
+        N::CreateTransformStmt(_) => "CREATE TRANSFORM",
+        N::CreateAmStmt(_) => "CREATE ACCESS METHOD",
+        N::CreateStatsStmt(_) => "CREATE STATISTICS",
+        N::AlterStatsStmt(_) => "ALTER STATISTICS",
+        N::AlterCollationStmt(_) => "ALTER COLLATION",
+        N::AlterTsdictionaryStmt(_) => "ALTER TEXT SEARCH DICTIONARY",
+        N::AlterTsconfigurationStmt(_) => "ALTER TEXT SEARCH CONFIGURATION",
+        N::CreateTableSpaceStmt(_) => "CREATE TABLESPACE",
+        N::AlterTableSpaceOptionsStmt(_) => "ALTER TABLESPACE",
+        N::AlterTableMoveAllStmt(_) => "ALTER TABLE ALL IN TABLESPACE",
+        N::CreatePolicyStmt(_) => "CREATE POLICY",
+        N::AlterPolicyStmt(_) => "ALTER POLICY",
+        N::AlterEventTrigStmt(_) => "ALTER EVENT TRIGGER",
+        N::CreatePublicationStmt(_) => "CREATE PUBLICATION",
+        N::AlterPublicationStmt(_) => "ALTER PUBLICATION",
+        _ => return None,
+    })
+}

@@ -1,0 +1,78 @@
+//! Arbitrary input never panics: random bytes, and random mutations of real statements.
+
+use sql::{analyze, AnalyzeContext};
+
+/// xorshift64*: deterministic, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const SEEDS: &[&str] = &[
+    "WITH d AS (DELETE FROM t WHERE 1=1 RETURNING *) SELECT * FROM d",
+    "DO $$ DECLARE r record; BEGIN FOR r IN SELECT * FROM t LOOP EXECUTE 'x'; END LOOP; END $$",
+    "CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT a; END",
+    "SELECT U&\"a\\0062\" FROM t WHERE x = ANY(ARRAY[1,2]) ORDER BY 1 LIMIT 2",
+    "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = 1 WHEN NOT MATCHED THEN INSERT VALUES (1)",
+    "COPY (SELECT 1) TO PROGRAM 'x'; SET search_path = a, b; ALTER TABLE t DROP COLUMN c",
+];
+
+const TOKENS: &[&str] = &[
+    "SELECT", "(", ")", "$$", "'", "\"", ";", "DO", "WITH", "DELETE", "--", "/*", "*/", "U&", "\\",
+    "$1", "::", "E'", "EXECUTE", "BEGIN", "END", "\0", "\u{feff}", "é",
+];
+
+#[test]
+fn random_bytes_never_panic() {
+    let ctx = AnalyzeContext::default();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..1500 {
+        let len = rng.below(200);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let a = analyze(&text, &ctx);
+        for s in &a.statements {
+            let _ = &s.class;
+        }
+    }
+}
+
+#[test]
+fn mutated_statements_never_panic_and_unparsable_is_opaque() {
+    let ctx = AnalyzeContext::default();
+    let mut rng = Rng(42);
+    for _ in 0..3000 {
+        let mut s: String = SEEDS[rng.below(SEEDS.len())].to_owned();
+        for _ in 0..1 + rng.below(4) {
+            let mut at = rng.below(s.len() + 1);
+            while !s.is_char_boundary(at) {
+                at -= 1;
+            }
+            match rng.below(3) {
+                0 => s.insert_str(at, TOKENS[rng.below(TOKENS.len())]),
+                1 => s.truncate(at),
+                _ => {
+                    let mut end = (at + rng.below(8)).min(s.len());
+                    while !s.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    s.replace_range(at..end, "");
+                }
+            }
+        }
+        let a = analyze(&s, &ctx);
+        if a.error.is_some() {
+            assert_eq!(a.statements.len(), 1, "{s}");
+            assert!(a.statements[0].opaque.is_some(), "{s}");
+        }
+    }
+}
