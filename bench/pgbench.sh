@@ -26,6 +26,7 @@ PG_PORT=$(free_port); BOUNCER_PORT=$(free_port); GH_PORT=$(free_port)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  pkill -f "$WORK/pgbouncer.ini" 2>/dev/null || true
   as_pg "$BINDIR/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -56,7 +57,7 @@ logfile = $WORK/pgbouncer.log
 INI
   echo '"postgres" ""' > "$WORK/users.txt"
   [ "$(id -u)" = 0 ] && chown postgres "$WORK"/pgbouncer.ini "$WORK"/users.txt
-  as_pg pgbouncer "$WORK/pgbouncer.ini" & PIDS+=($!)
+  as_pg pgbouncer "$WORK/pgbouncer.ini" >/dev/null 2>&1 & PIDS+=($!)
   TARGETS=(direct pgbouncer gatehouse)
 else
   echo "pgbouncer not installed (apt-get install pgbouncer): comparing with direct only" >&2
