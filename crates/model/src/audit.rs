@@ -1,7 +1,8 @@
 //! Audit events: the record of who connected, what they ran and how it ended.
 //!
 //! The field order of [`AuditEvent`] is part of the hash chain's canonical form (see the
-//! `audit` crate): add new fields at the end, as `Option`s or with `#[serde(default)]`.
+//! `audit` crate): add new fields at the end, with `#[serde(default)]` and skipped when empty,
+//! so events written before a field existed still hash to what they hashed to then.
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,19 @@ pub struct AuditEvent {
     pub duration_us: Option<u64>,
     pub prev_hash: String,
     pub hash: String,
+    /// Policy decision for a statement: `allow`, `deny`, `needs_approval`, or `shadow_deny`
+    /// (would have been refused; shadow mode let it run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// Ids of the policies that produced the decision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+    /// Command class and tag of the statement (e.g. `write`, `UPDATE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Tables read and written (schema-qualified).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
 }
 
 impl AuditEvent {
@@ -89,6 +103,10 @@ impl AuditEvent {
             duration_us: None,
             prev_hash: String::new(),
             hash: String::new(),
+            decision: None,
+            policies: Vec::new(),
+            command: None,
+            tables: Vec::new(),
         }
     }
 }

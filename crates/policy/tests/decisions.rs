@@ -500,7 +500,7 @@ fn decide_all_refuses_the_whole_string() {
     );
     // multi_statement is set for strings of several statements.
     let agent = who(IdentityKind::Agent, &[]);
-    assert!(decide_all(&p, &agent, &[ok.clone()], &req("dev")).is_allow());
+    assert!(decide_all(&p, &agent, std::slice::from_ref(&ok), &req("dev")).is_allow());
     assert_eq!(
         summary(&decide_all(&p, &agent, &[ok.clone(), ok], &req("dev"))),
         "deny no-multi-statement-for-agents"

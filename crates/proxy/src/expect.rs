@@ -1,8 +1,14 @@
 //! The ordered queue that joins the session's two halves. For every client message that the
 //! server answers, the client→upstream half pushes an `Expect` describing the answer it is
-//! owed; the upstream→client half pops them as responses arrive. Answers Gatehouse produces
-//! itself (`Local`) travel through the same queue, so a client always sees responses in the
-//! order of its requests, however deep its pipeline.
+//! owed; the upstream→client half pops them as responses arrive. Refusals travel through the
+//! same queue, so a client always sees responses in the order of its requests, however deep
+//! its pipeline.
+//!
+//! A refused statement is replaced upstream by a *poison* message, a statement that fails to
+//! parse, and the server's syntax error is swapped for Gatehouse's error on the way back. The
+//! refused text never reaches the database, yet the server's own state machine does the rest:
+//! inside a transaction block the transaction is failed exactly as for a server error (and
+//! ROLLBACK recovers), and in the extended protocol everything up to Sync is skipped.
 
 use bytes::Bytes;
 use model::{AuditEvent, Outcome};
@@ -46,9 +52,13 @@ pub enum Expect {
     Execute(StmtAudit),
     /// ReadyForQuery.
     Sync,
-    /// An error Gatehouse answers itself, due when everything before it is answered;
-    /// `ready` adds a ReadyForQuery with the then-current transaction status (simple query).
-    Local { error: Bytes, ready: bool },
+    /// A poison message stands in for a refused request; its ErrorResponse is replaced by
+    /// `error`. `simple`: a Query (then ReadyForQuery follows); else a Parse.
+    Refused { error: Bytes, simple: bool },
     /// A fatal error: send it and end the session.
     Fatal(Bytes),
 }
+
+/// Text sent upstream in place of a refused statement: it cannot parse (SQLSTATE 42601), so
+/// nothing runs.
+pub const POISON_SQL: &str = "gatehouse refused";

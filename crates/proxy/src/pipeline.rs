@@ -1,8 +1,8 @@
 //! The ordered queue of expectations shared by a session's two halves (see `expect`).
 //!
 //! A plain mutex-guarded deque rather than a channel: the upstream→client half takes what it
-//! needs when a response arrives, so ordinary requests wake nobody. Only answers Gatehouse
-//! makes itself (`Local`, `Fatal`), which no upstream response will trigger, notify it.
+//! needs when a response arrives, so ordinary requests wake nobody. Only a `Fatal` answer,
+//! which no upstream response will trigger, notifies it.
 
 use crate::expect::Expect;
 use std::collections::VecDeque;
@@ -16,7 +16,7 @@ pub const MAX_IN_FLIGHT: usize = 16 * 1024;
 #[derive(Default)]
 pub struct Pipeline {
     inner: Mutex<Inner>,
-    /// A `Local`/`Fatal` entry was queued.
+    /// A `Fatal` entry was queued.
     local: Notify,
     /// Space became available.
     space: Notify,
@@ -49,7 +49,7 @@ impl Pipeline {
                 }
                 if g.queue.len() < MAX_IN_FLIGHT {
                     let Some(e) = e.take() else { return Ok(()) };
-                    let urgent = matches!(e, Expect::Local { .. } | Expect::Fatal(_));
+                    let urgent = matches!(e, Expect::Fatal(_));
                     g.queue.push_back(e);
                     drop(g);
                     if urgent {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wire_pg::backend::{self, tag};
-use wire_pg::{decode_frame, encode, Frame};
+use wire_pg::{decode_frame, Frame};
 
 pub struct Down {
     pub upstream: ReadHalf,
@@ -57,13 +57,13 @@ impl Down {
                     let mut g = pipeline.lock();
                     while let Some(frame) = decode_frame(&mut self.buf, MAX_UPSTREAM_MESSAGE)? {
                         self.on_frame(&mut g.queue, &mut out, frame)?;
-                        emit_locals(&mut g.queue, &mut out, &self.tx_status);
+                        emit_locals(&mut g.queue, &mut out);
                     }
                     pipeline.popped(&mut g);
                 }
                 () = self.pipeline.local_queued() => {
                     let mut g = self.pipeline.lock();
-                    emit_locals(&mut g.queue, &mut out, &self.tx_status);
+                    emit_locals(&mut g.queue, &mut out);
                     self.pipeline.popped(&mut g);
                 }
             }
@@ -95,11 +95,25 @@ impl Down {
                 let rows = Some(out.rows);
                 complete(q, out, Outcome::Ok, rows);
             }
-            tag::ERROR_RESPONSE => on_error(q, out, &frame)?,
+            tag::ERROR_RESPONSE => {
+                if let Some(Expect::Refused { error, simple }) = q.front() {
+                    // The poison's syntax error becomes Gatehouse's refusal.
+                    out.bytes.extend_from_slice(error);
+                    if !*simple {
+                        q.pop_front();
+                        skip_to_sync(q, out);
+                    }
+                    return Ok(());
+                }
+                on_error(q, out, &frame)?;
+            }
             tag::READY_FOR_QUERY => {
                 let status = backend::ready_for_query(&frame)?;
                 self.tx_status.store(status.as_byte(), Ordering::Relaxed);
-                pop_if(q, |e| matches!(e, Expect::Sync | Expect::Query(_)));
+                let simple = |e: &Expect| matches!(e, Expect::Refused { simple: true, .. });
+                pop_if(q, |e| {
+                    matches!(e, Expect::Sync | Expect::Query(_)) || simple(e)
+                });
             }
             tag::PARSE_COMPLETE => pop_if(q, |e| matches!(e, Expect::Parse)),
             tag::BIND_COMPLETE => pop_if(q, |e| matches!(e, Expect::Bind)),
@@ -117,23 +131,12 @@ impl Down {
     }
 }
 
-/// Sends the answers Gatehouse made itself once everything before them is answered.
-fn emit_locals(q: &mut VecDeque<Expect>, out: &mut Out, tx_status: &AtomicU8) {
-    while matches!(q.front(), Some(Expect::Local { .. } | Expect::Fatal(_))) {
-        match q.pop_front() {
-            Some(Expect::Local { error, ready }) => {
-                out.bytes.extend_from_slice(&error);
-                if ready {
-                    encode::ready_for_query(&mut out.bytes, tx_status.load(Ordering::Relaxed));
-                }
-            }
-            Some(Expect::Fatal(bytes)) => {
-                out.bytes.extend_from_slice(&bytes);
-                out.fatal = true;
-                return;
-            }
-            _ => return,
-        }
+/// Sends a fatal error once everything before it is answered.
+fn emit_locals(q: &mut VecDeque<Expect>, out: &mut Out) {
+    if let Some(Expect::Fatal(bytes)) = q.front() {
+        out.bytes.extend_from_slice(bytes);
+        out.fatal = true;
+        q.pop_front();
     }
 }
 
@@ -180,13 +183,18 @@ fn on_error(q: &mut VecDeque<Expect>, out: &mut Out, frame: &Frame) -> Result<()
             if let Some(Expect::Execute(s)) = q.pop_front() {
                 s.complete(outcome, None);
             }
-            while !matches!(q.front(), Some(Expect::Sync) | None) {
-                drop_skipped(q.pop_front());
-            }
-            out.rows = 0;
+            skip_to_sync(q, out);
         }
     }
     Ok(())
+}
+
+/// After an error in the extended protocol the server skips everything up to Sync.
+fn skip_to_sync(q: &mut VecDeque<Expect>, out: &mut Out) {
+    while !matches!(q.front(), Some(Expect::Sync) | None) {
+        drop_skipped(q.pop_front());
+    }
+    out.rows = 0;
 }
 
 /// A request the server skipped after an error never ran; its reserved slot is released.

@@ -6,7 +6,7 @@
 use crate::config::AuditFailureMode;
 use crate::error::SessionError;
 use crate::events::{render_param, EventCtx};
-use crate::expect::{Expect, StmtAudit};
+use crate::expect::{Expect, StmtAudit, POISON_SQL};
 use crate::pipeline::Pipeline;
 use crate::server::ProxyState;
 use crate::stream::{ReadHalf, WriteHalf};
@@ -174,6 +174,8 @@ impl Up {
                     t,
                     "42501",
                     "gatehouse: fastpath function calls are not allowed",
+                    None,
+                    None,
                     true,
                 )
                 .await?;
@@ -182,22 +184,28 @@ impl Up {
         Ok(Flow::Continue)
     }
 
-    /// Answers an error locally, in order with the responses before it.
+    /// Refuses a request: a poison message goes upstream in its place (see `expect`) and
+    /// the client gets `code`/`message` in order with the responses before it.
     async fn refuse(
         &self,
         t: &mut Tracking,
         code: &str,
         message: &str,
+        detail: Option<&str>,
+        hint: Option<&str>,
         simple: bool,
     ) -> Result<(), SessionError> {
         let mut error = BytesMut::new();
-        encode::error(&mut error, "ERROR", code, message, None, None);
-        if !simple {
+        encode::error(&mut error, "ERROR", code, message, detail, hint);
+        if simple {
+            encode::query(&mut t.out, POISON_SQL);
+        } else {
+            encode::parse(&mut t.out, "", POISON_SQL, &[]);
             t.discard_until_sync = true;
         }
-        self.expect(Expect::Local {
+        self.expect(Expect::Refused {
             error: error.freeze(),
-            ready: simple,
+            simple,
         })
         .await
     }
@@ -213,7 +221,7 @@ impl Up {
             Ok(a) => audits.push_back(a),
             Err(e) => {
                 return self
-                    .refuse(t, e.sqlstate(), &e.client_message(""), true)
+                    .refuse(t, e.sqlstate(), &e.client_message(""), None, None, true)
                     .await;
             }
         }
@@ -253,7 +261,7 @@ impl Up {
                 self.expect(Expect::Execute(a)).await
             }
             Err(e) => {
-                self.refuse(t, e.sqlstate(), &e.client_message(""), false)
+                self.refuse(t, e.sqlstate(), &e.client_message(""), None, None, false)
                     .await
             }
         }
