@@ -73,7 +73,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn open(config: &std::path::Path) -> anyhow::Result<store::SqliteAuditLog> {
-    let c = Config::load(config)?;
+    let c = Config::load_for_admin(config)?;
     Ok(store::SqliteStore::open_audit_log(&c.data_dir)?)
 }
 

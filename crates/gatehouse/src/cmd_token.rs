@@ -105,7 +105,7 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn open(config: &std::path::Path) -> anyhow::Result<store::SqliteStore> {
-    let c = Config::load(config)?;
+    let c = Config::load_for_admin(config)?;
     Ok(store::SqliteStore::open(&c.data_dir)?)
 }
 

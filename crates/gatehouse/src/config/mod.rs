@@ -26,12 +26,23 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and validates `path`. The error lists every problem found, one per line.
+    /// Reads and validates `path` for serving. The error lists every problem found, one per
+    /// line.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
+        Config::load_with(path, Secrets::Required)
+    }
+
+    /// For commands that only use the embedded store (tokens, audit): upstream passwords
+    /// need not be in the environment.
+    pub fn load_for_admin(path: &Path) -> anyhow::Result<Config> {
+        Config::load_with(path, Secrets::Optional)
+    }
+
+    fn load_with(path: &Path, secrets: Secrets) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::from_str(&text, base).map_err(|errors| {
+        Config::parse(&text, base, secrets).map_err(|errors| {
             anyhow::anyhow!(
                 "invalid config {}:\n  {}",
                 path.display(),
@@ -41,7 +52,7 @@ impl Config {
     }
 
     /// Validates config text; relative paths are resolved against `base`.
-    pub fn from_str(text: &str, base: &Path) -> Result<Config, Vec<String>> {
+    pub fn parse(text: &str, base: &Path, secrets: Secrets) -> Result<Config, Vec<String>> {
         let table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| vec![e.to_string()])?;
@@ -52,7 +63,7 @@ impl Config {
         let raw: raw::RawConfig = table
             .try_into()
             .map_err(|e: toml::de::Error| vec![e.to_string()])?;
-        let config = build(raw, base, &mut errors);
+        let config = build(raw, base, secrets, &mut errors);
         match config {
             Some(c) if errors.is_empty() => Ok(c),
             _ => Err(errors),
@@ -60,7 +71,19 @@ impl Config {
     }
 }
 
-fn build(raw: raw::RawConfig, base: &Path, errors: &mut Vec<String>) -> Option<Config> {
+/// Whether a missing upstream password variable is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Required,
+    Optional,
+}
+
+fn build(
+    raw: raw::RawConfig,
+    base: &Path,
+    secrets: Secrets,
+    errors: &mut Vec<String>,
+) -> Option<Config> {
     let data_dir = base.join(raw.data_dir.as_deref().unwrap_or("gatehouse-data"));
     let listen_postgres = parse_addr(
         "listen.postgres",
@@ -72,7 +95,7 @@ fn build(raw: raw::RawConfig, base: &Path, errors: &mut Vec<String>) -> Option<C
         .admin
         .as_deref()
         .and_then(|a| parse_addr("listen.admin", a, errors));
-    let targets = build_targets(&raw.targets, errors);
+    let targets = build_targets(&raw.targets, secrets, errors);
     let tls = raw
         .tls
         .as_ref()
@@ -158,6 +181,7 @@ fn parse_addr(key: &str, s: &str, errors: &mut Vec<String>) -> Option<SocketAddr
 
 fn build_targets(
     raw: &[raw::RawTarget],
+    secrets: Secrets,
     errors: &mut Vec<String>,
 ) -> HashMap<String, Arc<TargetConfig>> {
     let mut targets = HashMap::new();
@@ -182,6 +206,7 @@ fn build_targets(
         let password = match &t.password_env {
             Some(var) => match std::env::var(var) {
                 Ok(p) => Some(p),
+                Err(_) if secrets == Secrets::Optional => None,
                 Err(_) => {
                     errors.push(format!(
                         "{key}.password_env: environment variable {var} is not set"

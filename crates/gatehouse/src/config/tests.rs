@@ -12,7 +12,7 @@ environment = "production"
 
 #[test]
 fn good_config() {
-    let c = Config::from_str(GOOD, Path::new("/etc/gh")).unwrap();
+    let c = Config::parse(GOOD, Path::new("/etc/gh"), Secrets::Required).unwrap();
     assert_eq!(c.data_dir, Path::new("/etc/gh/state"));
     assert_eq!(c.listen_postgres.port(), 7432);
     let t = &c.proxy.targets["app"];
@@ -44,7 +44,7 @@ extra = 1
 [[targets]]
 upstream = "postgresql://a@b/c"
 "#;
-    let errors = Config::from_str(bad, Path::new(".")).unwrap_err();
+    let errors = Config::parse(bad, Path::new("."), Secrets::Required).unwrap_err();
     let all = errors.join("\n");
     for needle in [
         "colour: unknown key",
@@ -66,7 +66,7 @@ name = "app"
 upstream = "mysql://x@y/z"
 password_env = "GATEHOUSE_TEST_SURELY_UNSET_VAR"
 "#;
-    let all = Config::from_str(bad, Path::new("."))
+    let all = Config::parse(bad, Path::new("."), Secrets::Required)
         .unwrap_err()
         .join("\n");
     for needle in [
