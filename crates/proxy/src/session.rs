@@ -123,7 +123,11 @@ async fn session(
     wire_pg::encode::ready_for_query(&mut out, b'I');
     stream.write_all(&out).await?;
     tracing::info!(session = %ctx.session, identity = %identity.name, target = %target.name, "session started");
-    relay(state, Arc::new(ctx.clone()), stream, buf, up).await
+    let active = metrics::gauge!("gatehouse_sessions_active");
+    active.increment(1.0);
+    let result = relay(state, Arc::new(ctx.clone()), stream, buf, up).await;
+    active.decrement(1.0);
+    result
 }
 
 /// Authentication, target selection and upstream login.
@@ -232,6 +236,7 @@ fn submit(
     kind: AuditKind,
     outcome: Outcome,
 ) -> Result<(), SessionError> {
+    metrics::counter!("gatehouse_connection_events_total", "kind" => kind.as_str()).increment(1);
     let mut ev = ctx.event(kind, state.clock.rfc3339());
     ev.outcome = outcome;
     match state.audit.submit(ev) {
