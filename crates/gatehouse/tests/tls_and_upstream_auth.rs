@@ -3,6 +3,7 @@
 //! Runs its own throwaway cluster (it needs its own pg_hba.conf and server certificate):
 //! `scram` logs in with SCRAM-SHA-256 over TLS (`sslmode=require`), `md5` and `clear` with
 //! MD5 and cleartext passwords. Clients reach Gatehouse over TLS (certificate from openssl).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};

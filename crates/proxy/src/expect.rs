@@ -36,6 +36,9 @@ impl StmtAudit {
     }
 }
 
+// Execute (with its audit event) is the common variant; boxing it would cost an allocation
+// per statement to shrink the rare small ones.
+#[allow(clippy::large_enum_variant)]
 pub enum Expect {
     /// A simple Query: one completion (CommandComplete, EmptyQueryResponse or
     /// ErrorResponse) per statement, then ReadyForQuery.

@@ -179,11 +179,20 @@ fn on_error(q: &mut VecDeque<Expect>, out: &mut Out, frame: &Frame) -> Result<()
         Some(Expect::Query(_)) => complete(q, out, outcome, None),
         Some(Expect::Sync) | None => {}
         Some(_) => {
-            // Extended protocol: the server skips everything up to Sync.
-            if let Some(Expect::Execute(s)) = q.pop_front() {
-                s.complete(outcome, None);
+            // Extended protocol: the server skips everything up to Sync. The statement that
+            // failed (at Parse, Bind or Execute) is the first Execute of that stretch; it is
+            // audited with the error, the rest never ran.
+            let mut outcome = Some(outcome);
+            while !matches!(q.front(), Some(Expect::Sync) | None) {
+                match (q.pop_front(), outcome.take()) {
+                    (Some(Expect::Execute(s)), Some(o)) => s.complete(o, None),
+                    (skipped, o) => {
+                        drop_skipped(skipped);
+                        outcome = o;
+                    }
+                }
             }
-            skip_to_sync(q, out);
+            out.rows = 0;
         }
     }
     Ok(())

@@ -146,7 +146,13 @@ async fn login(
     SessionError,
 > {
     let user = ctx.user.clone().unwrap_or_default();
-    let startup = crate::startup_params::upstream_params(params)?;
+    let startup = match crate::startup_params::upstream_params(params) {
+        Ok(s) => s,
+        Err(e) => {
+            refused(state, ctx, &e);
+            return Err(e);
+        }
+    };
     let identity = match auth::authenticate(state, stream, buf, &user).await {
         Ok(id) => id,
         Err(e) => {

@@ -158,12 +158,10 @@ async fn block_mode_refuses_statements_while_the_store_fails() {
     assert_eq!(code, 0, "{out}");
 }
 
-/// An Execute refused by the proxy (here: audit unavailable) must be answered in order:
-/// BindComplete, ErrorResponse, ReadyForQuery. See the bug note on the `ignore`.
+/// An Execute refused by the proxy (here: audit unavailable) is answered in order, as the
+/// server answers an error: BindComplete, ErrorResponse, ReadyForQuery; the session stays in
+/// step for the next statement.
 #[tokio::test]
-#[ignore = "bug: proxy/src/relay_down.rs emits a locally refused Execute's ErrorResponse \
-            only after the whole upstream read, i.e. after the ReadyForQuery that came with \
-            BindComplete; the client sees an empty successful result, then a stray error"]
 async fn block_mode_refuses_extended_protocol_statements_in_order() {
     let gh = Gatehouse::start_with(block_options()).await;
     let token = gh.issue("alice", "human", &[]).await;

@@ -210,9 +210,6 @@ async fn each_statement_of_a_simple_query_is_one_event() {
 /// JDBC, asyncpg and psycopg's pipeline mode send it) — is an attempt that must be on record
 /// with its error, as the same statement over the simple protocol is.
 #[tokio::test]
-#[ignore = "bug: proxy/src/relay_down.rs on_error drops the reserved Execute event when the \
-            error answers an earlier Parse/Bind of the same pipeline, so the attempt is not \
-            audited"]
 async fn statements_failing_at_parse_or_bind_are_audited() {
     let (_gh, events) = session_events(async |c| {
         let e = c.query("SELECT 1 / $1::int4", &[&0i32]).await.unwrap_err();

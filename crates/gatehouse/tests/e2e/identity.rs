@@ -138,9 +138,6 @@ async fn client_cannot_change_gatehouse_settings_with_sql() {
 /// `model::AuditKind::Refused` is documented for "forbidden startup options", as it is used
 /// for unknown targets: an operator filtering on `refused` must find these too.
 #[tokio::test]
-#[ignore = "bug: proxy/src/session.rs login() returns the ForbiddenParam error from \
-            startup_params::upstream_params without calling refused(): only connect and \
-            disconnect(42501) are recorded, no `refused` event"]
 async fn forbidden_startup_options_are_audited_as_refused() {
     let gh = Gatehouse::start().await;
     let token = gh.issue("alice", "human", &[]).await;

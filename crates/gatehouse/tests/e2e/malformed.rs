@@ -272,3 +272,45 @@ async fn malformed_packets_close_only_their_connection() {
     let (code, out) = gh.verify().await;
     assert_eq!(code, 0, "{out}");
 }
+
+/// FunctionCall (fastpath) runs a function by OID outside any SQL text: refused with 42501,
+/// in order, and the session goes on.
+#[tokio::test]
+async fn fastpath_function_call_is_refused() {
+    let gh = Gatehouse::start().await;
+    let token = gh.issue("alice", "human", &[]).await;
+    let (mut s, mut buf) = raw::login(gh.port, "alice", &token).await;
+    // pg_backend_pid() is OID 2026: no arguments, text result.
+    let mut call = BytesMut::new();
+    call.put_u32(2026);
+    call.put_i16(0);
+    call.put_i16(0);
+    call.put_i16(0);
+    let mut bytes = raw::message(b'F', &call);
+    bytes.extend_from_slice(&raw::message(b'Q', b"SELECT 'after'\0"));
+    s.write_all(&bytes).await.unwrap();
+    let mut tags = Vec::new();
+    let mut error = None;
+    while tags.iter().filter(|t| **t == b'Z').count() < 2 {
+        let m = tokio::time::timeout(CLOSE, raw::read_msg(&mut s, &mut buf))
+            .await
+            .expect("no answer")
+            .expect("connection closed");
+        if m.tag == b'E' {
+            error = Some(m.clone());
+        }
+        tags.push(m.tag);
+    }
+    assert_eq!(
+        tags,
+        b"EZTDCZ".to_vec(),
+        "{:?}",
+        String::from_utf8_lossy(&tags)
+    );
+    let error = error.unwrap();
+    assert_eq!(error.field(b'C').as_deref(), Some("42501"));
+    assert!(
+        error.field(b'M').unwrap_or_default().contains("fastpath"),
+        "{error:?}"
+    );
+}

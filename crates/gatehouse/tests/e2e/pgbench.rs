@@ -71,7 +71,33 @@ async fn pgbench_simple_extended_prepared() {
         );
         let done = number_after(&report, "number of transactions actually processed:")
             .unwrap_or_else(|| panic!("no transaction count in:\n{report}"));
-        assert!(done > 0, "-M {mode} processed no transactions:\n{report}");
+        if done == 0 {
+            // Diagnose a stall: what the upstream sessions were doing when pgbench gave up.
+            let direct = upstream().connect("postgres").await;
+            let rows = direct
+                .query(
+                    "SELECT pid::text, application_name, state, wait_event_type, wait_event, \
+                            backend_xid::text, left(query, 60) \
+                       FROM pg_stat_activity WHERE datname = $1",
+                    &[&gh.db.name],
+                )
+                .await
+                .unwrap();
+            let activity: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    (0..7)
+                        .map(|i| r.get::<_, Option<String>>(i).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                })
+                .collect();
+            panic!(
+                "-M {mode} processed no transactions:\n{report}\nupstream sessions:\n{}\nproxy log:\n{}",
+                activity.join("\n"),
+                gh.log()
+            );
+        }
         // PostgreSQL 15+ reports failures; older pgbench aborts (non-zero exit) on any error.
         if let Some(failed) = number_after(&report, "number of failed transactions:") {
             assert_eq!(failed, 0, "-M {mode}:\n{report}");

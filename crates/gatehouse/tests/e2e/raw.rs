@@ -53,7 +53,7 @@ pub async fn read_msg(s: &mut TcpStream, buf: &mut BytesMut) -> Option<Msg> {
         if buf.len() >= 5 {
             let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
             assert!(
-                len >= 4 && len < 1 << 24,
+                (4..1 << 24).contains(&len),
                 "implausible backend length {len}"
             );
             if buf.len() > len {
