@@ -60,14 +60,16 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 last = ev.id;
                 print_event(&ev, json)?;
             }
-            while follow {
+            if !follow {
+                return Ok(ExitCode::SUCCESS);
+            }
+            loop {
                 std::thread::sleep(Duration::from_millis(250));
                 for ev in log.read_after(last, 1000)? {
                     last = ev.id;
                     print_event(&ev, json)?;
                 }
             }
-            Ok(ExitCode::SUCCESS)
         }
     }
 }

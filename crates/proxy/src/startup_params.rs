@@ -143,7 +143,10 @@ mod tests {
             p("replication", "database"),
             p("shared_preload_libraries", "x"),
         ] {
-            assert!(upstream_params(&[bad.clone()]).is_err(), "{bad:?}");
+            assert!(
+                upstream_params(std::slice::from_ref(&bad)).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

@@ -1,4 +1,5 @@
 use super::*;
+use proxy::UpstreamTls;
 
 const GOOD: &str = r#"
 data_dir = "state"
