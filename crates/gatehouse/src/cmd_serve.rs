@@ -33,12 +33,20 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
         },
     )?;
     config.proxy.fake_salt_secret = server_secret(&config.data_dir)?;
+    let policies = config
+        .policy
+        .load()
+        .map_err(|e| anyhow::anyhow!("policies:\n  {}", e.join("\n  ")))?;
+    tracing::info!(policies = policies.len(), mode = ?config.policy.mode, "policies loaded");
+    let engine = Arc::new(proxy::PolicyEngine::new(policies, config.policy.mode));
+    tokio::spawn(crate::reload::watch(config.policy.clone(), engine.clone()));
     let state = ProxyState::new(
         Arc::new(config.proxy),
         tokens,
         audit.clone(),
         Arc::new(SystemClock),
         Arc::new(OsEntropy),
+        engine,
     );
     let listener = TcpListener::bind(config.listen_postgres)
         .await

@@ -7,6 +7,7 @@ mod cmd_demo;
 mod cmd_serve;
 mod cmd_token;
 mod config;
+mod reload;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

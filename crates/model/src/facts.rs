@@ -139,7 +139,7 @@ pub struct RoutineDef {
 }
 
 /// Changes to per-session state that the proxy must track or police.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SessionFacts {
     /// SET ROLE / RESET ROLE / SET SESSION AUTHORIZATION (or `set_config('role', …)`), and
     /// RESET ALL / DISCARD ALL, which reset the role too.
@@ -156,7 +156,7 @@ pub struct SessionFacts {
 }
 
 /// Everything policy needs to know about one statement.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StatementFacts {
     /// The statement's text as sent (one statement of a multi-statement string).
     pub text: String,

@@ -14,10 +14,12 @@
 //! This crate does no I/O: the caller reads policy files and hands over their text.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod context;
 mod decide;
 mod load;
 
+pub use cache::DecisionCache;
 pub use decide::{decide, decide_all};
 pub use load::{Policies, PolicyError, BUILTIN_POLICIES, SCHEMA};
 pub use model::decision::Decision;
@@ -43,7 +45,7 @@ pub struct Principal {
 }
 
 /// Everything about the request that is not the statement itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RequestContext {
     /// The configured target's name (also the resource: `Gatehouse::Database::"<target>"`).
     pub target: String,

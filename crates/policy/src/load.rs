@@ -14,6 +14,7 @@ use model::facts::CommandClass;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The Cedar schema every policy is validated against.
 pub const SCHEMA: &str = include_str!("gatehouse.cedarschema");
@@ -69,8 +70,13 @@ pub struct Policies {
     pub(crate) actions: HashMap<CommandClass, ActionPolicies>,
     pub(crate) meta: HashMap<PolicyId, Meta>,
     pub(crate) authorizer: Authorizer,
+    /// Distinguishes one load from another (decision caches key on it).
+    pub(crate) generation: u64,
     count: usize,
 }
+
+/// Source of [`Policies::generation`]: every load gets a new number.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// A parsed policy and where it came from.
 struct Loaded {
@@ -309,6 +315,7 @@ fn build(loaded: &[Loaded]) -> Policies {
         actions,
         meta,
         authorizer: Authorizer::new(),
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         count: loaded.len(),
     }
 }

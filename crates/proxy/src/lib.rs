@@ -17,6 +17,7 @@ mod config;
 mod error;
 mod events;
 mod expect;
+mod guard;
 mod handshake;
 mod pipeline;
 mod relay_down;
@@ -30,4 +31,5 @@ mod upstream_tls;
 
 pub use clock::{Clock, Entropy, OsEntropy, SystemClock};
 pub use config::{AuditFailureMode, ProxyConfig, TargetConfig, UpstreamTls};
+pub use guard::PolicyEngine;
 pub use server::{serve, ProxyState};

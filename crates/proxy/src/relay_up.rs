@@ -7,22 +7,31 @@ use crate::config::AuditFailureMode;
 use crate::error::SessionError;
 use crate::events::{render_param, EventCtx};
 use crate::expect::{Expect, StmtAudit, POISON_SQL};
+use crate::guard::{refusal_text, Annotation, SessionGuard, Verdict};
 use crate::pipeline::Pipeline;
 use crate::server::ProxyState;
 use crate::stream::{ReadHalf, WriteHalf};
 use bytes::BytesMut;
-use model::AuditKind;
+use model::decision::Decision;
+use model::facts::StatementFacts;
+use model::{AuditKind, Outcome};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wire_pg::frontend::{tag, Bind, FrontendMessage};
+use wire_pg::frontend::{tag, Bind, FrontendMessage, Parse};
 use wire_pg::{decode_frame, encode, Frame};
 
 /// What a portal runs, for the Execute's audit event.
 struct Portal {
-    statement: Option<Arc<str>>,
+    statement: Option<Arc<Prepared>>,
     params: Vec<Option<String>>,
+}
+
+/// A statement the client prepared, as analysed and decided at Parse.
+struct Prepared {
+    text: String,
+    note: Annotation,
 }
 
 pub struct Up {
@@ -32,6 +41,7 @@ pub struct Up {
     pub upstream: WriteHalf,
     pub buf: BytesMut,
     pub pipeline: Arc<Pipeline>,
+    pub guard: SessionGuard,
 }
 
 /// Whether the session goes on after a message.
@@ -41,7 +51,7 @@ enum Flow {
 }
 
 struct Tracking {
-    statements: HashMap<String, Arc<str>>,
+    statements: HashMap<String, Arc<Prepared>>,
     portals: HashMap<String, Portal>,
     /// After a locally refused extended-protocol message, the rest up to Sync is skipped,
     /// exactly as the server does after an error.
@@ -128,11 +138,7 @@ impl Up {
         }
         match msg {
             FrontendMessage::Query(sql) => self.on_query(t, frame, sql).await?,
-            FrontendMessage::Parse(p) => {
-                t.statements.insert(p.name, Arc::from(p.query.as_str()));
-                t.out.extend_from_slice(frame.raw());
-                self.expect(Expect::Parse).await?;
-            }
+            FrontendMessage::Parse(p) => self.on_parse(t, frame, p).await?,
             FrontendMessage::Bind(b) => {
                 self.on_bind(t, &b);
                 t.out.extend_from_slice(frame.raw());
@@ -147,7 +153,7 @@ impl Up {
                 match target {
                     wire_pg::frontend::Target::Statement => t.statements.remove(&name),
                     wire_pg::frontend::Target::Portal => {
-                        t.portals.remove(&name).map(|_| Arc::from(""))
+                        t.portals.remove(&name).and_then(|p| p.statement)
                     }
                 };
                 t.out.extend_from_slice(frame.raw());
@@ -216,17 +222,116 @@ impl Up {
         frame: Frame,
         sql: String,
     ) -> Result<(), SessionError> {
-        let mut audits = VecDeque::new();
-        match self.audit_for(&sql, Vec::new()) {
-            Ok(a) => audits.push_back(a),
-            Err(e) => {
+        let (statements, decision, shadow) = match self.guard.check(&sql, self.hour()) {
+            Verdict::Forward {
+                statements,
+                decision,
+                shadow,
+            } => (statements, decision, shadow),
+            Verdict::Refuse {
+                statements,
+                decision,
+            } => {
                 return self
-                    .refuse(t, e.sqlstate(), &e.client_message(""), None, None, true)
+                    .refuse_by_policy(t, &sql, &statements, &decision, true)
                     .await;
             }
+        };
+        let mut audits = VecDeque::new();
+        // A string without statements still gets one answer (EmptyQueryResponse).
+        let planned: Vec<(&str, Option<&StatementFacts>)> = if statements.is_empty() {
+            vec![(sql.as_str(), None)]
+        } else {
+            statements
+                .iter()
+                .map(|f| (f.text.as_str(), Some(f)))
+                .collect()
+        };
+        for (text, facts) in planned {
+            let note = Annotation::new(facts, &decision, shadow);
+            match self.audit_for(text, Vec::new(), Some(&note)) {
+                Ok(a) => audits.push_back(a),
+                Err(e) => {
+                    let msg = e.client_message("");
+                    return self.refuse(t, e.sqlstate(), &msg, None, None, true).await;
+                }
+            }
         }
+        self.guard.forwarded(&statements);
         t.out.extend_from_slice(frame.raw());
         self.expect(Expect::Query(audits)).await
+    }
+
+    async fn on_parse(
+        &mut self,
+        t: &mut Tracking,
+        frame: Frame,
+        p: Parse,
+    ) -> Result<(), SessionError> {
+        let (statements, decision, shadow) = match self.guard.check(&p.query, self.hour()) {
+            Verdict::Forward {
+                statements,
+                decision,
+                shadow,
+            } => (statements, decision, shadow),
+            Verdict::Refuse {
+                statements,
+                decision,
+            } => {
+                t.statements.remove(&p.name);
+                return self
+                    .refuse_by_policy(t, &p.query, &statements, &decision, false)
+                    .await;
+            }
+        };
+        self.guard.forwarded(&statements);
+        let note = Annotation::new(statements.first(), &decision, shadow);
+        t.statements.insert(
+            p.name,
+            Arc::new(Prepared {
+                text: p.query,
+                note,
+            }),
+        );
+        t.out.extend_from_slice(frame.raw());
+        self.expect(Expect::Parse).await
+    }
+
+    /// Refuses a statement policy did not allow, recording why.
+    async fn refuse_by_policy(
+        &mut self,
+        t: &mut Tracking,
+        sql: &str,
+        statements: &[StatementFacts],
+        decision: &Decision,
+        simple: bool,
+    ) -> Result<(), SessionError> {
+        let (message, detail, hint) = refusal_text(decision);
+        metrics::counter!("gatehouse_statements_refused_total", "decision" => decision.label())
+            .increment(1);
+        let mut ev = self
+            .ctx
+            .event(AuditKind::Statement, self.state.clock.rfc3339());
+        ev.statement = Some(sql.to_owned());
+        ev.outcome = Outcome::Error {
+            sqlstate: "42501".into(),
+            message: message.clone(),
+        };
+        let blamed = statements
+            .iter()
+            .find(|f| f.opaque.is_some())
+            .or(statements.first());
+        Annotation::new(blamed, decision, false).apply(&mut ev);
+        if self.state.audit.submit(ev).is_err() {
+            tracing::warn!(session = %self.ctx.session, "refusal could not be audited");
+        }
+        self.refuse(t, "42501", &message, Some(&detail), hint.as_deref(), simple)
+            .await
+    }
+
+    /// UTC hour of day, for time-based policies.
+    fn hour(&self) -> u8 {
+        u8::try_from((self.state.clock.now_secs() / 3600).rem_euclid(24)).unwrap_or(0)
     }
 
     fn on_bind(&self, t: &mut Tracking, b: &Bind) {
@@ -248,14 +353,16 @@ impl Up {
         frame: Frame,
         portal: &str,
     ) -> Result<(), SessionError> {
-        let (text, params) = match t.portals.get(portal) {
-            Some(p) => (
-                p.statement.as_deref().unwrap_or_default().to_owned(),
-                p.params.clone(),
-            ),
-            None => (String::new(), Vec::new()),
+        let (prepared, params) = match t.portals.get(portal) {
+            Some(p) => (p.statement.clone(), p.params.clone()),
+            None => (None, Vec::new()),
         };
-        match self.audit_for(&text, params) {
+        let text = prepared
+            .as_ref()
+            .map(|p| p.text.as_str())
+            .unwrap_or_default();
+        let note = prepared.as_ref().map(|p| &p.note);
+        match self.audit_for(text, params, note) {
             Ok(a) => {
                 t.out.extend_from_slice(frame.raw());
                 self.expect(Expect::Execute(a)).await
@@ -268,7 +375,12 @@ impl Up {
     }
 
     /// Reserves the audit slot for one statement, or says why it may not run.
-    fn audit_for(&self, sql: &str, params: Vec<Option<String>>) -> Result<StmtAudit, SessionError> {
+    fn audit_for(
+        &self,
+        sql: &str,
+        params: Vec<Option<String>>,
+        note: Option<&Annotation>,
+    ) -> Result<StmtAudit, SessionError> {
         let slot = match self.state.audit.reserve() {
             Ok(slot) => Some(slot),
             Err(e) => match self.state.config.on_audit_failure {
@@ -286,6 +398,9 @@ impl Up {
             .event(AuditKind::Statement, self.state.clock.rfc3339());
         event.statement = Some(sql.to_owned());
         event.params = params;
+        if let Some(n) = note {
+            n.apply(&mut event);
+        }
         Ok(StmtAudit {
             event,
             slot,

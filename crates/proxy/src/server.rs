@@ -15,6 +15,7 @@ pub struct ProxyState {
     pub audit: audit::AuditHandle,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
+    pub policy: Arc<crate::guard::PolicyEngine>,
     pub(crate) cancels: CancelRegistry,
 }
 
@@ -25,6 +26,7 @@ impl ProxyState {
         audit: audit::AuditHandle,
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
+        policy: Arc<crate::guard::PolicyEngine>,
     ) -> Self {
         ProxyState {
             config,
@@ -32,6 +34,7 @@ impl ProxyState {
             audit,
             clock,
             entropy,
+            policy,
             cancels: CancelRegistry::default(),
         }
     }

@@ -125,7 +125,19 @@ async fn session(
     tracing::info!(session = %ctx.session, identity = %identity.name, target = %target.name, "session started");
     let active = metrics::gauge!("gatehouse_sessions_active");
     active.increment(1.0);
-    let result = relay(state, Arc::new(ctx.clone()), stream, buf, up).await;
+    let base = policy::RequestContext {
+        target: target.name.clone(),
+        environment: target.environment.clone(),
+        application_name: ctx.application_name.clone().unwrap_or_default(),
+        source_ip: ctx
+            .client_addr
+            .as_deref()
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.ip()),
+        ..Default::default()
+    };
+    let guard = crate::guard::SessionGuard::new(state.policy.clone(), identity.clone(), base);
+    let result = relay(state, Arc::new(ctx.clone()), stream, buf, up, guard).await;
     active.decrement(1.0);
     result
 }
@@ -197,6 +209,7 @@ async fn relay(
     stream: MaybeTls,
     buf: BytesMut,
     up: upstream::Upstream,
+    guard: crate::guard::SessionGuard,
 ) -> Result<(), SessionError> {
     let (client_r, client_w) = crate::stream::split(stream);
     let (up_r, up_w) = crate::stream::split(up.stream);
@@ -209,6 +222,7 @@ async fn relay(
         upstream: up_w,
         buf,
         pipeline: pipeline.clone(),
+        guard,
     };
     let down_half = Down {
         upstream: up_r,

@@ -5,12 +5,14 @@
 //!
 //! 1. **Exact text.** Always correct; serves repeated identical strings (prepared statement
 //!    texts, BEGIN/COMMIT, an ORM's fixed queries).
-//! 2. **Literal-free shape**: the text with every constant replaced by a placeholder
-//!    (`pg_query::normalize`). This serves `WHERE aid = 1` for `WHERE aid = 2`.
+//! 2. **Literal-free shape**: the lexer's token sequence with comments dropped and every
+//!    constant replaced by its kind (see `shape`). This serves `WHERE aid = 1` for
+//!    `WHERE aid = 2`. The same lexer pass bounds nesting depth before anything recurses.
 //!
 //! Why not pg_query's *fingerprint*: it also ignores alias names (`FROM t a, u b` and
 //! `FROM t b, u a` share one) and the names of PREPARE/DECLARE, all of which change facts
-//! (which table `a.x` reads). The normalised text keeps every identifier.
+//! (which table `a.x` reads). The token key keeps every identifier. (`pg_query::normalize`
+//! would too, but it recurses over a tree and costs a raw parse.)
 //!
 //! Literals do change some facts (`WHERE 1 = 1` vs `WHERE 1 = 2`; `set_config('gatehouse.x',
 //! …)`; `SET search_path = …`; DO bodies), so the shape key is used only for single
@@ -21,7 +23,9 @@
 //! the old one is dropped; a hit in the old one is promoted): O(1), no per-entry bookkeeping,
 //! and close to LRU for a working set smaller than half the capacity.
 
-use crate::{analyze_with, clean, Analysis, AnalyzeContext, Ctx};
+use crate::{
+    analyze_parsed, analyze_with, clean, shape, Analysis, AnalyzeContext, Ctx, MAX_SQL_BYTES,
+};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
@@ -86,7 +90,12 @@ impl FactsCache {
             self.stats.exact_hits += 1;
             return hit.as_ref().clone();
         }
-        let shape = pg_query::normalize(clean(sql)).ok();
+        let scanned = (sql.len() <= MAX_SQL_BYTES)
+            .then(|| shape::scan(clean(sql), true))
+            .flatten();
+        let shape = scanned
+            .filter(|s| s.depth <= shape::MAX_NESTING_UNITS)
+            .map(|s| s.key);
         if let Some(shape) = &shape {
             if let Some(hit) = self.get(KeyKind::Shape, shape, path) {
                 self.stats.shape_hits += 1;
@@ -104,7 +113,11 @@ impl FactsCache {
             vars: &no_vars,
             depth: 0,
         };
-        let (analysis, sensitive) = analyze_with(sql, &inner);
+        let (analysis, sensitive) = match shape {
+            // Size and depth already checked by the scan above.
+            Some(_) => analyze_parsed(sql, &inner),
+            None => analyze_with(sql, &inner),
+        };
         let analysis = Arc::new(analysis);
         let by_shape = matches!(
             (analysis.statements.as_slice(), sensitive.as_slice()),

@@ -9,12 +9,26 @@
 //!
 //! This crate decides nothing and does no I/O; it knows no catalog, so names are resolved
 //! syntactically (see `names`).
+//!
+//! How completeness is kept: a typed walk (`walk`) understands structure (scopes, CTEs,
+//! write targets, WHERE clauses, session and DDL facts), and a structure-blind sweep
+//! (`sweep`) over the serialised tree finds every relation and function call anywhere and
+//! counts statement nodes; a statement node the walk did not visit makes the facts opaque.
+//! Before anything builds a tree, a lexer pass (`shape`) bounds nesting depth (pg_query's C
+//! output recurses without a check) and yields the literal-free cache key.
+//!
+//! Known limits: no catalog, so a function's own body is unknown when it is only *called*
+//! (`SELECT my_cleanup()` is a read); `WHERE id > 0`, `WHERE col IS NOT NULL` or an
+//! uncorrelated `EXISTS`/`IN (SELECT …)` count as filters; unqualified names resolve to the
+//! first schema of the search path (temporary tables shadowing them are the caller's to
+//! track); `EXECUTE name` is opaque until the caller substitutes the facts of its PREPARE.
 #![forbid(unsafe_code)]
 
 mod cache;
 mod danger;
 mod names;
 mod plpgsql;
+mod shape;
 mod sweep;
 mod tautology;
 mod walk;
@@ -82,6 +96,17 @@ pub(crate) fn analyze_with(sql: &str, ctx: &Ctx<'_>) -> (Analysis, Vec<bool>) {
     if sql.len() > MAX_SQL_BYTES {
         return opaque_string(sql, "statement too large to analyse", None);
     }
+    // A lexer error is left to the parser to report; the depth bound protects the stack.
+    if let Some(s) = shape::scan(sql, false) {
+        if s.depth > shape::MAX_NESTING_UNITS {
+            return opaque_string(sql, "statement nested too deeply to analyse", None);
+        }
+    }
+    analyze_parsed(sql, ctx)
+}
+
+/// Parse and walk, once size and nesting have been checked.
+pub(crate) fn analyze_parsed(sql: &str, ctx: &Ctx<'_>) -> (Analysis, Vec<bool>) {
     let parsed = match std::panic::catch_unwind(|| pg_query::parse(sql)) {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {

@@ -26,15 +26,22 @@ pub(crate) fn analyze_do(body: &str, ctx: &Ctx<'_>) -> Result<Vec<StatementFacts
         .ok_or("DO block body could not be quoted for analysis")?;
     let wrapped =
         format!("CREATE FUNCTION gatehouse_do() RETURNS void AS {tag}{body}{tag} LANGUAGE plpgsql");
-    analyze_function(&wrapped, ctx, ctx.vars)
+    analyze_function(&wrapped, body, ctx, ctx.vars)
 }
 
-/// Analyse the PL/pgSQL body of a `CREATE FUNCTION … LANGUAGE plpgsql` statement.
+/// Analyse the PL/pgSQL `body` of a `CREATE FUNCTION … LANGUAGE plpgsql` statement.
 pub(crate) fn analyze_function(
     create_stmt: &str,
+    body: &str,
     ctx: &Ctx<'_>,
     outer_vars: &BTreeSet<String>,
 ) -> Result<Vec<StatementFacts>, String> {
+    // The PL/pgSQL parser's output recurses per block level, like the SQL one.
+    match crate::shape::plpgsql_depth(body) {
+        Some(d) if d <= crate::shape::MAX_NESTING_UNITS => {}
+        Some(_) => return Err("PL/pgSQL nested too deeply to analyse".into()),
+        None => return Err("PL/pgSQL body does not scan".into()),
+    }
     let parsed = std::panic::catch_unwind(|| pg_query::parse_plpgsql(create_stmt))
         .map_err(|_| "PL/pgSQL parser failed".to_owned())?
         .map_err(|e| format!("PL/pgSQL body does not parse: {e}"))?;

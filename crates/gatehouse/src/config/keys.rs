@@ -3,7 +3,10 @@
 
 use toml::{Table, Value};
 
-const TOP: &[&str] = &["data_dir", "listen", "tls", "audit", "limits", "targets"];
+const TOP: &[&str] = &[
+    "data_dir", "listen", "tls", "audit", "limits", "targets", "policy",
+];
+const POLICY: &[&str] = &["paths", "mode", "builtin"];
 const LISTEN: &[&str] = &["postgres", "admin"];
 const TLS: &[&str] = &["cert", "key", "client_auth"];
 const AUDIT: &[&str] = &[
@@ -24,6 +27,7 @@ pub fn check(table: &Table) -> Vec<String> {
         ("tls", TLS),
         ("audit", AUDIT),
         ("limits", LIMITS),
+        ("policy", POLICY),
     ] {
         match table.get(key) {
             Some(Value::Table(t)) => unknown(t, key, allowed, &mut errors),

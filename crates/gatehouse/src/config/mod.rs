@@ -23,6 +23,36 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub audit_queue: usize,
     pub audit_batch: usize,
+    pub policy: PolicyConfig,
+}
+
+/// Where policies come from and how they are enforced.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// `.cedar` files, resolved against the config file's directory.
+    pub paths: Vec<PathBuf>,
+    pub builtin: bool,
+    pub mode: policy::Mode,
+}
+
+impl PolicyConfig {
+    /// Reads the policy files and validates them with the built-in pack. Every error is
+    /// reported with file:line.
+    pub fn load(&self) -> Result<policy::Policies, Vec<String>> {
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
+        for p in &self.paths {
+            match std::fs::read_to_string(p) {
+                Ok(text) => sources.push((p.display().to_string(), text)),
+                Err(e) => errors.push(format!("{}: {e}", p.display())),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        policy::Policies::load(self.builtin, &sources)
+            .map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+    }
 }
 
 impl Config {
@@ -146,7 +176,32 @@ fn build(
     if cleartext_over_tls && proxy.tls.is_none() && raw.tls.is_some() {
         errors.push("tls.client_auth: \"password\" needs tls.cert and tls.key".into());
     }
+    let mode = match raw.policy.mode.as_deref() {
+        None | Some("enforce") => policy::Mode::Enforce,
+        Some("shadow") => policy::Mode::Shadow,
+        Some(other) => {
+            errors.push(format!(
+                "policy.mode: {other:?} is not one of \"enforce\", \"shadow\""
+            ));
+            policy::Mode::Enforce
+        }
+    };
+    let policy = PolicyConfig {
+        paths: raw
+            .policy
+            .paths
+            .unwrap_or_default()
+            .iter()
+            .map(|p| base.join(p))
+            .collect(),
+        builtin: raw.policy.builtin.unwrap_or(true),
+        mode,
+    };
+    if let Err(errs) = policy.load() {
+        errors.extend(errs.into_iter().map(|e| format!("policy: {e}")));
+    }
     Some(Config {
+        policy,
         data_dir,
         listen_postgres: listen_postgres?,
         listen_admin,

@@ -16,6 +16,16 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default)]
     pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub policy: RawPolicy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub paths: Option<Vec<String>>,
+    pub mode: Option<String>,
+    pub builtin: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,7 +10,7 @@ use crate::names;
 use model::facts::{CommandClass as C, ObjectRef, RoutineDef};
 use pg_query::protobuf::{
     AlterTableStmt, AlterTableType as AT, CreateFunctionStmt, CreateStmt, CreateTrigStmt, DefElem,
-    DoStmt, DropStmt, Node, ObjectType as O, RuleStmt, TruncateStmt,
+    DoStmt, DropStmt, Node, ObjectType as O, RangeVar, RuleStmt, TruncateStmt,
 };
 use pg_query::NodeEnum as N;
 
@@ -115,6 +115,24 @@ impl Walker<'_> {
         self.opt_expr(s.when_clause.as_deref());
     }
 
+    /// CREATE/ALTER POLICY: row-security expressions over the table (they may hold
+    /// subqueries).
+    pub(super) fn row_policy(
+        &mut self,
+        table: Option<&RangeVar>,
+        qual: Option<&Node>,
+        check: Option<&Node>,
+    ) {
+        let name = table.map(|t| self.write_target(t));
+        self.scopes.push(vec![ScopeRel {
+            name: table.map(|t| t.relname.clone()).unwrap_or_default(),
+            table: name,
+        }]);
+        self.opt_expr(qual);
+        self.opt_expr(check);
+        self.scopes.pop();
+    }
+
     pub(super) fn rule(&mut self, s: &RuleStmt) {
         if let Some(r) = &s.relation {
             self.write_target(r);
@@ -175,13 +193,14 @@ impl Walker<'_> {
                 vars.insert(fp.name.clone());
             }
         }
-        let inner = match language {
-            "plpgsql" => crate::plpgsql::analyze_function(self.text, self.ctx, &vars),
-            "sql" => match def_string(body) {
-                Some(src) => Ok(crate::nested(&src, self.ctx, &vars)),
-                None => Err("SQL function body is not a string".to_owned()),
-            },
-            other => Err(format!("function body in language {other}")),
+        let src = def_string(body);
+        let inner = match (language, src) {
+            ("plpgsql", Some(src)) => {
+                crate::plpgsql::analyze_function(self.text, &src, self.ctx, &vars)
+            }
+            ("sql", Some(src)) => Ok(crate::nested(&src, self.ctx, &vars)),
+            ("plpgsql" | "sql", None) => Err("function body is not a string".to_owned()),
+            (other, _) => Err(format!("function body in language {other}")),
         };
         self.absorb(inner, false);
     }

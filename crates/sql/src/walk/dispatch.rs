@@ -4,9 +4,10 @@
 //! The match is exhaustive over statement variants on purpose: a statement kind added by a
 //! future PostgreSQL lands in the final arm and is opaque until someone classifies it.
 
+use super::tags::{foreign_tag, plain_ddl_tag, role_tag, transaction_tag};
 use super::Walker;
 use model::facts::{CommandClass as C, DangerFamily};
-use pg_query::protobuf::{Node, TransactionStmtKind as T};
+use pg_query::protobuf::Node;
 use pg_query::NodeEnum as N;
 
 impl Walker<'_> {
@@ -64,6 +65,14 @@ impl Walker<'_> {
                 self.opaque(format!("EXECUTE of prepared statement {:?}", s.name));
                 (C::Opaque, "EXECUTE")
             }
+            _ => return self.dispatch_session(n),
+        };
+        (class, tag.to_owned())
+    }
+
+    /// Transaction control, session state, DO/CALL and maintenance.
+    fn dispatch_session(&mut self, n: &N) -> (C, String) {
+        let (class, tag): (C, &str) = match n {
             N::DeallocateStmt(_) => (C::Session, "DEALLOCATE"),
             N::TransactionStmt(s) => (C::Transaction, transaction_tag(s.kind)),
             N::ConstraintsSetStmt(_) => (C::Transaction, "SET CONSTRAINTS"),
@@ -77,7 +86,12 @@ impl Walker<'_> {
                 self.do_block(s);
                 (C::CallDo, "DO")
             }
-            N::CallStmt(_) => (C::CallDo, "CALL"),
+            N::CallStmt(s) => {
+                if let Some(call) = &s.funccall {
+                    self.exprs(&call.args);
+                }
+                (C::CallDo, "CALL")
+            }
             N::ReturnStmt(s) => {
                 self.opt_expr(s.returnval.as_deref());
                 (C::Read, "RETURN")
@@ -130,6 +144,18 @@ impl Walker<'_> {
                 (C::Ddl, "CREATE INDEX")
             }
             N::AlterTableStmt(s) => return self.alter_table(s),
+            N::RenameStmt(s) => {
+                if let Some(r) = &s.relation {
+                    self.write_target(r);
+                }
+                (C::Ddl, "ALTER RENAME")
+            }
+            N::AlterObjectSchemaStmt(s) => {
+                if let Some(r) = &s.relation {
+                    self.write_target(r);
+                }
+                (C::Ddl, "ALTER SET SCHEMA")
+            }
             N::DropStmt(s) => return self.drop(s),
             N::TruncateStmt(s) => {
                 self.truncate(s);
@@ -170,6 +196,14 @@ impl Walker<'_> {
                 self.rule(s);
                 (C::Ddl, "CREATE RULE")
             }
+            N::CreatePolicyStmt(s) => {
+                self.row_policy(s.table.as_ref(), s.qual.as_deref(), s.with_check.as_deref());
+                (C::Ddl, "CREATE POLICY")
+            }
+            N::AlterPolicyStmt(s) => {
+                self.row_policy(s.table.as_ref(), s.qual.as_deref(), s.with_check.as_deref());
+                (C::Ddl, "ALTER POLICY")
+            }
             N::CreateSchemaStmt(s) => {
                 for elt in &s.schema_elts {
                     self.dispatch(elt);
@@ -188,6 +222,15 @@ impl Walker<'_> {
                 }
                 (C::Ddl, "CREATE LANGUAGE")
             }
+            _ => return self.dispatch_dcl(n),
+        };
+        (class, tag.to_owned())
+    }
+
+    /// Privileges, roles, foreign data and settings stored in the catalog; then the plain
+    /// schema statements.
+    fn dispatch_dcl(&mut self, n: &N) -> (C, String) {
+        let (class, tag): (C, &str) = match n {
             N::CreateForeignServerStmt(s) => {
                 let file = s.fdwname.eq_ignore_ascii_case("file_fdw");
                 self.danger(if file {
@@ -278,92 +321,4 @@ impl Walker<'_> {
         };
         (class, tag.to_owned())
     }
-}
-
-fn transaction_tag(kind: i32) -> &'static str {
-    match T::try_from(kind) {
-        Ok(T::TransStmtBegin) => "BEGIN",
-        Ok(T::TransStmtStart) => "START TRANSACTION",
-        Ok(T::TransStmtCommit) => "COMMIT",
-        Ok(T::TransStmtRollback) => "ROLLBACK",
-        Ok(T::TransStmtSavepoint) => "SAVEPOINT",
-        Ok(T::TransStmtRelease) => "RELEASE",
-        Ok(T::TransStmtRollbackTo) => "ROLLBACK TO SAVEPOINT",
-        Ok(T::TransStmtPrepare) => "PREPARE TRANSACTION",
-        Ok(T::TransStmtCommitPrepared) => "COMMIT PREPARED",
-        Ok(T::TransStmtRollbackPrepared) => "ROLLBACK PREPARED",
-        _ => "TRANSACTION",
-    }
-}
-
-fn role_tag(stmt_type: i32) -> &'static str {
-    use pg_query::protobuf::RoleStmtType as R;
-    match R::try_from(stmt_type) {
-        Ok(R::RolestmtUser) => "CREATE USER",
-        Ok(R::RolestmtGroup) => "CREATE GROUP",
-        _ => "CREATE ROLE",
-    }
-}
-
-fn foreign_tag(n: &N) -> &'static str {
-    match n {
-        N::CreateFdwStmt(_) => "CREATE FOREIGN DATA WRAPPER",
-        N::AlterFdwStmt(_) => "ALTER FOREIGN DATA WRAPPER",
-        N::AlterForeignServerStmt(_) => "ALTER SERVER",
-        N::CreateUserMappingStmt(_) => "CREATE USER MAPPING",
-        N::AlterUserMappingStmt(_) => "ALTER USER MAPPING",
-        N::DropUserMappingStmt(_) => "DROP USER MAPPING",
-        N::ImportForeignSchemaStmt(_) => "IMPORT FOREIGN SCHEMA",
-        N::CreateSubscriptionStmt(_) => "CREATE SUBSCRIPTION",
-        N::AlterSubscriptionStmt(_) => "ALTER SUBSCRIPTION",
-        _ => "DROP SUBSCRIPTION",
-    }
-}
-
-/// Schema statements with no facts beyond their kind (their relations and function calls
-/// come from the sweep).
-fn plain_ddl_tag(n: &N) -> Option<&'static str> {
-    Some(match n {
-        N::CreatedbStmt(_) => "CREATE DATABASE",
-        N::AlterDatabaseStmt(_) | N::AlterDatabaseRefreshCollStmt(_) => "ALTER DATABASE",
-        N::RenameStmt(_) => "ALTER RENAME",
-        N::AlterObjectSchemaStmt(_) => "ALTER SET SCHEMA",
-        N::AlterObjectDependsStmt(_) => "ALTER DEPENDS ON EXTENSION",
-        N::AlterFunctionStmt(_) => "ALTER FUNCTION",
-        N::AlterExtensionStmt(_) | N::AlterExtensionContentsStmt(_) => "ALTER EXTENSION",
-        N::CommentStmt(_) => "COMMENT",
-        N::SecLabelStmt(_) => "SECURITY LABEL",
-        N::CreateSeqStmt(_) => "CREATE SEQUENCE",
-        N::AlterSeqStmt(_) => "ALTER SEQUENCE",
-        N::DefineStmt(_) => "CREATE OBJECT",
-        N::CreateDomainStmt(_) => "CREATE DOMAIN",
-        N::AlterDomainStmt(_) => "ALTER DOMAIN",
-        N::CompositeTypeStmt(_) => "CREATE TYPE",
-        N::CreateEnumStmt(_) => "CREATE TYPE",
-        N::CreateRangeStmt(_) => "CREATE TYPE",
-        N::AlterEnumStmt(_) => "ALTER TYPE",
-        N::AlterTypeStmt(_) => "ALTER TYPE",
-        N::CreateOpClassStmt(_) => "CREATE OPERATOR CLASS",
-        N::CreateOpFamilyStmt(_) => "CREATE OPERATOR FAMILY",
-        N::AlterOpFamilyStmt(_) => "ALTER OPERATOR FAMILY",
-        N::AlterOperatorStmt(_) => "ALTER OPERATOR",
-        N::CreateCastStmt(_) => "CREATE CAST",
-        N::CreateConversionStmt(_) => "CREATE CONVERSION",
-        N::CreateTransformStmt(_) => "CREATE TRANSFORM",
-        N::CreateAmStmt(_) => "CREATE ACCESS METHOD",
-        N::CreateStatsStmt(_) => "CREATE STATISTICS",
-        N::AlterStatsStmt(_) => "ALTER STATISTICS",
-        N::AlterCollationStmt(_) => "ALTER COLLATION",
-        N::AlterTsdictionaryStmt(_) => "ALTER TEXT SEARCH DICTIONARY",
-        N::AlterTsconfigurationStmt(_) => "ALTER TEXT SEARCH CONFIGURATION",
-        N::CreateTableSpaceStmt(_) => "CREATE TABLESPACE",
-        N::AlterTableSpaceOptionsStmt(_) => "ALTER TABLESPACE",
-        N::AlterTableMoveAllStmt(_) => "ALTER TABLE ALL IN TABLESPACE",
-        N::CreatePolicyStmt(_) => "CREATE POLICY",
-        N::AlterPolicyStmt(_) => "ALTER POLICY",
-        N::AlterEventTrigStmt(_) => "ALTER EVENT TRIGGER",
-        N::CreatePublicationStmt(_) => "CREATE PUBLICATION",
-        N::AlterPublicationStmt(_) => "ALTER PUBLICATION",
-        _ => return None,
-    })
 }

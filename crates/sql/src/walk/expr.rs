@@ -39,6 +39,8 @@ impl Walker<'_> {
                 if let Some(w) = &f.over {
                     self.exprs(&w.partition_clause);
                     self.exprs(&w.order_clause);
+                    self.opt_expr(w.start_offset.as_deref());
+                    self.opt_expr(w.end_offset.as_deref());
                 }
             }
             N::SubLink(s) => {
@@ -82,6 +84,8 @@ impl Walker<'_> {
             N::WindowDef(w) => {
                 self.exprs(&w.partition_clause);
                 self.exprs(&w.order_clause);
+                self.opt_expr(w.start_offset.as_deref());
+                self.opt_expr(w.end_offset.as_deref());
             }
             N::GroupingSet(g) => self.exprs(&g.content),
             N::GroupingFunc(g) => self.exprs(&g.args),

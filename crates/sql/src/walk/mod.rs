@@ -15,6 +15,7 @@ mod json;
 mod merge;
 mod query;
 mod session;
+mod tags;
 
 use crate::names;
 use crate::sweep::{self, Sweep};

@@ -8,8 +8,9 @@ use super::{ScopeRel, Walker};
 use crate::names;
 use model::facts::{CommandClass as C, DangerFamily};
 use pg_query::protobuf::{
-    CmdType, CopyStmt, CreateTableAsStmt, DeleteStmt, ExplainStmt, InsertStmt, MergeStmt, Node,
-    ObjectType, PrepareStmt, RangeVar, SelectStmt, SetOperation, UpdateStmt, WithClause,
+    CmdType, CopyStmt, CreateTableAsStmt, DeleteStmt, ExplainStmt, InsertStmt, MergeMatchKind,
+    MergeStmt, Node, ObjectType, PrepareStmt, RangeVar, SelectStmt, SetOperation, UpdateStmt,
+    WithClause,
 };
 use pg_query::NodeEnum as N;
 
@@ -259,15 +260,24 @@ impl Walker<'_> {
             self.exprs(&w.values);
             let cmd = CmdType::try_from(w.command_type);
             if matches!(cmd, Ok(CmdType::CmdUpdate | CmdType::CmdDelete)) {
-                let on = s.join_condition.as_deref();
-                // Unfiltered when the join matches every row and the action has no
-                // restricting condition of its own.
-                let on_taut = on.is_none_or(|c| self.fold.is_tautology(c));
                 let when_taut = w
                     .condition
                     .as_deref()
                     .is_none_or(|c| self.fold.is_tautology(c));
-                self.filters.push((on.is_some(), on_taut && when_taut));
+                let by_source = MergeMatchKind::try_from(w.match_kind)
+                    == Ok(MergeMatchKind::MergeWhenNotMatchedBySource);
+                if by_source {
+                    // NOT MATCHED BY SOURCE acts on the target rows the join does *not*
+                    // match: the ON condition restricts nothing; only the action's own
+                    // condition can.
+                    self.filters.push((w.condition.is_some(), when_taut));
+                } else {
+                    let on = s.join_condition.as_deref();
+                    // Unfiltered when the join matches every row and the action has no
+                    // restricting condition of its own.
+                    let on_taut = on.is_none_or(|c| self.fold.is_tautology(c));
+                    self.filters.push((on.is_some(), on_taut && when_taut));
+                }
             }
         }
         self.exprs(&s.returning_list);

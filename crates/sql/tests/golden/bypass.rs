@@ -95,6 +95,10 @@ fn unfiltered_updates_and_deletes() {
         ("SELECT * FROM (SELECT 1) s WHERE EXISTS (SELECT 1)", &[Class("read"), Benign]),
         ("MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", &[Command("MERGE"), Taut(true), Writes("public.t"), Reads("public.s")]),
         ("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v", &[Where(Some(true)), Taut(false)]),
+        ("MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED BY SOURCE THEN DELETE", &[Where(Some(false))]),
+        ("MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED BY SOURCE AND t.stale THEN DELETE", &[Where(Some(true)), Taut(false)]),
+        ("MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id)", &[Where(None), Benign]),
+        ("UPDATE t SET a = 1 WHERE CURRENT OF c", &[Where(Some(true)), Taut(false)]),
         // WHERE in a different statement of the string does not count.
         ("SELECT 1 WHERE 1=1; DELETE FROM users", &[Count(2), At(1), Where(Some(false))]),
     ];

@@ -76,3 +76,51 @@ fn mutated_statements_never_panic_and_unparsable_is_opaque() {
         }
     }
 }
+
+#[test]
+fn deep_and_wide_inputs_are_bounded() {
+    let ctx = AnalyzeContext::default();
+    for depth in [50, 200, 1000, 5000] {
+        let parens = format!("SELECT {}1{}", "(".repeat(depth), ")".repeat(depth));
+        let a = analyze(&parens, &ctx);
+        assert_eq!(a.statements.len(), 1);
+        let sub = format!(
+            "DELETE FROM t WHERE id IN {}(SELECT 1){}",
+            "(SELECT id FROM u WHERE id IN ".repeat(depth / 10),
+            ")".repeat(depth / 10)
+        );
+        let a = analyze(&sub, &ctx);
+        assert_eq!(a.statements.len(), 1);
+        let nots = format!("DELETE FROM t WHERE {}true", "NOT ".repeat(depth));
+        let a = analyze(&nots, &ctx);
+        assert_eq!(a.statements.len(), 1);
+    }
+    for depth in [1000, 5000, 100_000] {
+        for deep in [
+            format!("SELECT 1{}", "+1".repeat(depth)),
+            format!("SELECT {}1", "- ".repeat(depth)),
+            format!("SELECT 1{}", "::int".repeat(depth)),
+            format!("SELECT 1{}", " BETWEEN 1 AND 1".repeat(depth)),
+            "SELECT 1 UNION ".repeat(depth) + "SELECT 1",
+            format!(
+                "DO $$BEGIN {} NULL; {} END$$",
+                "IF true THEN ".repeat(depth),
+                "END IF; ".repeat(depth)
+            ),
+        ] {
+            let a = analyze(&deep, &ctx);
+            assert!(a.statements[0].opaque.is_some());
+            let mut cache = sql::FactsCache::new(4);
+            assert!(cache.analyze(&deep, &ctx).statements[0].opaque.is_some());
+        }
+    }
+    let many = "SELECT 1;".repeat(2000);
+    assert_eq!(analyze(&many, &ctx).statements.len(), 2000);
+    let list: Vec<String> = (0..20_000).map(|i| i.to_string()).collect();
+    let wide = format!("SELECT * FROM t WHERE id IN ({})", list.join(","));
+    assert!(analyze(&wide, &ctx).statements[0].opaque.is_none());
+    let huge = "x".repeat(sql::MAX_SQL_BYTES + 1);
+    let a = analyze(&huge, &ctx);
+    assert!(a.statements[0].opaque.is_some());
+    assert!(a.statements[0].text.len() <= 4096);
+}
