@@ -125,9 +125,12 @@ impl SessionGuard {
     ) -> Decision {
         let mut allowed = Vec::new();
         let mut approval = None;
+        // Temporary tables created earlier in the same string count as the session's own.
+        let mut temps = self.temps.clone();
         for facts in stmts {
             let mut c = ctx.clone();
-            c.drops_only_session_temp = facts.drops_only_session_temp(&self.temps);
+            c.drops_only_session_temp = facts.drops_only_session_temp(&temps);
+            temps.extend(facts.temp_tables_created.iter().map(|t| bare(t).to_owned()));
             match self.decisions.decide(policies, &self.principal, facts, &c) {
                 Decision::Allow { policies } => allowed.extend(policies),
                 d @ Decision::Deny { .. } => return d,
@@ -154,11 +157,15 @@ impl SessionGuard {
                 }
             }
             for t in &f.temp_tables_created {
-                let bare = t.rsplit('.').next().unwrap_or(t);
-                self.temps.insert(bare.to_owned());
+                self.temps.insert(bare(t).to_owned());
             }
         }
     }
+}
+
+/// A table name without its schema.
+fn bare(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
 }
 
 /// The client-facing text of a refusal: message, DETAIL (policy id) and HINT.

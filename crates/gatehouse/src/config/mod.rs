@@ -197,8 +197,11 @@ fn build(
         builtin: raw.policy.builtin.unwrap_or(true),
         mode,
     };
-    if let Err(errs) = policy.load() {
-        errors.extend(errs.into_iter().map(|e| format!("policy: {e}")));
+    // Admin commands (tokens, audit) must work even when policy files are broken.
+    if secrets == Secrets::Required {
+        if let Err(errs) = policy.load() {
+            errors.extend(errs.into_iter().map(|e| format!("policy: {e}")));
+        }
     }
     Some(Config {
         policy,

@@ -154,7 +154,6 @@ async fn session_lifecycle_and_extended_statements_are_audited() {
 
 /// Issue §5: "every statement (each statement of a multi-statement query …)".
 #[tokio::test]
-#[ignore = "pending per-statement split"]
 async fn each_statement_of_a_simple_query_is_one_event() {
     let (_gh, events) = session_events(async |c| {
         c.batch_execute(
@@ -163,7 +162,9 @@ async fn each_statement_of_a_simple_query_is_one_event() {
         .await
         .unwrap();
         let e = c
-            .batch_execute("UPDATE m SET a = a + 1; SELECT 1/0; DELETE FROM m")
+            .batch_execute(
+                "UPDATE m SET a = a + 1 WHERE a > 0; SELECT 1/0; DELETE FROM m WHERE a > 100",
+            )
             .await
             .unwrap_err();
         assert_eq!(db_error(&e).0, "22012");
@@ -192,7 +193,7 @@ async fn each_statement_of_a_simple_query_is_one_event() {
             "CREATE TABLE m (a int)",
             "INSERT INTO m VALUES (1), (2), (3)",
             "SELECT * FROM m",
-            "UPDATE m SET a = a + 1",
+            "UPDATE m SET a = a + 1 WHERE a > 0",
             "SELECT 1/0",
         ],
         "one event per statement that ran"
@@ -214,14 +215,16 @@ async fn statements_failing_at_parse_or_bind_are_audited() {
     let (_gh, events) = session_events(async |c| {
         let e = c.query("SELECT 1 / $1::int4", &[&0i32]).await.unwrap_err();
         assert_eq!(db_error(&e).0, "22012");
-        // query_typed sends Parse, Bind, Describe, Execute and Sync in one go.
+        // query_typed sends Parse, Bind, Describe, Execute and Sync in one go. SQL that does
+        // not parse is refused by Gatehouse at Parse (fail closed) and never reaches the server.
         let e = c.query_typed("SELEC 1", &[]).await.unwrap_err();
-        assert_eq!(db_error(&e).0, "42601");
+        assert_eq!(db_error(&e).0, "42501");
     })
     .await;
     let bind_time = stmt(&events, "SELECT 1 / $1::int4");
     assert_eq!(bind_time["params"], json!(["\\x00000000"]));
     assert_eq!(bind_time["outcome"]["sqlstate"], "22012");
     let parse_time = stmt(&events, "SELEC 1");
-    assert_eq!(parse_time["outcome"]["sqlstate"], "42601");
+    assert_eq!(parse_time["outcome"]["sqlstate"], "42501");
+    assert_eq!(parse_time["decision"], "deny");
 }

@@ -352,7 +352,7 @@ async fn transactions_with_errors() {
     }
     // A failing statement inside a multi-statement string rolls the implicit transaction back.
     let e = c
-        .batch_execute("UPDATE acct SET balance = 1; SELECT 1/0; UPDATE acct SET balance = 2")
+        .batch_execute("UPDATE acct SET balance = 1 WHERE id = 1; SELECT 1/0; UPDATE acct SET balance = 2 WHERE id = 1")
         .await
         .unwrap_err();
     assert_eq!(db_error(&e).0, "22012");

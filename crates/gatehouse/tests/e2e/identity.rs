@@ -106,9 +106,6 @@ async fn client_cannot_set_gatehouse_settings_at_startup() {
 /// Issue §4: "A client cannot change `gatehouse.*` settings." Through SQL (SET, set_config,
 /// RESET ALL) the setting must stay the authenticated identity, or the statement be refused.
 #[tokio::test]
-#[ignore = "bug: the proxy forwards SET gatehouse.identity = 'eve' (and set_config) \
-            unchecked; proxy/src/relay_up.rs does not refuse statements whose facts carry \
-            gatehouse_settings"]
 async fn client_cannot_change_gatehouse_settings_with_sql() {
     let gh = Gatehouse::start().await;
     let token = gh.issue("alice", "human", &[]).await;

@@ -17,6 +17,7 @@ mod audit_events;
 mod audit_verify;
 mod auth;
 mod clients;
+mod guardrails;
 mod identity;
 mod malformed;
 mod pgbench;

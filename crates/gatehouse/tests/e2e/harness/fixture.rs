@@ -47,6 +47,8 @@ impl Gatehouse {
             let admin_port = opts.admin.then(free_port);
             let text = config_text(&db.name, port, admin_port, &opts.extra_toml);
             std::fs::write(&config_path, text).unwrap_or_else(|e| panic!("write config: {e}"));
+            std::fs::write(dir.path().join("test-permits.cedar"), TEST_PERMITS)
+                .unwrap_or_else(|e| panic!("write policy: {e}"));
             let mut child = spawn_serve(&config_path, &log_path);
             match wait_ready(port, &mut child, &log_path).await {
                 Ok(()) => {
@@ -256,6 +258,14 @@ fn free_port() -> u16 {
     pgcluster::free_port().unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
+/// The suite's own policy file, next to the config: the built-in pack permits reads and
+/// writes only, and the client tests also create tables and run DO blocks. The pack's
+/// forbids (drops, unfiltered writes, …) still apply on top of these permits.
+pub const TEST_PERMITS: &str = r#"
+@id("test.permit-ddl-and-do")
+permit(principal, action in [Gatehouse::Action::"ddl", Gatehouse::Action::"call_do", Gatehouse::Action::"utility"], resource);
+"#;
+
 fn config_text(db: &str, port: u16, admin: Option<u16>, extra: &str) -> String {
     let up = upstream();
     let admin = admin
@@ -271,7 +281,12 @@ fn config_text(db: &str, port: u16, admin: Option<u16>, extra: &str) -> String {
          [listen]\npostgres = \"127.0.0.1:{port}\"\n{admin}\
          [[targets]]\nname = \"app\"\n\
          upstream = \"postgresql://{user}@{host}:{uport}/{db}\"\n{password_env}\
-         {extra}\n",
+         {policy}{extra}\n",
+        policy = if extra.contains("[policy]") {
+            ""
+        } else {
+            "[policy]\npaths = [\"test-permits.cedar\"]\n"
+        },
         user = up.user,
         host = up.host,
         uport = up.port,
