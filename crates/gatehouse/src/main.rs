@@ -4,6 +4,7 @@
 
 mod cmd_audit;
 mod cmd_demo;
+mod cmd_policy;
 mod cmd_serve;
 mod cmd_token;
 mod config;
@@ -40,6 +41,9 @@ enum Command {
     /// Issue, list and revoke Gatehouse tokens.
     #[command(subcommand)]
     Token(cmd_token::TokenCommand),
+    /// Check policies, run policy test cases, explain a decision.
+    #[command(subcommand)]
+    Policy(cmd_policy::PolicyCommand),
     /// Inspect and verify the audit trail.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Demo { port } => cmd_demo::run(port),
         Command::Token(t) => cmd_token::run(t),
         Command::Audit(a) => cmd_audit::run(a),
+        Command::Policy(p) => cmd_policy::run(p),
     };
     match result {
         Ok(code) => code,
