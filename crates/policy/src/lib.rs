@@ -18,9 +18,11 @@ mod cache;
 mod context;
 mod decide;
 mod load;
+mod unmask;
 
 pub use cache::DecisionCache;
 pub use decide::{decide, decide_all};
+pub use unmask::may_unmask;
 pub use load::{Policies, PolicyError, BUILTIN_POLICIES, SCHEMA};
 pub use model::decision::Decision;
 

@@ -70,6 +70,8 @@ pub struct Policies {
     pub(crate) actions: HashMap<CommandClass, ActionPolicies>,
     pub(crate) meta: HashMap<PolicyId, Meta>,
     pub(crate) authorizer: Authorizer,
+    /// Policies that apply to the `unmask` action.
+    pub(crate) unmask: Option<ActionPolicies>,
     /// Distinguishes one load from another (decision caches key on it).
     pub(crate) generation: u64,
     count: usize,
@@ -311,9 +313,21 @@ fn build(loaded: &[Loaded]) -> Policies {
             },
         );
     }
+    let unmask = EntityUid::from_str("Gatehouse::Action::\"unmask\"").ok().map(|action| {
+        let mut all = PolicySet::new();
+        for l in loaded.iter().filter(|l| applies_to(&l.policy, &action)) {
+            let _ = all.add(l.policy.clone());
+        }
+        ActionPolicies {
+            action,
+            without_approval: all.clone(),
+            all,
+        }
+    });
     Policies {
         actions,
         meta,
+        unmask,
         authorizer: Authorizer::new(),
         generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         count: loaded.len(),
