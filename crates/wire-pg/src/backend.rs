@@ -208,6 +208,27 @@ mod tests {
     }
 
     #[test]
+    fn rows_roundtrip() {
+        let mut b = BytesMut::new();
+        let field = FieldDesc {
+            name: "email".into(),
+            table_oid: 16384,
+            column_attr: 2,
+            type_oid: 25,
+            type_len: -1,
+            type_mod: -1,
+            format: 0,
+        };
+        encode::row_description(&mut b, std::slice::from_ref(&field));
+        encode::data_row(&mut b, [Some(&b"a@b.c"[..]), None].into_iter());
+        let f = decode_frame(&mut b, 1000).unwrap().unwrap();
+        assert_eq!(row_description(&f).unwrap(), vec![field]);
+        let f = decode_frame(&mut b, 1000).unwrap().unwrap();
+        let cells = data_row(&f).unwrap();
+        assert_eq!(cells, vec![Some(bytes::Bytes::from_static(b"a@b.c")), None]);
+    }
+
+    #[test]
     fn auth_requests() {
         let mut b = BytesMut::new();
         encode::auth_sasl(&mut b, &["SCRAM-SHA-256"]);
@@ -219,4 +240,52 @@ mod tests {
             }
         );
     }
+}
+
+/// One field of a RowDescription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDesc {
+    pub name: String,
+    /// OID of the source table, or 0 for an expression.
+    pub table_oid: u32,
+    pub column_attr: i16,
+    pub type_oid: u32,
+    pub type_len: i16,
+    pub type_mod: i32,
+    /// 0 text, 1 binary.
+    pub format: i16,
+}
+
+/// RowDescription: every field is at least 19 bytes (empty name + 18 bytes of numbers).
+pub fn row_description(frame: &Frame) -> Result<Vec<FieldDesc>, WireError> {
+    let body = frame.body();
+    let mut r = Reader::new(&body, "RowDescription");
+    let n = r.count16(19)?;
+    let mut fields = Vec::with_capacity(n);
+    for _ in 0..n {
+        fields.push(FieldDesc {
+            name: r.cstr()?.to_owned(),
+            table_oid: r.i32()? as u32,
+            column_attr: r.i16()?,
+            type_oid: r.i32()? as u32,
+            type_len: r.i16()?,
+            type_mod: r.i32()?,
+            format: r.i16()?,
+        });
+    }
+    r.finish()?;
+    Ok(fields)
+}
+
+/// DataRow cells (None = NULL), borrowing from the frame.
+pub fn data_row(frame: &Frame) -> Result<Vec<Option<bytes::Bytes>>, WireError> {
+    let body = frame.body();
+    let mut r = Reader::new(&body, "DataRow");
+    let n = r.count16(4)?;
+    let mut cells = Vec::with_capacity(n);
+    for _ in 0..n {
+        cells.push(r.nullable_bytes(&body)?);
+    }
+    r.finish()?;
+    Ok(cells)
 }

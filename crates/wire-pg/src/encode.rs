@@ -215,3 +215,35 @@ pub fn sync(out: &mut BytesMut) {
 pub fn terminate(out: &mut BytesMut) {
     framed(out, Some(b'X'), |_| {});
 }
+
+/// DataRow from cells (None = NULL).
+pub fn data_row<'a>(out: &mut BytesMut, cells: impl ExactSizeIterator<Item = Option<&'a [u8]>>) {
+    framed(out, Some(b'D'), |b| {
+        b.put_i16(i16::try_from(cells.len()).unwrap_or(i16::MAX));
+        for c in cells {
+            match c {
+                None => b.put_i32(-1),
+                Some(v) => {
+                    b.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
+                    b.put_slice(v);
+                }
+            }
+        }
+    });
+}
+
+/// RowDescription, for tests and for answers Gatehouse builds itself.
+pub fn row_description(out: &mut BytesMut, fields: &[crate::backend::FieldDesc]) {
+    framed(out, Some(b'T'), |b| {
+        b.put_i16(i16::try_from(fields.len()).unwrap_or(i16::MAX));
+        for f in fields {
+            cstr(b, &f.name);
+            b.put_u32(f.table_oid);
+            b.put_i16(f.column_attr);
+            b.put_u32(f.type_oid);
+            b.put_i16(f.type_len);
+            b.put_i32(f.type_mod);
+            b.put_i16(f.format);
+        }
+    });
+}

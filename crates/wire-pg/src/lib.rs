@@ -37,6 +37,8 @@ pub fn exercise(data: &[u8]) {
         let _ = backend::parameter_status(&f);
         let _ = backend::backend_key_data(&f);
         let _ = backend::error_fields(&f);
+        let _ = backend::row_description(&f);
+        let _ = backend::data_row(&f);
         if let Ok(t) = backend::command_complete(&f) {
             let _ = backend::rows_from_tag(&t);
         }
