@@ -40,7 +40,7 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
     tracing::info!(policies = policies.len(), mode = ?config.policy.mode, "policies loaded");
     let engine = Arc::new(proxy::PolicyEngine::new(policies, config.policy.mode));
     tokio::spawn(crate::reload::watch(config.policy.clone(), engine.clone()));
-    let state = ProxyState::new(
+    let mut state = ProxyState::new(
         Arc::new(config.proxy),
         tokens,
         audit.clone(),
@@ -48,6 +48,10 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
         Arc::new(OsEntropy),
         engine,
     );
+    state
+        .load_catalogs(mask_key(&state.config.fake_salt_secret))
+        .await
+        .map_err(|e| anyhow::anyhow!("sensitive columns:\n  {}", e.join("\n  ")))?;
     let listener = TcpListener::bind(config.listen_postgres)
         .await
         .with_context(|| format!("binding {}", config.listen_postgres))?;
@@ -99,6 +103,16 @@ async fn wait_for_stop(stop: Option<watch::Receiver<bool>>) {
         _ = term.recv() => {}
         _ = external => {}
     }
+}
+
+/// The key of the `hash` mask strategy, derived from the installation secret so masked
+/// values are stable across restarts but not guessable from outside.
+fn mask_key(secret: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"gatehouse mask key\0");
+    h.update(secret);
+    h.finalize().to_vec()
 }
 
 /// A per-installation secret (kept in `data_dir/server.secret`, mode 0600) from which the

@@ -80,6 +80,9 @@ pub struct AuditEvent {
     /// Tables read and written (schema-qualified).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<String>,
+    /// Masked output columns with their tags (`name:tag,tag`); never the values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked: Vec<String>,
 }
 
 impl AuditEvent {
@@ -107,6 +110,7 @@ impl AuditEvent {
             policies: Vec::new(),
             command: None,
             tables: Vec::new(),
+            masked: Vec::new(),
         }
     }
 }

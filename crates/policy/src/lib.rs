@@ -22,9 +22,9 @@ mod unmask;
 
 pub use cache::DecisionCache;
 pub use decide::{decide, decide_all};
-pub use unmask::may_unmask;
 pub use load::{Policies, PolicyError, BUILTIN_POLICIES, SCHEMA};
 pub use model::decision::Decision;
+pub use unmask::may_unmask;
 
 use model::Identity;
 use serde::{Deserialize, Serialize};

@@ -313,17 +313,19 @@ fn build(loaded: &[Loaded]) -> Policies {
             },
         );
     }
-    let unmask = EntityUid::from_str("Gatehouse::Action::\"unmask\"").ok().map(|action| {
-        let mut all = PolicySet::new();
-        for l in loaded.iter().filter(|l| applies_to(&l.policy, &action)) {
-            let _ = all.add(l.policy.clone());
-        }
-        ActionPolicies {
-            action,
-            without_approval: all.clone(),
-            all,
-        }
-    });
+    let unmask = EntityUid::from_str("Gatehouse::Action::\"unmask\"")
+        .ok()
+        .map(|action| {
+            let mut all = PolicySet::new();
+            for l in loaded.iter().filter(|l| applies_to(&l.policy, &action)) {
+                let _ = all.add(l.policy.clone());
+            }
+            ActionPolicies {
+                action,
+                without_approval: all.clone(),
+                all,
+            }
+        });
     Policies {
         actions,
         meta,

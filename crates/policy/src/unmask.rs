@@ -2,7 +2,10 @@
 //! a permit matches and no forbid does; any evaluation error keeps it masked.
 
 use crate::{context, Policies, Principal, RequestContext};
-use cedar_policy::{Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression};
+use cedar_policy::{
+    Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request,
+    RestrictedExpression,
+};
 use model::facts::StatementFacts;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -22,7 +25,9 @@ pub fn may_unmask(
         return false;
     };
     let (req, entities) = request;
-    let response = policies.authorizer.is_authorized(&req, &action.all, &entities);
+    let response = policies
+        .authorizer
+        .is_authorized(&req, &action.all, &entities);
     response.diagnostics().errors().next().is_none() && response.decision() == CedarDecision::Allow
 }
 
@@ -43,14 +48,19 @@ fn build(
     let database = uid("Gatehouse::Database", &ctx.target)?;
     let table = uid("Gatehouse::Table", table_name)?;
     let col = uid("Gatehouse::Column", column)?;
-    let tag_set = RestrictedExpression::new_set(tags.iter().map(|t| RestrictedExpression::new_string(t.clone())));
+    let tag_set = RestrictedExpression::new_set(
+        tags.iter()
+            .map(|t| RestrictedExpression::new_string(t.clone())),
+    );
     let attrs = HashMap::from([("tags".to_owned(), tag_set)]);
     let entities = vec![
         Entity::new_no_attrs(database.clone(), HashSet::new()),
         Entity::new_no_attrs(table.clone(), HashSet::from([database])),
         Entity::new(col.clone(), attrs, HashSet::from([table])).map_err(|e| e.to_string())?,
     ];
-    let entities = people.add_entities(entities, None).map_err(|e| e.to_string())?;
+    let entities = people
+        .add_entities(entities, None)
+        .map_err(|e| e.to_string())?;
     let context = context::statement(&StatementFacts::default(), ctx)?;
     let req = Request::new(who, action, col, context, None).map_err(|e| e.to_string())?;
     Ok((req, entities))

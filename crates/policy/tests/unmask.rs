@@ -14,14 +14,23 @@ fn who(name: &str, groups: &[&str]) -> Principal {
 }
 
 fn ctx() -> RequestContext {
-    RequestContext { target: "app".into(), ..Default::default() }
+    RequestContext {
+        target: "app".into(),
+        ..Default::default()
+    }
 }
 
 #[test]
 fn masked_unless_permitted() {
     let builtin = Policies::load(true, &[]).unwrap();
     let tags = vec!["pii".to_owned()];
-    assert!(!may_unmask(&builtin, &who("alice", &["analysts"]), "public.users.email", &tags, &ctx()));
+    assert!(!may_unmask(
+        &builtin,
+        &who("alice", &["analysts"]),
+        "public.users.email",
+        &tags,
+        &ctx()
+    ));
 
     let extra = r#"
 @id("support-sees-contact")
@@ -35,10 +44,43 @@ forbid(principal, action == Gatehouse::Action::"unmask", resource) when { resour
     let p = Policies::load(true, &[("extra.cedar".into(), extra.into())]).unwrap();
     let contact = vec!["pii".to_owned(), "contact".to_owned()];
     let ssn = vec!["pii".to_owned(), "ssn".to_owned()];
-    assert!(may_unmask(&p, &who("sam", &["support"]), "public.users.email", &contact, &ctx()));
-    assert!(!may_unmask(&p, &who("sam", &["support"]), "public.users.ssn", &ssn, &ctx()));
-    assert!(!may_unmask(&p, &who("alice", &["analysts"]), "public.users.email", &contact, &ctx()));
-    assert!(may_unmask(&p, &who("dora", &["dba"]), "public.users.email", &tags, &ctx()));
-    assert!(!may_unmask(&p, &who("dora", &["dba"]), "public.users.ssn", &ssn, &ctx()), "forbid wins");
-    assert!(!may_unmask(&p, &who("dora", &["dba"]), "public.payments.card", &tags, &ctx()));
+    assert!(may_unmask(
+        &p,
+        &who("sam", &["support"]),
+        "public.users.email",
+        &contact,
+        &ctx()
+    ));
+    assert!(!may_unmask(
+        &p,
+        &who("sam", &["support"]),
+        "public.users.ssn",
+        &ssn,
+        &ctx()
+    ));
+    assert!(!may_unmask(
+        &p,
+        &who("alice", &["analysts"]),
+        "public.users.email",
+        &contact,
+        &ctx()
+    ));
+    assert!(may_unmask(
+        &p,
+        &who("dora", &["dba"]),
+        "public.users.email",
+        &tags,
+        &ctx()
+    ));
+    assert!(
+        !may_unmask(&p, &who("dora", &["dba"]), "public.users.ssn", &ssn, &ctx()),
+        "forbid wins"
+    );
+    assert!(!may_unmask(
+        &p,
+        &who("dora", &["dba"]),
+        "public.payments.card",
+        &tags,
+        &ctx()
+    ));
 }

@@ -34,6 +34,37 @@ pub struct TargetConfig {
     pub tls: UpstreamTls,
     /// Free-form environment label (`production`, `staging`…) for policies and audit.
     pub environment: String,
+    /// Sensitive columns of this target (`[[sensitive]]`).
+    pub sensitive: Arc<SensitiveSet>,
+}
+
+/// How one sensitive column is treated.
+#[derive(Debug, Clone)]
+pub struct SensitiveColumn {
+    pub tags: Vec<String>,
+    pub strategy: masking::Strategy,
+    /// Refuse filtering, joining, grouping or ordering on it (for principals who may not
+    /// unmask it): `WHERE ssn LIKE '1%'` would reveal it character by character.
+    pub deny_predicates: bool,
+}
+
+/// The sensitive columns of a target, keyed by `schema.table.column`.
+#[derive(Debug, Clone, Default)]
+pub struct SensitiveSet {
+    pub columns: HashMap<sql::lineage::ColumnRef, SensitiveColumn>,
+}
+
+impl SensitiveSet {
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    /// Whether `schema.table` has a sensitive column.
+    pub fn has_table(&self, qualified: &str) -> bool {
+        self.columns
+            .keys()
+            .any(|c| qualified.split_once('.') == Some((c.schema.as_str(), c.table.as_str())))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -18,6 +18,11 @@ use std::time::Instant;
 /// A statement in flight: its event (statement, params, identity already filled) and the
 /// audit queue slot reserved for it before the statement was forwarded.
 pub struct StmtAudit {
+    /// Masks for the statement's result columns, if any column needs one.
+    pub mask: Option<std::sync::Arc<crate::mask_plan::MaskPlan>>,
+    /// Extended protocol: the result formats from Bind (RowDescription from a statement
+    /// Describe does not know them yet). None for a simple query.
+    pub formats: Option<Vec<i16>>,
     pub event: AuditEvent,
     pub slot: Option<audit::AuditSlot>,
     pub started: Instant,

@@ -5,13 +5,25 @@
 //!
 //! Nothing here touches sockets; `relay_up` forwards only what a `Verdict::Forward` allows.
 
+use crate::catalog::CatalogCell;
+use crate::config::SensitiveSet;
+use crate::mask_plan::{self, MaskPlan, Refusal};
 use model::decision::Decision;
 use model::facts::StatementFacts;
 use model::Identity;
 use policy::{DecisionCache, Mode, Policies, Principal, RequestContext};
+use sql::lineage::ColumnRef;
 use sql::{AnalyzeContext, FactsCache};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
+
+/// Statistics views and tables that hold sample values of columns.
+const STATS_TABLES: [&str; 4] = [
+    "pg_catalog.pg_stats",
+    "pg_catalog.pg_statistic",
+    "pg_catalog.pg_stats_ext",
+    "pg_catalog.pg_stats_ext_exprs",
+];
 
 /// The policies in force (swapped on reload) and the facts cache all sessions share.
 pub struct PolicyEngine {
@@ -54,11 +66,13 @@ impl PolicyEngine {
 
 /// What to do with a query string or a Parse.
 pub enum Verdict {
-    /// Forward. `shadow` is set when policy refused it but shadow mode lets it run.
+    /// Forward. `shadow` is set when policy refused it but shadow mode lets it run. `masks`
+    /// has one entry per statement (None: nothing to mask).
     Forward {
         statements: Vec<StatementFacts>,
         decision: Decision,
         shadow: bool,
+        masks: Vec<Option<Arc<MaskPlan>>>,
     },
     /// Refuse the whole string; nothing of it reaches the database.
     Refuse {
@@ -67,8 +81,17 @@ pub enum Verdict {
     },
 }
 
+/// What masking needs of the session's target.
+pub struct MaskingCtx {
+    pub sensitive: Arc<SensitiveSet>,
+    pub catalog: Arc<CatalogCell>,
+}
+
 /// Per-session analysis state.
 pub struct SessionGuard {
+    masking: Option<MaskingCtx>,
+    /// Memo of `may_unmask` per column for this session's principal and policies.
+    unmask: HashMap<ColumnRef, bool>,
     engine: Arc<PolicyEngine>,
     principal: Principal,
     base: RequestContext,
@@ -78,8 +101,15 @@ pub struct SessionGuard {
 }
 
 impl SessionGuard {
-    pub fn new(engine: Arc<PolicyEngine>, identity: Identity, base: RequestContext) -> Self {
+    pub fn new(
+        engine: Arc<PolicyEngine>,
+        identity: Identity,
+        base: RequestContext,
+        masking: Option<MaskingCtx>,
+    ) -> Self {
         SessionGuard {
+            masking: masking.filter(|m| !m.sensitive.is_empty()),
+            unmask: HashMap::new(),
             engine,
             principal: Principal { identity },
             base,
@@ -97,22 +127,112 @@ impl SessionGuard {
         ctx.hour = hour;
         ctx.multi_statement = statements.len() > 1;
         let decision = self.decide_all(&policies, &statements, &ctx);
+        let refuse = |statements, reason: String| Verdict::Refuse {
+            statements,
+            decision: Decision::Deny {
+                reason,
+                policy_id: "gatehouse.masking".into(),
+                hint: Some("select only columns you may see, or ask for unmask permission".into()),
+                policies: Vec::new(),
+            },
+        };
+        let masks = match self.masks(sql, &statements, &policies, &ctx) {
+            Ok(m) => m,
+            Err(Refusal(reason)) if self.engine.mode() == Mode::Enforce => {
+                return refuse(statements, reason)
+            }
+            Err(_) => vec![None; statements.len()],
+        };
         match (decision.is_allow(), self.engine.mode()) {
             (true, _) => Verdict::Forward {
                 statements,
                 decision,
                 shadow: false,
+                masks,
             },
             (false, Mode::Shadow) => Verdict::Forward {
                 statements,
                 decision,
                 shadow: true,
+                masks,
             },
             (false, Mode::Enforce) => Verdict::Refuse {
                 statements,
                 decision,
             },
         }
+    }
+
+    /// The mask plan of each statement, or why the string must be refused.
+    fn masks(
+        &mut self,
+        sql: &str,
+        statements: &[StatementFacts],
+        policies: &Policies,
+        ctx: &RequestContext,
+    ) -> Result<Vec<Option<Arc<MaskPlan>>>, Refusal> {
+        let none = vec![None; statements.len()];
+        let Some(m) = &self.masking else {
+            return Ok(none);
+        };
+        let catalog = m.catalog.get();
+        let touched = |f: &StatementFacts| {
+            f.tables_read.iter().chain(&f.tables_written).any(|t| {
+                let view = t.split_once('.').is_some_and(|(s, n)| {
+                    catalog.views.contains_key(&(s.to_owned(), n.to_owned()))
+                });
+                m.sensitive.has_table(t) || view || STATS_TABLES.contains(&t.as_str())
+            })
+        };
+        if !statements.iter().any(touched) {
+            return Ok(none);
+        }
+        if let Some(t) = statements
+            .iter()
+            .flat_map(|f| &f.tables_read)
+            .find(|t| STATS_TABLES.contains(&t.as_str()))
+        {
+            return Err(Refusal(format!(
+                "{t} holds sample values of columns; reading it is not allowed"
+            )));
+        }
+        let sensitive = m.sensitive.clone();
+        let principal = self.principal.clone();
+        let unmask = &mut self.unmask;
+        let mut visible = |c: &ColumnRef| {
+            *unmask.entry(c.clone()).or_insert_with(|| {
+                let tags = sensitive
+                    .columns
+                    .get(c)
+                    .map(|s| s.tags.clone())
+                    .unwrap_or_default();
+                policy::may_unmask(policies, &principal, &c.to_string(), &tags, ctx)
+            })
+        };
+        let lineages = match sql::lineage::lineage_each(
+            sql,
+            &self.analyze_ctx.search_path,
+            catalog.as_ref(),
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                // Unprovable: allowed only if every sensitive column is visible anyway.
+                if sensitive.columns.keys().all(|c| visible(c)) {
+                    return Ok(none);
+                }
+                return Err(Refusal(format!(
+                    "cannot prove which columns the result carries ({e})"
+                )));
+            }
+        };
+        let mut out = Vec::with_capacity(lineages.len());
+        for l in &lineages {
+            out.push(mask_plan::plan(l, &sensitive, &mut visible)?.map(Arc::new));
+        }
+        if out.len() != statements.len() {
+            return Err(Refusal("statement split disagrees with lineage".into()));
+        }
+        Ok(out)
     }
 
     /// `policy::decide_all` through this session's decision cache: allowed only if every
@@ -159,6 +279,12 @@ impl SessionGuard {
             for t in &f.temp_tables_created {
                 self.temps.insert(bare(t).to_owned());
             }
+            // Schema changes can move columns and views: refresh the lineage catalog.
+            if f.class == model::facts::CommandClass::Ddl {
+                if let Some(m) = &self.masking {
+                    m.catalog.changed.notify_one();
+                }
+            }
         }
     }
 }
@@ -194,6 +320,7 @@ pub struct Annotation {
     pub policies: Vec<String>,
     pub command: Option<String>,
     pub tables: Vec<String>,
+    pub mask: Option<Arc<MaskPlan>>,
 }
 
 impl Annotation {
@@ -221,5 +348,8 @@ impl Annotation {
         ev.policies.clone_from(&self.policies);
         ev.command.clone_from(&self.command);
         ev.tables.clone_from(&self.tables);
+        if let Some(m) = &self.mask {
+            ev.masked = m.summary();
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 mod auth;
 mod cancel;
+mod catalog;
 mod clock;
 mod config;
 mod error;
@@ -19,8 +20,10 @@ mod events;
 mod expect;
 mod guard;
 mod handshake;
+mod mask_plan;
 mod pipeline;
 mod relay_down;
+mod relay_mask;
 mod relay_up;
 mod server;
 mod session;
@@ -30,6 +33,8 @@ mod upstream;
 mod upstream_tls;
 
 pub use clock::{Clock, Entropy, OsEntropy, SystemClock};
-pub use config::{AuditFailureMode, ProxyConfig, TargetConfig, UpstreamTls};
+pub use config::{
+    AuditFailureMode, ProxyConfig, SensitiveColumn, SensitiveSet, TargetConfig, UpstreamTls,
+};
 pub use guard::PolicyEngine;
 pub use server::{serve, ProxyState};

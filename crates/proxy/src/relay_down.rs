@@ -6,6 +6,7 @@
 use crate::error::SessionError;
 use crate::expect::{Expect, StmtAudit};
 use crate::pipeline::Pipeline;
+use crate::relay_mask::{self, Bound};
 use crate::stream::{ReadHalf, WriteHalf};
 use crate::upstream::MAX_UPSTREAM_MESSAGE;
 use bytes::BytesMut;
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wire_pg::backend::{self, tag};
-use wire_pg::{decode_frame, Frame};
+use wire_pg::{decode_frame, encode, Frame};
 
 pub struct Down {
     pub upstream: ReadHalf,
@@ -24,11 +25,15 @@ pub struct Down {
     pub pipeline: Arc<Pipeline>,
     /// Last ReadyForQuery status byte, shared with the other half.
     pub tx_status: Arc<AtomicU8>,
+    /// Key of the `hash` mask strategy.
+    pub mask_key: Arc<[u8]>,
 }
 
 /// Per-read working state.
 struct Out {
     bytes: BytesMut,
+    /// The mask plan bound to the current result, if it has masked columns.
+    bound: Option<Bound>,
     /// DataRows seen for the statement at the head (for PortalSuspended).
     rows: u64,
     fatal: bool,
@@ -43,6 +48,7 @@ impl Down {
 
     async fn relay(&mut self) -> Result<(), SessionError> {
         let mut out = Out {
+            bound: None,
             bytes: BytesMut::with_capacity(16 * 1024),
             rows: 0,
             fatal: false,
@@ -85,7 +91,40 @@ impl Down {
         frame: Frame,
     ) -> Result<(), SessionError> {
         match frame.tag() {
-            tag::DATA_ROW => out.rows += 1,
+            tag::DATA_ROW => {
+                out.rows += 1;
+                if out.bound.is_none() {
+                    // Rows without a RowDescription in this exchange (Describe skipped).
+                    if let Some(Expect::Execute(s)) = q.front() {
+                        out.bound = s
+                            .mask
+                            .as_ref()
+                            .map(|p| relay_mask::bind(p, None, s.formats.as_deref()));
+                    }
+                }
+                if let Some(b) = &mut out.bound {
+                    if !b.failed {
+                        if let Err(e) =
+                            relay_mask::rewrite(b, &frame, &self.mask_key, &mut out.bytes)
+                        {
+                            tracing::error!(error = %e, "masking failed; withholding the rest of the result");
+                            b.failed = true;
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+            tag::COMMAND_COMPLETE if out.bound.as_ref().is_some_and(|b| b.failed) => {
+                let message =
+                    "gatehouse: a result row could not be masked; the result was withheld";
+                encode::error(&mut out.bytes, "ERROR", "XX000", message, None, None);
+                let outcome = Outcome::Error {
+                    sqlstate: "XX000".into(),
+                    message: message.into(),
+                };
+                complete(q, out, outcome, None);
+                return Ok(());
+            }
             tag::COMMAND_COMPLETE => {
                 let rows = backend::rows_from_tag(&backend::command_complete(&frame)?);
                 complete(q, out, Outcome::Ok, rows);
@@ -123,12 +162,35 @@ impl Down {
                 if matches!(q.front(), Some(Expect::Describe)) {
                     q.pop_front();
                 }
+                out.bound = bind_result(q, &frame);
             }
             _ => {}
         }
         out.bytes.extend_from_slice(frame.raw());
         Ok(())
     }
+}
+
+/// Binds the mask plan of the statement whose rows follow this RowDescription: the current
+/// statement of a simple query, or the next Execute (after Describe) of the extended protocol.
+fn bind_result(q: &VecDeque<Expect>, frame: &Frame) -> Option<Bound> {
+    let s = match q.front() {
+        Some(Expect::Query(stmts)) => stmts.front(),
+        _ => q
+            .iter()
+            .take_while(|e| !matches!(e, Expect::Sync))
+            .find_map(|e| match e {
+                Expect::Execute(s) => Some(s),
+                _ => None,
+            }),
+    }?;
+    let plan = s.mask.as_ref()?;
+    let fields = relay_mask::fields(frame);
+    Some(relay_mask::bind(
+        plan,
+        fields.as_deref(),
+        s.formats.as_deref(),
+    ))
 }
 
 /// Sends a fatal error once everything before it is answered.
@@ -154,6 +216,7 @@ fn pop_if(q: &mut VecDeque<Expect>, expected: impl Fn(&Expect) -> bool) {
 /// One statement ended (CommandComplete, EmptyQueryResponse, PortalSuspended or error).
 fn complete(q: &mut VecDeque<Expect>, out: &mut Out, outcome: Outcome, rows: Option<u64>) {
     out.rows = 0;
+    out.bound = None;
     match q.front_mut() {
         Some(Expect::Query(stmts)) => match stmts.pop_front() {
             Some(s) => s.complete(outcome, rows),
@@ -193,6 +256,7 @@ fn on_error(q: &mut VecDeque<Expect>, out: &mut Out, frame: &Frame) -> Result<()
                 }
             }
             out.rows = 0;
+            out.bound = None;
         }
     }
     Ok(())
@@ -204,6 +268,7 @@ fn skip_to_sync(q: &mut VecDeque<Expect>, out: &mut Out) {
         drop_skipped(q.pop_front());
     }
     out.rows = 0;
+    out.bound = None;
 }
 
 /// A request the server skipped after an error never ran; its reserved slot is released.

@@ -26,6 +26,8 @@ use wire_pg::{decode_frame, encode, Frame};
 struct Portal {
     statement: Option<Arc<Prepared>>,
     params: Vec<Option<String>>,
+    /// Result format codes from Bind (none: all text; one: all; else per column).
+    formats: Vec<i16>,
 }
 
 /// A statement the client prepared, as analysed and decided at Parse.
@@ -222,12 +224,13 @@ impl Up {
         frame: Frame,
         sql: String,
     ) -> Result<(), SessionError> {
-        let (statements, decision, shadow) = match self.guard.check(&sql, self.hour()) {
+        let (statements, decision, shadow, masks) = match self.guard.check(&sql, self.hour()) {
             Verdict::Forward {
                 statements,
                 decision,
                 shadow,
-            } => (statements, decision, shadow),
+                masks,
+            } => (statements, decision, shadow, masks),
             Verdict::Refuse {
                 statements,
                 decision,
@@ -247,8 +250,9 @@ impl Up {
                 .map(|f| (f.text.as_str(), Some(f)))
                 .collect()
         };
-        for (text, facts) in planned {
-            let note = Annotation::new(facts, &decision, shadow);
+        for (i, (text, facts)) in planned.into_iter().enumerate() {
+            let mut note = Annotation::new(facts, &decision, shadow);
+            note.mask = masks.get(i).cloned().flatten();
             match self.audit_for(text, Vec::new(), Some(&note)) {
                 Ok(a) => audits.push_back(a),
                 Err(e) => {
@@ -268,12 +272,13 @@ impl Up {
         frame: Frame,
         p: Parse,
     ) -> Result<(), SessionError> {
-        let (statements, decision, shadow) = match self.guard.check(&p.query, self.hour()) {
+        let (statements, decision, shadow, masks) = match self.guard.check(&p.query, self.hour()) {
             Verdict::Forward {
                 statements,
                 decision,
                 shadow,
-            } => (statements, decision, shadow),
+                masks,
+            } => (statements, decision, shadow, masks),
             Verdict::Refuse {
                 statements,
                 decision,
@@ -285,7 +290,8 @@ impl Up {
             }
         };
         self.guard.forwarded(&statements);
-        let note = Annotation::new(statements.first(), &decision, shadow);
+        let mut note = Annotation::new(statements.first(), &decision, shadow);
+        note.mask = masks.into_iter().next().flatten();
         t.statements.insert(
             p.name,
             Arc::new(Prepared {
@@ -343,8 +349,15 @@ impl Up {
             .map(|(i, p)| render_param(p.as_deref(), b.param_is_binary(i), max))
             .collect();
         let statement = t.statements.get(&b.statement).cloned();
-        t.portals
-            .insert(b.portal.clone(), Portal { statement, params });
+        let formats = b.result_formats.clone();
+        t.portals.insert(
+            b.portal.clone(),
+            Portal {
+                statement,
+                params,
+                formats,
+            },
+        );
     }
 
     async fn on_execute(
@@ -353,9 +366,9 @@ impl Up {
         frame: Frame,
         portal: &str,
     ) -> Result<(), SessionError> {
-        let (prepared, params) = match t.portals.get(portal) {
-            Some(p) => (p.statement.clone(), p.params.clone()),
-            None => (None, Vec::new()),
+        let (prepared, params, formats) = match t.portals.get(portal) {
+            Some(p) => (p.statement.clone(), p.params.clone(), p.formats.clone()),
+            None => (None, Vec::new(), Vec::new()),
         };
         let text = prepared
             .as_ref()
@@ -363,7 +376,8 @@ impl Up {
             .unwrap_or_default();
         let note = prepared.as_ref().map(|p| &p.note);
         match self.audit_for(text, params, note) {
-            Ok(a) => {
+            Ok(mut a) => {
+                a.formats = Some(formats);
                 t.out.extend_from_slice(frame.raw());
                 self.expect(Expect::Execute(a)).await
             }
@@ -402,6 +416,8 @@ impl Up {
             n.apply(&mut event);
         }
         Ok(StmtAudit {
+            mask: note.and_then(|n| n.mask.clone()),
+            formats: None,
             event,
             slot,
             started: Instant::now(),

@@ -16,6 +16,10 @@ pub struct ProxyState {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub policy: Arc<crate::guard::PolicyEngine>,
+    /// Upstream catalogs of targets with sensitive columns (for lineage).
+    pub(crate) catalogs: Arc<std::collections::HashMap<String, Arc<crate::catalog::CatalogCell>>>,
+    /// Key of the `hash` mask strategy.
+    pub(crate) mask_key: Arc<[u8]>,
     pub(crate) cancels: CancelRegistry,
 }
 
@@ -35,7 +39,49 @@ impl ProxyState {
             clock,
             entropy,
             policy,
+            catalogs: Arc::default(),
+            mask_key: Arc::from(Vec::new()),
             cancels: CancelRegistry::default(),
+        }
+    }
+}
+
+impl ProxyState {
+    /// Loads the catalog of every target with sensitive columns and checks that each
+    /// configured sensitive column exists; every problem is reported. Also starts the
+    /// periodic refresh.
+    pub async fn load_catalogs(&mut self, mask_key: Vec<u8>) -> Result<(), Vec<String>> {
+        let mut cells = std::collections::HashMap::new();
+        let mut errors = Vec::new();
+        for t in self
+            .config
+            .targets
+            .values()
+            .filter(|t| !t.sensitive.is_empty())
+        {
+            match crate::catalog::load(t).await {
+                Ok(snap) => {
+                    for c in t.sensitive.columns.keys() {
+                        if !snap.has_column(&c.schema, &c.table, &c.column) {
+                            errors.push(format!(
+                                "sensitive column {c} of target {} does not exist upstream",
+                                t.name
+                            ));
+                        }
+                    }
+                    let cell = Arc::new(crate::catalog::CatalogCell::new(snap));
+                    tokio::spawn(crate::catalog::refresh(t.clone(), cell.clone()));
+                    cells.insert(t.name.clone(), cell);
+                }
+                Err(e) => errors.push(format!("target {}: loading the catalog: {e}", t.name)),
+            }
+        }
+        self.catalogs = Arc::new(cells);
+        self.mask_key = Arc::from(mask_key);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
         }
     }
 }

@@ -136,7 +136,15 @@ async fn session(
             .map(|a| a.ip()),
         ..Default::default()
     };
-    let guard = crate::guard::SessionGuard::new(state.policy.clone(), identity.clone(), base);
+    let masking = state
+        .catalogs
+        .get(&target.name)
+        .map(|cell| crate::guard::MaskingCtx {
+            sensitive: target.sensitive.clone(),
+            catalog: cell.clone(),
+        });
+    let guard =
+        crate::guard::SessionGuard::new(state.policy.clone(), identity.clone(), base, masking);
     let result = relay(state, Arc::new(ctx.clone()), stream, buf, up, guard).await;
     active.decrement(1.0);
     result
@@ -230,6 +238,7 @@ async fn relay(
         buf: up.buf,
         pipeline,
         tx_status,
+        mask_key: state.mask_key.clone(),
     };
     let mut up_task = tokio::spawn(up_half.run());
     let down = down_half.run();

@@ -26,6 +26,7 @@
 
 mod cache;
 mod danger;
+pub mod lineage;
 mod names;
 mod plpgsql;
 mod shape;

@@ -4,8 +4,16 @@
 use toml::{Table, Value};
 
 const TOP: &[&str] = &[
-    "data_dir", "listen", "tls", "audit", "limits", "targets", "policy",
+    "data_dir",
+    "listen",
+    "tls",
+    "audit",
+    "limits",
+    "targets",
+    "policy",
+    "sensitive",
 ];
+const SENSITIVE: &[&str] = &["target", "columns", "tags", "mask", "predicates"];
 const POLICY: &[&str] = &["paths", "mode", "builtin"];
 const LISTEN: &[&str] = &["postgres", "admin"];
 const TLS: &[&str] = &["cert", "key", "client_auth"];
@@ -33,6 +41,15 @@ pub fn check(table: &Table) -> Vec<String> {
             Some(Value::Table(t)) => unknown(t, key, allowed, &mut errors),
             Some(_) => errors.push(format!("{key}: must be a table")),
             None => {}
+        }
+    }
+    if let Some(Value::Array(items)) = table.get("sensitive") {
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("sensitive[{i}]");
+            match item {
+                Value::Table(t) => unknown(t, &path, SENSITIVE, &mut errors),
+                _ => errors.push(format!("{path}: must be a table")),
+            }
         }
     }
     match table.get("targets") {

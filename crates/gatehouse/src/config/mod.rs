@@ -4,6 +4,7 @@
 
 mod keys;
 mod raw;
+mod sensitive;
 mod tls;
 mod upstream;
 
@@ -126,6 +127,7 @@ fn build(
         .as_deref()
         .and_then(|a| parse_addr("listen.admin", a, errors));
     let targets = build_targets(&raw.targets, secrets, errors);
+    let targets = sensitive::attach(targets, &raw.sensitive, errors);
     let tls = raw
         .tls
         .as_ref()

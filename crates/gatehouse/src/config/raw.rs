@@ -18,6 +18,19 @@ pub struct RawConfig {
     pub targets: Vec<RawTarget>,
     #[serde(default)]
     pub policy: RawPolicy,
+    #[serde(default)]
+    pub sensitive: Vec<RawSensitive>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSensitive {
+    pub target: String,
+    pub columns: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub mask: Option<String>,
+    pub predicates: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -76,6 +76,7 @@ pub fn target(
         password,
         tls,
         environment,
+        sensitive: Default::default(),
     })
 }
 

@@ -1,0 +1,163 @@
+//! The upstream catalog lineage needs: the columns of every relation (in order) and the
+//! definitions of views. Loaded over a connection of Gatehouse's own with the target's
+//! credentials, cached per target, and refreshed after DDL and on a timer.
+
+use crate::auth::read_frame;
+use crate::config::TargetConfig;
+use crate::error::SessionError;
+use crate::upstream::{self, MAX_UPSTREAM_MESSAGE};
+use bytes::BytesMut;
+use std::collections::HashMap;
+use tokio::io::AsyncWriteExt;
+use wire_pg::backend::{self, tag};
+use wire_pg::encode;
+
+/// Relations' columns and views' definitions, keyed by (schema, name).
+#[derive(Debug, Default, Clone)]
+pub struct CatalogSnapshot {
+    pub columns: HashMap<(String, String), Vec<String>>,
+    pub views: HashMap<(String, String), String>,
+}
+
+impl CatalogSnapshot {
+    pub fn has_column(&self, schema: &str, table: &str, column: &str) -> bool {
+        self.columns
+            .get(&(schema.to_owned(), table.to_owned()))
+            .is_some_and(|cols| cols.iter().any(|c| c == column))
+    }
+}
+
+const COLUMNS_SQL: &str = "SELECT n.nspname, c.relname, a.attname \
+     FROM pg_catalog.pg_attribute a \
+     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','v','m','p','f') \
+       AND n.nspname <> 'pg_toast' AND n.nspname NOT LIKE 'pg_temp%' \
+     ORDER BY n.nspname, c.relname, a.attnum";
+
+const VIEWS_SQL: &str = "SELECT schemaname, viewname, definition FROM pg_catalog.pg_views \
+     UNION ALL SELECT schemaname, matviewname, definition FROM pg_catalog.pg_matviews";
+
+/// Loads the catalog of `target`.
+pub async fn load(target: &TargetConfig) -> Result<CatalogSnapshot, SessionError> {
+    let params = vec![
+        (
+            "application_name".to_owned(),
+            "gatehouse:catalog".to_owned(),
+        ),
+        ("user".to_owned(), target.user.clone()),
+        ("database".to_owned(), target.database.clone()),
+    ];
+    let mut up = upstream::connect(target, &params).await?;
+    let mut snap = CatalogSnapshot::default();
+    for row in query(&mut up, COLUMNS_SQL).await? {
+        if let [Some(s), Some(t), Some(c)] = row.as_slice() {
+            snap.columns
+                .entry((s.clone(), t.clone()))
+                .or_default()
+                .push(c.clone());
+        }
+    }
+    for row in query(&mut up, VIEWS_SQL).await? {
+        if let [Some(s), Some(v), Some(d)] = row.as_slice() {
+            snap.views.insert((s.clone(), v.clone()), d.clone());
+        }
+    }
+    let mut out = BytesMut::new();
+    encode::terminate(&mut out);
+    let _ = up.stream.write_all(&out).await;
+    Ok(snap)
+}
+
+/// Runs one simple query and returns its rows as text.
+async fn query(
+    up: &mut upstream::Upstream,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, SessionError> {
+    let mut out = BytesMut::new();
+    encode::query(&mut out, sql);
+    up.stream.write_all(&out).await?;
+    let mut rows = Vec::new();
+    let mut failure = None;
+    loop {
+        let frame = read_frame(&mut up.stream, &mut up.buf, MAX_UPSTREAM_MESSAGE).await?;
+        match frame.tag() {
+            tag::DATA_ROW => rows.push(
+                backend::data_row(&frame)?
+                    .into_iter()
+                    .map(|c| c.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                    .collect(),
+            ),
+            tag::ERROR_RESPONSE => {
+                let e = backend::error_fields(&frame)?;
+                failure = Some(SessionError::Upstream(format!(
+                    "catalog query: {} {}",
+                    e.code, e.message
+                )));
+            }
+            tag::READY_FOR_QUERY => break,
+            _ => {}
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(rows),
+    }
+}
+
+impl sql::lineage::Catalog for CatalogSnapshot {
+    fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>> {
+        self.columns
+            .get(&(schema.to_owned(), table.to_owned()))
+            .cloned()
+    }
+
+    fn view_definition(&self, schema: &str, table: &str) -> Option<String> {
+        self.views
+            .get(&(schema.to_owned(), table.to_owned()))
+            .cloned()
+    }
+}
+
+/// The current snapshot of one target's catalog, replaced on refresh.
+#[derive(Debug, Default)]
+pub struct CatalogCell {
+    snap: std::sync::RwLock<std::sync::Arc<CatalogSnapshot>>,
+    /// Signalled after DDL so the refresher reloads at once.
+    pub changed: tokio::sync::Notify,
+}
+
+impl CatalogCell {
+    pub fn new(snap: CatalogSnapshot) -> Self {
+        CatalogCell {
+            snap: std::sync::RwLock::new(std::sync::Arc::new(snap)),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn get(&self) -> std::sync::Arc<CatalogSnapshot> {
+        self.snap.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, snap: CatalogSnapshot) {
+        *self.snap.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(snap);
+    }
+}
+
+/// Refreshes a target's catalog every minute (DDL through Gatehouse also triggers one).
+pub async fn refresh(target: std::sync::Arc<TargetConfig>, cell: std::sync::Arc<CatalogCell>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = cell.changed.notified() => {}
+        }
+        match load(&target).await {
+            Ok(snap) => cell.set(snap),
+            Err(e) => {
+                tracing::warn!(target = %target.name, error = %e, "catalog refresh failed; keeping the previous one")
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Applying a statement's mask plan to its result rows as they stream past: the plan is bound
+//! to column types and formats when RowDescription arrives (or, when the client skipped
+//! Describe, with unknown types, which mask to NULL), then each DataRow with a masked column
+//! is re-encoded. Rows of unmasked statements are never decoded.
+
+use crate::mask_plan::MaskPlan;
+use bytes::BytesMut;
+use masking::{ColumnMask, Format};
+use wire_pg::backend::{self, FieldDesc};
+use wire_pg::{encode, Frame};
+
+/// A plan bound to the result's columns.
+pub struct Bound {
+    masks: Vec<(usize, ColumnMask)>,
+    /// A row could not be masked: the rest of the result is withheld and the statement ends
+    /// with an error.
+    pub failed: bool,
+}
+
+/// Format code of column `i` given Bind's result formats (protocol: none = all text, one =
+/// all columns, else one per column), falling back to RowDescription's.
+fn format_of(i: usize, formats: Option<&[i16]>, fields: Option<&[FieldDesc]>) -> Format {
+    let code = match formats {
+        Some([]) => 0,
+        Some([one]) => *one,
+        Some(many) => many.get(i).copied().unwrap_or(0),
+        None => fields.and_then(|f| f.get(i)).map_or(0, |f| f.format),
+    };
+    Format::from_code(code).unwrap_or(Format::Binary)
+}
+
+pub fn bind(plan: &MaskPlan, fields: Option<&[FieldDesc]>, formats: Option<&[i16]>) -> Bound {
+    let masks = plan
+        .columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let m = m.as_ref()?;
+            // Unknown type (no RowDescription seen): 0, which masks to NULL.
+            let type_oid = fields.and_then(|f| f.get(i)).map_or(0, |f| f.type_oid);
+            let mask = ColumnMask::new(m.strategy, type_oid, format_of(i, formats, fields))
+                .with_tags(m.tags.iter().cloned());
+            Some((i, mask))
+        })
+        .collect();
+    Bound {
+        masks,
+        failed: false,
+    }
+}
+
+pub fn fields(frame: &Frame) -> Option<Vec<FieldDesc>> {
+    backend::row_description(frame).ok()
+}
+
+/// Re-encodes `frame` (a DataRow) with masked cells into `out`.
+pub fn rewrite(bound: &Bound, frame: &Frame, key: &[u8], out: &mut BytesMut) -> Result<(), String> {
+    let cells = backend::data_row(frame).map_err(|e| e.to_string())?;
+    let mut replaced: Vec<Option<Option<Vec<u8>>>> = vec![None; cells.len()];
+    for (i, mask) in &bound.masks {
+        let Some(Some(value)) = cells.get(*i) else {
+            continue;
+        };
+        let masked = masking::mask_cell(mask, value, key).map_err(|e| e.to_string())?;
+        if let Some(slot) = replaced.get_mut(*i) {
+            *slot = Some(masked);
+        }
+    }
+    let row = cells.iter().zip(&replaced).map(|(orig, new)| match new {
+        Some(m) => m.as_deref(),
+        None => orig.as_deref(),
+    });
+    encode::data_row(out, row);
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! Column lineage: for every output column of a statement, the source columns whose values flow
+//! into it, so the proxy can mask results by where values *come from* rather than by output
+//! column names (which `lower(email)`, `email || ''` or `row_to_json(u)` would slip past).
+//!
+//! [`lineage`] parses one statement with the real PostgreSQL grammar and walks it with a
+//! [`Catalog`] the caller supplies (loaded from the upstream server): `SELECT *` and `t.*`
+//! expand through it, views expand through their definitions, unqualified names resolve
+//! against the `search_path` as the server would. Besides the outputs it reports the side
+//! channels: columns used to filter, join, group or order ([`Lineage::predicate_columns`]),
+//! columns whose values a write copies elsewhere ([`Lineage::written_from`]), and functions
+//! whose bodies are unknown ([`Lineage::unknown_functions`]).
+//!
+//! It fails closed: anything it does not understand in a position that could carry values is
+//! [`LineageError::Unsupported`], a relation the catalog does not know is
+//! [`LineageError::UnknownRelation`], and text that does not parse is
+//! [`LineageError::Unparsed`]. The caller refuses those (unless the principal may unmask
+//! everything). This module decides nothing and does no I/O.
+//!
+//! Not owned here: which columns are sensitive, masking, and tracking state across
+//! statements (cursors, prepared statements, temporary tables) — see the `statement` child
+//! for what DECLARE, PREPARE, FETCH and EXECUTE return.
+
+mod builtins;
+mod call;
+mod colname;
+mod cte;
+mod dml;
+mod expr;
+mod flow;
+mod from;
+mod json;
+mod memory;
+mod relation;
+mod resolve;
+mod select;
+mod statement;
+#[cfg(test)]
+mod tests;
+mod walker;
+
+pub use memory::MemoryCatalog;
+
+use pg_query::protobuf::Node;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// What the walker needs to know about the upstream schema. Implementations are snapshots the
+/// proxy loads from the server; lookups must be cheap (they are made per statement).
+pub trait Catalog {
+    /// Columns of a relation (table, view, materialized view, foreign table) in order, or
+    /// `None` if unknown. `schema` is already resolved.
+    fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>>;
+    /// View definition SQL (`pg_get_viewdef`) if the relation is a view or materialized
+    /// view. Load it with a `search_path` of only `pg_catalog` so that every name in it
+    /// comes back schema-qualified; unqualified names are resolved with the session's path.
+    fn view_definition(&self, schema: &str, table: &str) -> Option<String>;
+}
+
+/// One column of one relation, schema-qualified.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ColumnRef {
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+}
+
+impl ColumnRef {
+    pub fn new(schema: &str, table: &str, column: &str) -> Self {
+        ColumnRef {
+            schema: schema.to_owned(),
+            table: table.to_owned(),
+            column: column.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ColumnRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.schema, self.table, self.column)
+    }
+}
+
+/// Where one output column's values come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OutputColumn {
+    /// The column name the server will report (PostgreSQL's own naming rules).
+    pub name: String,
+    /// Every source column whose value flows into this output.
+    pub sources: BTreeSet<ColumnRef>,
+    /// The output *is* a source column's value unchanged (plain reference, alias, cast, or
+    /// the same position of every arm of a set operation), so a mask applies exactly. False
+    /// when derived through an expression, function or aggregate: mask whole and run value
+    /// detectors. Several sources with `direct` mean "one of these, unchanged" (UNION arms).
+    pub direct: bool,
+    /// A whole row became one value (`row_to_json(u)`, `u::text`, `ROW(u.*)`,
+    /// `json_agg(u)`, `query_to_xml(…)`); `sources` then holds every column of the row.
+    pub whole_row: bool,
+}
+
+/// The lineage of one statement.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Lineage {
+    /// In result order, matching RowDescription positions. Empty for statements that return
+    /// no rows. The caller must check the count against the RowDescription it receives.
+    pub outputs: Vec<OutputColumn>,
+    /// Columns used in WHERE, JOIN ON/USING, GROUP BY, HAVING, ORDER BY, DISTINCT ON,
+    /// window PARTITION/ORDER, aggregate FILTER/ORDER and LIMIT: side channels. Predicates
+    /// inside view definitions are not listed (the user cannot vary them).
+    pub predicate_columns: BTreeSet<ColumnRef>,
+    /// (target column, sources) for writes that copy values: INSERT … SELECT, UPDATE … SET,
+    /// ON CONFLICT DO UPDATE, MERGE, CREATE TABLE AS / SELECT INTO / materialized views,
+    /// ALTER COLUMN … USING and generated columns. Only targets with at least one source.
+    pub written_from: Vec<(ColumnRef, BTreeSet<ColumnRef>)>,
+    /// Functions and operators called whose bodies are unknown (not a built-in that only
+    /// transforms its arguments), as written, lower case. Recorded whether or not columns
+    /// are passed: a body may also read tables itself.
+    pub unknown_functions: BTreeSet<String>,
+}
+
+/// Why no lineage could be computed. Every variant means "refuse unless the principal may
+/// unmask everything the statement touches".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineageError {
+    /// The text does not parse (or is too large or too deeply nested to parse safely).
+    Unparsed(String),
+    /// A construct the walker does not understand in a position that could carry values.
+    Unsupported(String),
+    /// A relation the catalog does not know (qualified name as resolved, or as written).
+    UnknownRelation(String),
+}
+
+impl fmt::Display for LineageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineageError::Unparsed(m) => write!(f, "statement does not parse: {m}"),
+            LineageError::Unsupported(m) => write!(f, "lineage not provable: {m}"),
+            LineageError::UnknownRelation(r) => write!(f, "unknown relation {r}"),
+        }
+    }
+}
+
+impl std::error::Error for LineageError {}
+
+pub(crate) type Result<T> = std::result::Result<T, LineageError>;
+
+pub(crate) fn unsupported<T>(what: impl Into<String>) -> Result<T> {
+    Err(LineageError::Unsupported(what.into()))
+}
+
+/// The lineage of one statement. A string with no statement yields an empty [`Lineage`]; a
+/// string with several is `Unsupported` (use [`lineage_each`]).
+pub fn lineage(
+    sql: &str,
+    search_path: &[String],
+    catalog: &dyn Catalog,
+) -> std::result::Result<Lineage, LineageError> {
+    let stmts = parse(sql)?;
+    match stmts.as_slice() {
+        [] => Ok(Lineage::default()),
+        [one] => walker::Walker::new(catalog, search_path).run(one),
+        many => unsupported(format!(
+            "{} statements in one string; analyse them one by one",
+            many.len()
+        )),
+    }
+}
+
+/// The lineage of every statement in a string, in order (each statement's RowDescription
+/// matches its entry). Statements are analysed against the same catalog: a table created
+/// by an earlier statement in the string is unknown to later ones.
+pub fn lineage_each(
+    sql: &str,
+    search_path: &[String],
+    catalog: &dyn Catalog,
+) -> std::result::Result<Vec<Lineage>, LineageError> {
+    parse(sql)?
+        .iter()
+        .map(|s| walker::Walker::new(catalog, search_path).run(s))
+        .collect()
+}
+
+/// Parse into statement nodes, with the crate's size and nesting bounds (pg_query's C code
+/// recurses without a depth check, so the lexer-based bound must come first).
+pub(crate) fn parse(sql: &str) -> Result<Vec<Node>> {
+    if sql.len() > crate::MAX_SQL_BYTES {
+        return Err(LineageError::Unparsed("statement too large".into()));
+    }
+    if let Some(s) = crate::shape::scan(sql, false) {
+        if s.depth > crate::shape::MAX_NESTING_UNITS {
+            return Err(LineageError::Unparsed("statement nested too deeply".into()));
+        }
+    }
+    let parsed = match std::panic::catch_unwind(|| pg_query::parse(sql)) {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return Err(LineageError::Unparsed(e.to_string())),
+        Err(_) => return Err(LineageError::Unparsed("parser failed".into())),
+    };
+    parsed
+        .protobuf
+        .stmts
+        .into_iter()
+        .map(|raw| {
+            raw.stmt
+                .map(|b| *b)
+                .ok_or_else(|| LineageError::Unparsed("empty statement".into()))
+        })
+        .collect()
+}

@@ -1,0 +1,214 @@
+//! Relations through the catalog: resolving a name against the search path, a table's
+//! columns, a view's columns (its definition walked, once per statement, to a bounded
+//! depth), relation names given as text (`table_to_xml('users', …)`), and write targets.
+//!
+//! Unqualified names resolve as PostgreSQL resolves them (namespace.c): the temporary schema
+//! first and `pg_catalog` next unless the path lists them itself, then the path in order,
+//! `$user` skipped (the user is not known here). The first schema where the catalog knows
+//! the name wins. A proxy that tracks temporary tables can expose them as schema `pg_temp`.
+
+use super::flow::{rename, Col, Flow, Rel};
+use super::walker::Walker;
+use super::{unsupported, ColumnRef, LineageError, Result};
+use pg_query::protobuf::RangeVar;
+use pg_query::NodeEnum as N;
+
+/// A write target's columns: where a value written to each lands, and what reading it back
+/// (RETURNING, `excluded`, UPDATE expressions) yields.
+pub(crate) struct Target {
+    pub refname: String,
+    pub relation: Option<(String, String)>,
+    pub cols: Vec<TargetCol>,
+}
+
+pub(crate) struct TargetCol {
+    pub name: String,
+    /// None for a view column that is not one plain column of a table.
+    pub lands: Option<ColumnRef>,
+    pub read: Flow,
+}
+
+impl Target {
+    /// Index of a named column.
+    pub fn index(&self, name: &str) -> Result<usize> {
+        match self.cols.iter().position(|c| c.name == name) {
+            Some(i) => Ok(i),
+            None => unsupported(format!("column {name} of {} not found", self.refname)),
+        }
+    }
+}
+
+impl Walker<'_> {
+    fn exists(&self, schema: &str, name: &str) -> bool {
+        self.catalog.columns(schema, name).is_some()
+            || self.catalog.view_definition(schema, name).is_some()
+    }
+
+    /// (schema, name) of a relation reference.
+    pub(crate) fn resolve_relation(&self, schema: &str, name: &str) -> Result<(String, String)> {
+        if !schema.is_empty() {
+            if self.exists(schema, name) {
+                return Ok((schema.to_owned(), name.to_owned()));
+            }
+            return Err(LineageError::UnknownRelation(format!("{schema}.{name}")));
+        }
+        let path = self.search_path;
+        let listed = |s: &str| path.iter().any(|p| p == s);
+        let implicit = ["pg_temp", "pg_catalog"]
+            .into_iter()
+            .filter(|s| !listed(s))
+            .map(str::to_owned);
+        let explicit = path
+            .iter()
+            .filter(|s| !s.is_empty() && s.as_str() != "$user")
+            .cloned();
+        for s in implicit.chain(explicit) {
+            if self.exists(&s, name) {
+                return Ok((s, name.to_owned()));
+            }
+        }
+        Err(LineageError::UnknownRelation(name.to_owned()))
+    }
+
+    /// The columns of a table (direct flows) or view (its definition's flows).
+    pub(crate) fn relation_cols(&mut self, schema: &str, name: &str) -> Result<Rel> {
+        if let Some(sql) = self.catalog.view_definition(schema, name) {
+            return self.view_cols(schema, name, &sql);
+        }
+        match self.catalog.columns(schema, name) {
+            Some(cols) => Ok(cols
+                .into_iter()
+                .map(|c| {
+                    let flow = Flow::column(ColumnRef::new(schema, name, &c));
+                    Col::new(c, flow)
+                })
+                .collect()),
+            None => Err(LineageError::UnknownRelation(format!("{schema}.{name}"))),
+        }
+    }
+
+    /// A view: walk its definition (no outer scope, no CTEs of the caller, its own filters
+    /// not reported as the user's predicates), named by the catalog's column list.
+    fn view_cols(&mut self, schema: &str, name: &str, sql: &str) -> Result<Rel> {
+        let key = (schema.to_owned(), name.to_owned());
+        if let Some(rel) = self.views.get(&key) {
+            return Ok(rel.clone());
+        }
+        let stmts = super::parse(sql)?;
+        let [stmt] = stmts.as_slice() else {
+            return unsupported(format!("definition of view {schema}.{name}"));
+        };
+        if !matches!(stmt.node, Some(N::SelectStmt(_))) {
+            return unsupported(format!("definition of view {schema}.{name}"));
+        }
+        let saved = self.enter()?;
+        self.hide_predicates += 1;
+        let rel = self.query(stmt, &[]);
+        self.hide_predicates -= 1;
+        self.leave(saved);
+        let mut rel = rel?;
+        if let Some(names) = self.catalog.columns(schema, name) {
+            if names.len() != rel.len() {
+                return unsupported(format!("view {schema}.{name}: catalog and definition disagree"));
+            }
+            rel = rename(rel, &names).unwrap_or_default();
+        }
+        self.views.insert(key, rel.clone());
+        Ok(rel)
+    }
+
+    /// A relation named by a string (`regclass` input syntax), resolved like a reference.
+    pub(crate) fn relation_by_text(&mut self, text: &str) -> Result<Rel> {
+        let parts = split_qualified(text)
+            .ok_or_else(|| LineageError::Unsupported(format!("relation name {text:?}")))?;
+        let (schema, name) = match parts.as_slice() {
+            [n] => (String::new(), n.clone()),
+            [s, n] | [_, s, n] => (s.clone(), n.clone()),
+            _ => return unsupported(format!("relation name {text:?}")),
+        };
+        let (schema, name) = self.resolve_relation(&schema, &name)?;
+        self.relation_cols(&schema, &name)
+    }
+
+    /// The target of INSERT/UPDATE/DELETE/MERGE. A CTE cannot be a target, so the name goes
+    /// to the catalog directly. Writes into a view land in the table column it passes
+    /// through; a view column that is not such a column accepts no values here.
+    pub(crate) fn target(&mut self, rv: Option<&RangeVar>) -> Result<Target> {
+        let Some(rv) = rv else {
+            return unsupported("write without a target");
+        };
+        let (schema, table) = self.resolve_relation(&rv.schemaname, &rv.relname)?;
+        let is_view = self.catalog.view_definition(&schema, &table).is_some();
+        let cols = self
+            .relation_cols(&schema, &table)?
+            .into_iter()
+            .map(|c| {
+                let lands = if !is_view {
+                    Some(ColumnRef::new(&schema, &table, &c.name))
+                } else if c.flow.direct && c.flow.sources.len() == 1 {
+                    c.flow.sources.first().cloned()
+                } else {
+                    None
+                };
+                TargetCol {
+                    name: c.name,
+                    lands,
+                    read: c.flow,
+                }
+            })
+            .collect();
+        let refname = rv
+            .alias
+            .as_ref()
+            .map_or_else(|| rv.relname.clone(), |a| a.aliasname.clone());
+        let relation = rv.alias.is_none().then_some((schema, table));
+        Ok(Target {
+            refname,
+            relation,
+            cols,
+        })
+    }
+}
+
+/// Split `a.b` / `"A"."b.c"` as identifiers: unquoted parts folded to lower case, quoted
+/// parts kept with `""` unescaped. None for malformed text.
+pub(crate) fn split_qualified(text: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                if !(c.is_alphanumeric() || c == '_' || c == '$') {
+                    return None;
+                }
+                part.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Some(parts),
+            Some('.') => {}
+            Some(_) => return None,
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The walker's state for one statement: the catalog and path it resolves against, the CTEs
+//! in scope, the side-channel facts it accumulates, and the bounds that keep a hostile
+//! statement or catalog from making it recurse or iterate without end.
+//!
+//! Scopes are not stored here: they are passed down as `&[&[Ns]]` (query levels, outermost
+//! first), so a subquery sees exactly the levels that enclose it and a view body sees none.
+
+use super::flow::{Flow, Rel};
+use super::{unsupported, Catalog, ColumnRef, Lineage, Result};
+use pg_query::protobuf::Node;
+use std::collections::{BTreeSet, HashMap};
+
+/// How deep views within views and queries within `query_to_xml` strings are followed.
+/// PostgreSQL has no such limit, but each level multiplies stack use; past this the
+/// statement is unsupported.
+pub(crate) const MAX_DEPTH: usize = 8;
+
+/// Upper bound on query bodies evaluated per statement (recursive CTEs are evaluated until
+/// they settle, and nested ones multiply).
+const MAX_WORK: usize = 20_000;
+
+/// Query levels visible at a point, outermost first.
+pub(crate) type Levels<'a> = [&'a [super::flow::Ns]];
+
+/// A CTE in scope: None while a `WITH RECURSIVE` member is not yet evaluated.
+pub(crate) struct Cte {
+    pub name: String,
+    pub rel: Option<Rel>,
+}
+
+pub(crate) struct Walker<'a> {
+    pub catalog: &'a dyn Catalog,
+    pub search_path: &'a [String],
+    pub ctes: Vec<Cte>,
+    pub predicates: BTreeSet<ColumnRef>,
+    /// Above zero while walking a view body: its own filters are not the user's.
+    pub hide_predicates: usize,
+    pub written: Vec<(ColumnRef, BTreeSet<ColumnRef>)>,
+    pub unknown: BTreeSet<String>,
+    /// Views and `query_to_xml` strings entered.
+    pub depth: usize,
+    /// View bodies already expanded in this statement (a view used twice is walked once).
+    pub views: HashMap<(String, String), Rel>,
+    work: usize,
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(catalog: &'a dyn Catalog, search_path: &'a [String]) -> Self {
+        Walker {
+            catalog,
+            search_path,
+            ctes: Vec::new(),
+            predicates: BTreeSet::new(),
+            hide_predicates: 0,
+            written: Vec::new(),
+            unknown: BTreeSet::new(),
+            depth: 0,
+            views: HashMap::new(),
+            work: 0,
+        }
+    }
+
+    /// The lineage of one top-level statement.
+    pub fn run(mut self, stmt: &Node) -> Result<Lineage> {
+        let rel = self.statement(stmt)?;
+        let outputs = rel
+            .into_iter()
+            .map(|c| super::OutputColumn {
+                name: c.name,
+                sources: c.flow.sources,
+                direct: c.flow.direct,
+                whole_row: c.flow.whole_row,
+            })
+            .collect();
+        // A recursive CTE's body is walked once per iteration: keep each write once.
+        let mut written = Vec::with_capacity(self.written.len());
+        for w in self.written {
+            if !written.contains(&w) {
+                written.push(w);
+            }
+        }
+        Ok(Lineage {
+            outputs,
+            predicate_columns: self.predicates,
+            written_from: written,
+            unknown_functions: self.unknown,
+        })
+    }
+
+    /// Count one query body against the work bound.
+    pub fn tick(&mut self) -> Result<()> {
+        self.work += 1;
+        if self.work > MAX_WORK {
+            return unsupported("statement too complex to trace");
+        }
+        Ok(())
+    }
+
+    /// Evaluate an expression used as a filter, join condition, grouping or ordering key.
+    pub fn predicate(&mut self, node: &Node, lv: &Levels<'_>) -> Result<()> {
+        let f = self.expr(node, lv)?;
+        self.note_predicate(f);
+        Ok(())
+    }
+
+    pub fn opt_predicate(&mut self, node: Option<&Node>, lv: &Levels<'_>) -> Result<()> {
+        match node {
+            Some(n) => self.predicate(n, lv),
+            None => Ok(()),
+        }
+    }
+
+    pub fn note_predicate(&mut self, f: Flow) {
+        if self.hide_predicates == 0 {
+            self.predicates.extend(f.sources);
+        }
+    }
+
+    /// Record a write of `value` into `target` (None: a view column that is not a plain
+    /// column of one table, so where the value lands is unknown).
+    pub fn wrote(&mut self, target: Option<&ColumnRef>, value: &Flow) -> Result<()> {
+        match target {
+            Some(t) if !value.sources.is_empty() => {
+                self.written.push((t.clone(), value.sources.clone()));
+                Ok(())
+            }
+            Some(_) => Ok(()),
+            None => unsupported("write through a view column that is not a plain column"),
+        }
+    }
+
+    /// Enter a nested query text (view body, `query_to_xml` argument): no outer scopes or
+    /// CTEs are visible in it.
+    pub fn enter(&mut self) -> Result<Vec<Cte>> {
+        if self.depth >= MAX_DEPTH {
+            return unsupported("views or query strings nested too deeply");
+        }
+        self.depth += 1;
+        Ok(std::mem::take(&mut self.ctes))
+    }
+
+    pub fn leave(&mut self, saved: Vec<Cte>) {
+        self.depth -= 1;
+        self.ctes = saved;
+    }
+}
