@@ -226,8 +226,15 @@ impl SessionGuard {
             }
         };
         let mut out = Vec::with_capacity(lineages.len());
-        for l in &lineages {
-            out.push(mask_plan::plan(l, &sensitive, &mut visible)?.map(Arc::new));
+        for (l, f) in lineages.iter().zip(statements) {
+            let plan = mask_plan::plan(l, &sensitive, &mut visible)?;
+            // COPY rows travel as CopyData, which is not rewritten: refuse rather than leak.
+            if plan.is_some() && f.class == model::facts::CommandClass::Copy {
+                return Err(Refusal(
+                    "COPY of sensitive columns is not allowed; use SELECT, whose results are masked".into(),
+                ));
+            }
+            out.push(plan.map(Arc::new));
         }
         if out.len() != statements.len() {
             return Err(Refusal("statement split disagrees with lineage".into()));

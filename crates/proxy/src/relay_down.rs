@@ -27,6 +27,9 @@ pub struct Down {
     pub tx_status: Arc<AtomicU8>,
     /// Key of the `hash` mask strategy.
     pub mask_key: Arc<[u8]>,
+    /// Value detectors applied to error and notice texts (targets with sensitive columns):
+    /// a cast error or a unique violation can quote a sensitive value.
+    pub detectors: Option<Arc<masking::Detectors>>,
 }
 
 /// Per-read working state.
@@ -85,6 +88,27 @@ impl Down {
     }
 
     fn on_frame(
+        &self,
+        q: &mut VecDeque<Expect>,
+        out: &mut Out,
+        frame: Frame,
+    ) -> Result<(), SessionError> {
+        if let (Some(d), tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE) =
+            (&self.detectors, frame.tag())
+        {
+            if let Some(redacted) = redact_fields(d, &frame) {
+                let tag = frame.tag();
+                let mut bytes = BytesMut::new();
+                encode::fields_raw(&mut bytes, tag, &redacted);
+                let frame = decode_frame(&mut bytes, MAX_UPSTREAM_MESSAGE)?
+                    .ok_or(SessionError::Protocol("re-encoded error"))?;
+                return self.on_frame_inner(q, out, frame);
+            }
+        }
+        self.on_frame_inner(q, out, frame)
+    }
+
+    fn on_frame_inner(
         &self,
         q: &mut VecDeque<Expect>,
         out: &mut Out,
@@ -191,6 +215,22 @@ fn bind_result(q: &VecDeque<Expect>, frame: &Frame) -> Option<Bound> {
         fields.as_deref(),
         s.formats.as_deref(),
     ))
+}
+
+/// The fields of an error or notice with detected sensitive values masked, if any were found.
+fn redact_fields(d: &masking::Detectors, frame: &Frame) -> Option<Vec<(u8, String)>> {
+    let mut fields = backend::all_fields(frame).ok()?;
+    let mut changed = false;
+    for (kind, value) in fields.iter_mut() {
+        // Message, detail, hint, context: the free-text fields that can quote data.
+        if matches!(*kind, b'M' | b'D' | b'H' | b'W') {
+            if let Some(r) = d.redact(value.as_bytes()) {
+                *value = String::from_utf8_lossy(&r).into_owned();
+                changed = true;
+            }
+        }
+    }
+    changed.then_some(fields)
 }
 
 /// Sends a fatal error once everything before it is answered.

@@ -20,6 +20,8 @@ pub struct ProxyState {
     pub(crate) catalogs: Arc<std::collections::HashMap<String, Arc<crate::catalog::CatalogCell>>>,
     /// Key of the `hash` mask strategy.
     pub(crate) mask_key: Arc<[u8]>,
+    /// Value detectors (built when some target has sensitive columns).
+    pub(crate) detectors: Option<Arc<masking::Detectors>>,
     pub(crate) cancels: CancelRegistry,
 }
 
@@ -41,6 +43,7 @@ impl ProxyState {
             policy,
             catalogs: Arc::default(),
             mask_key: Arc::from(Vec::new()),
+            detectors: None,
             cancels: CancelRegistry::default(),
         }
     }
@@ -74,6 +77,12 @@ impl ProxyState {
                     cells.insert(t.name.clone(), cell);
                 }
                 Err(e) => errors.push(format!("target {}: loading the catalog: {e}", t.name)),
+            }
+        }
+        if !cells.is_empty() {
+            match masking::Detectors::new() {
+                Ok(d) => self.detectors = Some(Arc::new(d)),
+                Err(e) => errors.push(format!("value detectors: {e}")),
             }
         }
         self.catalogs = Arc::new(cells);

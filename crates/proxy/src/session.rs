@@ -145,7 +145,20 @@ async fn session(
         });
     let guard =
         crate::guard::SessionGuard::new(state.policy.clone(), identity.clone(), base, masking);
-    let result = relay(state, Arc::new(ctx.clone()), stream, buf, up, guard).await;
+    let detectors = state
+        .detectors
+        .clone()
+        .filter(|_| !target.sensitive.is_empty());
+    let result = relay(
+        state,
+        Arc::new(ctx.clone()),
+        stream,
+        buf,
+        up,
+        guard,
+        detectors,
+    )
+    .await;
     active.decrement(1.0);
     result
 }
@@ -218,6 +231,7 @@ async fn relay(
     buf: BytesMut,
     up: upstream::Upstream,
     guard: crate::guard::SessionGuard,
+    detectors: Option<Arc<masking::Detectors>>,
 ) -> Result<(), SessionError> {
     let (client_r, client_w) = crate::stream::split(stream);
     let (up_r, up_w) = crate::stream::split(up.stream);
@@ -239,6 +253,7 @@ async fn relay(
         pipeline,
         tx_status,
         mask_key: state.mask_key.clone(),
+        detectors,
     };
     let mut up_task = tokio::spawn(up_half.run());
     let down = down_half.run();

@@ -289,3 +289,19 @@ pub fn data_row(frame: &Frame) -> Result<Vec<Option<bytes::Bytes>>, WireError> {
     r.finish()?;
     Ok(cells)
 }
+
+/// Every field of an ErrorResponse or NoticeResponse, in order (type byte, value).
+pub fn all_fields(frame: &Frame) -> Result<Vec<(u8, String)>, WireError> {
+    let body = frame.body();
+    let mut r = Reader::new(&body, "ErrorResponse");
+    let mut fields = Vec::new();
+    loop {
+        let kind = r.u8()?;
+        if kind == 0 {
+            break;
+        }
+        fields.push((kind, r.cstr()?.to_owned()));
+    }
+    r.finish()?;
+    Ok(fields)
+}

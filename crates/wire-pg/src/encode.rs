@@ -247,3 +247,14 @@ pub fn row_description(out: &mut BytesMut, fields: &[crate::backend::FieldDesc])
         }
     });
 }
+
+/// ErrorResponse (`E`) or NoticeResponse (`N`) from raw fields.
+pub fn fields_raw(out: &mut BytesMut, tag: u8, fields: &[(u8, String)]) {
+    framed(out, Some(tag), |b| {
+        for (k, v) in fields {
+            b.put_u8(*k);
+            cstr(b, v);
+        }
+        b.put_u8(0);
+    });
+}
