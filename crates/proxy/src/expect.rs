@@ -23,6 +23,8 @@ pub struct StmtAudit {
     /// Extended protocol: the result formats from Bind (RowDescription from a statement
     /// Describe does not know them yet). None for a simple query.
     pub formats: Option<Vec<i16>>,
+    /// Extended protocol: the prepared statement this Execute runs.
+    pub statement_name: Option<String>,
     pub event: AuditEvent,
     pub slot: Option<audit::AuditSlot>,
     pub started: Instant,
@@ -48,12 +50,14 @@ pub enum Expect {
     /// A simple Query: one completion (CommandComplete, EmptyQueryResponse or
     /// ErrorResponse) per statement, then ReadyForQuery.
     Query(VecDeque<StmtAudit>),
-    /// ParseComplete.
-    Parse,
+    /// ParseComplete; the statement's remembered result types are forgotten.
+    Parse(String),
     /// BindComplete.
     Bind,
-    /// ParameterDescription (for a statement), then RowDescription or NoData.
-    Describe,
+    /// ParameterDescription (for a statement), then RowDescription or NoData. Carries the
+    /// prepared statement described (directly or through a portal), whose result types are
+    /// remembered for masking rows of later Executes that skip Describe.
+    Describe(Option<String>),
     /// CloseComplete.
     Close,
     /// Rows, then CommandComplete, EmptyQueryResponse or PortalSuspended.

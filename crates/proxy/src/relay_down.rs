@@ -37,6 +37,8 @@ struct Out {
     bytes: BytesMut,
     /// The mask plan bound to the current result, if it has masked columns.
     bound: Option<Bound>,
+    /// Result columns of described prepared statements, by name.
+    described: std::collections::HashMap<String, Vec<wire_pg::backend::FieldDesc>>,
     /// DataRows seen for the statement at the head (for PortalSuspended).
     rows: u64,
     fatal: bool,
@@ -52,6 +54,7 @@ impl Down {
     async fn relay(&mut self) -> Result<(), SessionError> {
         let mut out = Out {
             bound: None,
+            described: std::collections::HashMap::new(),
             bytes: BytesMut::with_capacity(16 * 1024),
             rows: 0,
             fatal: false,
@@ -120,10 +123,10 @@ impl Down {
                 if out.bound.is_none() {
                     // Rows without a RowDescription in this exchange (Describe skipped).
                     if let Some(Expect::Execute(s)) = q.front() {
-                        out.bound = s
-                            .mask
-                            .as_ref()
-                            .map(|p| relay_mask::bind(p, None, s.formats.as_deref()));
+                        let fields = s.statement_name.as_ref().and_then(|n| out.described.get(n));
+                        out.bound = s.mask.as_ref().map(|p| {
+                            relay_mask::bind(p, fields.map(Vec::as_slice), s.formats.as_deref())
+                        });
                     }
                 }
                 if let Some(b) = &mut out.bound {
@@ -178,12 +181,24 @@ impl Down {
                     matches!(e, Expect::Sync | Expect::Query(_)) || simple(e)
                 });
             }
-            tag::PARSE_COMPLETE => pop_if(q, |e| matches!(e, Expect::Parse)),
+            tag::PARSE_COMPLETE => {
+                if let Some(Expect::Parse(name)) = q.front() {
+                    out.described.remove(name);
+                }
+                pop_if(q, |e| matches!(e, Expect::Parse(_)));
+            }
             tag::BIND_COMPLETE => pop_if(q, |e| matches!(e, Expect::Bind)),
             tag::CLOSE_COMPLETE => pop_if(q, |e| matches!(e, Expect::Close)),
-            tag::NO_DATA => pop_if(q, |e| matches!(e, Expect::Describe)),
+            tag::NO_DATA => pop_if(q, |e| matches!(e, Expect::Describe(_))),
             tag::ROW_DESCRIPTION => {
-                if matches!(q.front(), Some(Expect::Describe)) {
+                if let Some(Expect::Describe(name)) = q.front() {
+                    // Only sessions with sensitive columns need the types (detectors are set
+                    // exactly then).
+                    if let (Some(n), true) = (name, self.detectors.is_some()) {
+                        if let Some(fields) = relay_mask::fields(&frame) {
+                            out.described.insert(n.clone(), fields);
+                        }
+                    }
                     q.pop_front();
                 }
                 out.bound = bind_result(q, &frame);

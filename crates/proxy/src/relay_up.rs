@@ -28,6 +28,7 @@ struct Portal {
     params: Vec<Option<String>>,
     /// Result format codes from Bind (none: all text; one: all; else per column).
     formats: Vec<i16>,
+    statement_name: Option<String>,
 }
 
 /// A statement the client prepared, as analysed and decided at Parse.
@@ -147,9 +148,15 @@ impl Up {
                 self.expect(Expect::Bind).await?;
             }
             FrontendMessage::Execute { portal, .. } => self.on_execute(t, frame, &portal).await?,
-            FrontendMessage::Describe { .. } => {
+            FrontendMessage::Describe { target, name } => {
+                let statement = match target {
+                    wire_pg::frontend::Target::Statement => Some(name),
+                    wire_pg::frontend::Target::Portal => {
+                        t.portals.get(&name).and_then(|p| p.statement_name.clone())
+                    }
+                };
                 t.out.extend_from_slice(frame.raw());
-                self.expect(Expect::Describe).await?;
+                self.expect(Expect::Describe(statement)).await?;
             }
             FrontendMessage::Close { target, name } => {
                 match target {
@@ -292,6 +299,7 @@ impl Up {
         self.guard.forwarded(&statements);
         let mut note = Annotation::new(statements.first(), &decision, shadow);
         note.mask = masks.into_iter().next().flatten();
+        let name = p.name.clone();
         t.statements.insert(
             p.name,
             Arc::new(Prepared {
@@ -300,7 +308,7 @@ impl Up {
             }),
         );
         t.out.extend_from_slice(frame.raw());
-        self.expect(Expect::Parse).await
+        self.expect(Expect::Parse(name)).await
     }
 
     /// Refuses a statement policy did not allow, recording why.
@@ -356,6 +364,7 @@ impl Up {
                 statement,
                 params,
                 formats,
+                statement_name: Some(b.statement.clone()),
             },
         );
     }
@@ -366,9 +375,14 @@ impl Up {
         frame: Frame,
         portal: &str,
     ) -> Result<(), SessionError> {
-        let (prepared, params, formats) = match t.portals.get(portal) {
-            Some(p) => (p.statement.clone(), p.params.clone(), p.formats.clone()),
-            None => (None, Vec::new(), Vec::new()),
+        let (prepared, params, formats, name) = match t.portals.get(portal) {
+            Some(p) => (
+                p.statement.clone(),
+                p.params.clone(),
+                p.formats.clone(),
+                p.statement_name.clone(),
+            ),
+            None => (None, Vec::new(), Vec::new(), None),
         };
         let text = prepared
             .as_ref()
@@ -378,6 +392,7 @@ impl Up {
         match self.audit_for(text, params, note) {
             Ok(mut a) => {
                 a.formats = Some(formats);
+                a.statement_name = name;
                 t.out.extend_from_slice(frame.raw());
                 self.expect(Expect::Execute(a)).await
             }
@@ -418,6 +433,7 @@ impl Up {
         Ok(StmtAudit {
             mask: note.and_then(|n| n.mask.clone()),
             formats: None,
+            statement_name: None,
             event,
             slot,
             started: Instant::now(),

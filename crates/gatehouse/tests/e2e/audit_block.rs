@@ -67,6 +67,7 @@ fn block_options() -> Options {
     Options {
         extra_toml: "[audit]\non_failure = \"block\"\n".into(),
         admin: true,
+        ..Options::default()
     }
 }
 
@@ -193,6 +194,7 @@ async fn allow_mode_keeps_serving_while_the_store_fails() {
     let gh = Gatehouse::start_with(Options {
         extra_toml: "[audit]\non_failure = \"allow\"\n".into(),
         admin: true,
+        ..Options::default()
     })
     .await;
     let token = gh.issue("alice", "human", &[]).await;

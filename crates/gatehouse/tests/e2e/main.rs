@@ -20,6 +20,7 @@ mod clients;
 mod guardrails;
 mod identity;
 mod malformed;
+mod masking;
 mod pgbench;
 mod psql;
 mod python;

@@ -16,6 +16,11 @@ pub struct Options {
     pub extra_toml: String,
     /// Also listen for the admin endpoint (`/healthz`) on a free port.
     pub admin: bool,
+    /// SQL run directly on the test database before the proxy starts (the proxy checks
+    /// `[[sensitive]]` columns against the catalog at start).
+    pub setup_sql: String,
+    /// Extra policy text added to the suite's policy file.
+    pub policies: String,
 }
 
 /// One running `gatehouse serve` in front of its own test database.
@@ -36,6 +41,14 @@ impl Gatehouse {
 
     pub async fn start_with(opts: Options) -> Gatehouse {
         let db = TestDb::create().await;
+        if !opts.setup_sql.is_empty() {
+            upstream()
+                .connect(&db.name)
+                .await
+                .batch_execute(&opts.setup_sql)
+                .await
+                .unwrap_or_else(|e| panic!("setup SQL: {e}"));
+        }
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let config_path = dir.path().join("gatehouse.toml");
         let log_path = dir.path().join("serve.log");
@@ -47,8 +60,11 @@ impl Gatehouse {
             let admin_port = opts.admin.then(free_port);
             let text = config_text(&db.name, port, admin_port, &opts.extra_toml);
             std::fs::write(&config_path, text).unwrap_or_else(|e| panic!("write config: {e}"));
-            std::fs::write(dir.path().join("test-permits.cedar"), TEST_PERMITS)
-                .unwrap_or_else(|e| panic!("write policy: {e}"));
+            std::fs::write(
+                dir.path().join("test-permits.cedar"),
+                format!("{TEST_PERMITS}\n{}", opts.policies),
+            )
+            .unwrap_or_else(|e| panic!("write policy: {e}"));
             let mut child = spawn_serve(&config_path, &log_path);
             match wait_ready(port, &mut child, &log_path).await {
                 Ok(()) => {
