@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cmd_audit;
+mod cmd_classify;
 mod cmd_demo;
 mod cmd_policy;
 mod cmd_serve;
@@ -41,6 +42,18 @@ enum Command {
     /// Issue, list and revoke Gatehouse tokens.
     #[command(subcommand)]
     Token(cmd_token::TokenCommand),
+    /// Scan a target's schema and a sample of its values; print suggested [[sensitive]]
+    /// entries to review.
+    Classify {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The target to scan.
+        #[arg(long)]
+        target: String,
+        /// Values sampled per column.
+        #[arg(long, default_value_t = 20)]
+        sample: usize,
+    },
     /// Check policies, run policy test cases, explain a decision.
     #[command(subcommand)]
     Policy(cmd_policy::PolicyCommand),
@@ -64,6 +77,11 @@ fn main() -> ExitCode {
         Command::Token(t) => cmd_token::run(t),
         Command::Audit(a) => cmd_audit::run(a),
         Command::Policy(p) => cmd_policy::run(p),
+        Command::Classify {
+            config,
+            target,
+            sample,
+        } => cmd_classify::run(&config, &target, sample),
     };
     match result {
         Ok(code) => code,

@@ -70,7 +70,7 @@ pub async fn load(target: &TargetConfig) -> Result<CatalogSnapshot, SessionError
 }
 
 /// Runs one simple query and returns its rows as text.
-async fn query(
+pub(crate) async fn query(
     up: &mut upstream::Upstream,
     sql: &str,
 ) -> Result<Vec<Vec<Option<String>>>, SessionError> {

@@ -13,6 +13,7 @@
 mod auth;
 mod cancel;
 mod catalog;
+pub mod classify;
 mod clock;
 mod config;
 mod error;

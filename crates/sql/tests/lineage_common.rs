@@ -11,7 +11,15 @@ pub fn catalog() -> MemoryCatalog {
         .table(
             "public",
             "users",
-            &["id", "email", "phone", "name", "ssn", "manager_id", "org_id"],
+            &[
+                "id",
+                "email",
+                "phone",
+                "name",
+                "ssn",
+                "manager_id",
+                "org_id",
+            ],
         )
         .table("public", "orders", &["id", "user_id", "total", "card"])
         .table("public", "orgs", &["org_id", "title"])
@@ -36,7 +44,12 @@ pub fn catalog() -> MemoryCatalog {
             " SELECT e.id, upper(e.email) AS email_up, u.phone FROM public.user_emails e \
              JOIN public.users u ON u.id = e.id WHERE u.ssn IS NOT NULL;",
         )
-        .view("public", "v_loop", &["x"], " SELECT v_loop.x FROM public.v_loop;")
+        .view(
+            "public",
+            "v_loop",
+            &["x"],
+            " SELECT v_loop.x FROM public.v_loop;",
+        )
         .view(
             "public",
             "mv_emails",

@@ -11,28 +11,61 @@ fn plain_columns_and_aliases_are_direct() {
     check(&[
         (
             "SELECT id, email FROM users WHERE id = 1",
-            &[("id", &["users.id"], Direct), ("email", &["users.email"], Direct)],
+            &[
+                ("id", &["users.id"], Direct),
+                ("email", &["users.email"], Direct),
+            ],
         ),
-        ("SELECT email AS e FROM users", &[("e", &["users.email"], Direct)]),
-        ("SELECT u.email FROM users u", &[("email", &["users.email"], Direct)]),
+        (
+            "SELECT email AS e FROM users",
+            &[("e", &["users.email"], Direct)],
+        ),
+        (
+            "SELECT u.email FROM users u",
+            &[("email", &["users.email"], Direct)],
+        ),
         (
             "SELECT users.email, public.users.phone FROM public.users",
-            &[("email", &["users.email"], Direct), ("phone", &["users.phone"], Direct)],
+            &[
+                ("email", &["users.email"], Direct),
+                ("phone", &["users.phone"], Direct),
+            ],
         ),
-        ("SELECT x.a FROM users AS x(a, b)", &[("a", &["users.id"], Direct)]),
-        ("SELECT 1, 'x' AS k", &[("?column?", &[], Derived), ("k", &[], Derived)]),
+        (
+            "SELECT x.a FROM users AS x(a, b)",
+            &[("a", &["users.id"], Direct)],
+        ),
+        (
+            "SELECT 1, 'x' AS k",
+            &[("?column?", &[], Derived), ("k", &[], Derived)],
+        ),
     ]);
 }
 
 #[test]
 fn casts_keep_a_column_direct() {
     check(&[
-        ("SELECT email::text FROM users", &[("email", &["users.email"], Direct)]),
-        ("SELECT CAST(ssn AS varchar) FROM users", &[("ssn", &["users.ssn"], Direct)]),
-        ("SELECT email COLLATE \"C\" FROM users", &[("email", &["users.email"], Direct)]),
+        (
+            "SELECT email::text FROM users",
+            &[("email", &["users.email"], Direct)],
+        ),
+        (
+            "SELECT CAST(ssn AS varchar) FROM users",
+            &[("ssn", &["users.ssn"], Direct)],
+        ),
+        (
+            "SELECT email COLLATE \"C\" FROM users",
+            &[("email", &["users.email"], Direct)],
+        ),
         // A type modifier truncates and bytea shows hex: a value mask cannot follow.
-        ("SELECT email::varchar(3) FROM users", &[("email", &["users.email"], Derived)]),
-        ("SELECT email::bytea FROM users", &[("email", &["users.email"], Derived)]),
+        (
+            "SELECT email::varchar(3) FROM users",
+            &[("email", &["users.email"], Derived)],
+        ),
+        (
+            "SELECT email::bytea FROM users",
+            &[("email", &["users.email"], Derived)],
+        ),
         ("SELECT '5'::int", &[("int4", &[], Derived)]),
     ]);
 }
@@ -40,8 +73,14 @@ fn casts_keep_a_column_direct() {
 #[test]
 fn expressions_and_functions_derive() {
     check(&[
-        ("SELECT lower(email) FROM users", &[("lower", &["users.email"], Derived)]),
-        ("SELECT email || '' FROM users", &[("?column?", &["users.email"], Derived)]),
+        (
+            "SELECT lower(email) FROM users",
+            &[("lower", &["users.email"], Derived)],
+        ),
+        (
+            "SELECT email || '' FROM users",
+            &[("?column?", &["users.email"], Derived)],
+        ),
         (
             "SELECT name || ' <' || email || '>' AS who FROM users",
             &[("who", &["users.email", "users.name"], Derived)],
@@ -53,11 +92,21 @@ fn expressions_and_functions_derive() {
                 ("left", &["users.phone"], Derived),
             ],
         ),
-        ("SELECT email = 'a@b.c' FROM users", &[("?column?", &["users.email"], Derived)]),
-        ("SELECT ssn IS NULL FROM users", &[("?column?", &["users.ssn"], Derived)]),
+        (
+            "SELECT email = 'a@b.c' FROM users",
+            &[("?column?", &["users.email"], Derived)],
+        ),
+        (
+            "SELECT ssn IS NULL FROM users",
+            &[("?column?", &["users.ssn"], Derived)],
+        ),
         (
             "SELECT CASE WHEN ssn LIKE '1%' THEN email ELSE phone END FROM users",
-            &[("case", &["users.email", "users.phone", "users.ssn"], Derived)],
+            &[(
+                "case",
+                &["users.email", "users.phone", "users.ssn"],
+                Derived,
+            )],
         ),
         (
             "SELECT COALESCE(email, phone), NULLIF(name, ''), GREATEST(id, manager_id) FROM users",
@@ -81,21 +130,36 @@ fn expressions_and_functions_derive() {
                 ("json_object", &["users.phone"], Derived),
             ],
         ),
-        ("SELECT email IN ('a', 'b') FROM users", &[("?column?", &["users.email"], Derived)]),
-        ("SELECT id BETWEEN 1 AND 5 FROM users", &[("?column?", &["users.id"], Derived)]),
-        ("SELECT current_user, now()", &[("current_user", &[], Derived), ("now", &[], Derived)]),
+        (
+            "SELECT email IN ('a', 'b') FROM users",
+            &[("?column?", &["users.email"], Derived)],
+        ),
+        (
+            "SELECT id BETWEEN 1 AND 5 FROM users",
+            &[("?column?", &["users.id"], Derived)],
+        ),
+        (
+            "SELECT current_user, now()",
+            &[("current_user", &[], Derived), ("now", &[], Derived)],
+        ),
     ]);
 }
 
 #[test]
 fn aggregates_and_window_functions_derive() {
     check(&[
-        ("SELECT max(email) FROM users", &[("max", &["users.email"], Derived)]),
+        (
+            "SELECT max(email) FROM users",
+            &[("max", &["users.email"], Derived)],
+        ),
         (
             "SELECT string_agg(email, ',') FROM users",
             &[("string_agg", &["users.email"], Derived)],
         ),
-        ("SELECT count(email) FROM users", &[("count", &["users.email"], Derived)]),
+        (
+            "SELECT count(email) FROM users",
+            &[("count", &["users.email"], Derived)],
+        ),
         ("SELECT count(*) FROM users", &[("count", &[], Derived)]),
         (
             "SELECT mode() WITHIN GROUP (ORDER BY ssn) FROM users",
@@ -104,11 +168,17 @@ fn aggregates_and_window_functions_derive() {
         (
             "SELECT lag(email) OVER (ORDER BY id), row_number() OVER w FROM users \
              WINDOW w AS (PARTITION BY org_id)",
-            &[("lag", &["users.email"], Derived), ("row_number", &[], Derived)],
+            &[
+                ("lag", &["users.email"], Derived),
+                ("row_number", &[], Derived),
+            ],
         ),
         (
             "SELECT org_id, count(*) FROM users GROUP BY org_id HAVING max(ssn) > '5'",
-            &[("org_id", &["users.org_id"], Direct), ("count", &[], Derived)],
+            &[
+                ("org_id", &["users.org_id"], Direct),
+                ("count", &[], Derived),
+            ],
         ),
     ]);
 }
@@ -161,7 +231,10 @@ fn subqueries_in_from_and_lateral() {
         (
             "SELECT u.id, l.card FROM users u, LATERAL (SELECT card FROM orders o \
              WHERE o.user_id = u.id LIMIT 1) l",
-            &[("id", &["users.id"], Direct), ("card", &["orders.card"], Direct)],
+            &[
+                ("id", &["users.id"], Direct),
+                ("card", &["orders.card"], Direct),
+            ],
         ),
         (
             "SELECT l.m FROM users u CROSS JOIN LATERAL (SELECT u.email AS m) l",
@@ -179,7 +252,10 @@ fn ctes_plain_and_recursive() {
         ),
         (
             "WITH e(x) AS (SELECT email, phone FROM users) SELECT x, phone FROM e",
-            &[("x", &["users.email"], Direct), ("phone", &["users.phone"], Direct)],
+            &[
+                ("x", &["users.email"], Direct),
+                ("phone", &["users.phone"], Direct),
+            ],
         ),
         (
             "WITH a AS (SELECT ssn FROM users), b AS (SELECT lower(ssn) AS s FROM a) \
@@ -236,11 +312,17 @@ fn joins_on_using_natural() {
     check(&[
         (
             "SELECT u.email, o.card FROM users u JOIN orders o ON o.user_id = u.id",
-            &[("email", &["users.email"], Direct), ("card", &["orders.card"], Direct)],
+            &[
+                ("email", &["users.email"], Direct),
+                ("card", &["orders.card"], Direct),
+            ],
         ),
         (
             "SELECT org_id, title FROM users JOIN orgs USING (org_id)",
-            &[("org_id", &["users.org_id"], Direct), ("title", &["orgs.title"], Direct)],
+            &[
+                ("org_id", &["users.org_id"], Direct),
+                ("title", &["orgs.title"], Direct),
+            ],
         ),
         (
             "SELECT org_id FROM users RIGHT JOIN orgs USING (org_id)",
@@ -268,7 +350,10 @@ fn joins_on_using_natural() {
         ),
         (
             "SELECT a.email, b.email FROM users a LEFT JOIN users b ON a.manager_id = b.id",
-            &[("email", &["users.email"], Direct), ("email", &["users.email"], Direct)],
+            &[
+                ("email", &["users.email"], Direct),
+                ("email", &["users.email"], Direct),
+            ],
         ),
     ]);
 }
@@ -310,8 +395,17 @@ fn star_expansion_through_the_catalog() {
         ),
         (
             "SELECT (u).* FROM (SELECT id, email FROM users) u",
-            &[("id", &["users.id"], Direct), ("email", &["users.email"], Direct)],
+            &[
+                ("id", &["users.id"], Direct),
+                ("email", &["users.email"], Direct),
+            ],
         ),
-        ("TABLE orgs", &[("org_id", &["orgs.org_id"], Direct), ("title", &["orgs.title"], Direct)]),
+        (
+            "TABLE orgs",
+            &[
+                ("org_id", &["orgs.org_id"], Direct),
+                ("title", &["orgs.title"], Direct),
+            ],
+        ),
     ]);
 }

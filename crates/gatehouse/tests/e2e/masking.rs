@@ -233,3 +233,14 @@ async fn permitted_principals_see_clear_values_and_audit_names_masked_columns() 
     let all = serde_json::to_string(&events).unwrap();
     assert!(!all.contains("****6789") || !all.contains("123-45-6789"));
 }
+
+#[tokio::test]
+async fn classify_suggests_the_pii_columns() {
+    let gh = start().await;
+    let out = gh.cli(&["classify", "--target", "app"]).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("\"public.users.email\""), "{}", out.stdout);
+    assert!(out.stdout.contains("\"public.users.ssn\""), "{}", out.stdout);
+    assert!(!out.stdout.contains("public.orders.total"), "{}", out.stdout);
+    assert!(!out.stdout.contains("ada.secret"), "classify prints no values");
+}

@@ -55,9 +55,15 @@ fn xml_reader(parts: &[String]) -> Option<Reads> {
     Some(match name {
         "query_to_xml" | "query_to_xml_and_xmlschema" => Reads::Query,
         "table_to_xml" | "table_to_xml_and_xmlschema" => Reads::Table,
-        "query_to_xmlschema" | "table_to_xmlschema" | "cursor_to_xmlschema"
-        | "schema_to_xmlschema" | "database_to_xmlschema" => Reads::Shape,
-        "cursor_to_xml" | "schema_to_xml" | "schema_to_xml_and_xmlschema" | "database_to_xml"
+        "query_to_xmlschema"
+        | "table_to_xmlschema"
+        | "cursor_to_xmlschema"
+        | "schema_to_xmlschema"
+        | "database_to_xmlschema" => Reads::Shape,
+        "cursor_to_xml"
+        | "schema_to_xml"
+        | "schema_to_xml_and_xmlschema"
+        | "database_to_xml"
         | "database_to_xml_and_xmlschema" => Reads::Opaque,
         _ => return None,
     })
@@ -70,7 +76,10 @@ impl Walker<'_> {
         if let Some(reads) = xml_reader(&parts) {
             flow.absorb(self.reads_by_name(reads, &parts, f)?);
         } else if !builtins::is_builtin(&parts) {
-            self.unknown.insert(crate::names::function_name(&parts));
+            let name = crate::names::function_name(&parts);
+            if !self.catalog.is_pure_function(&name) {
+                self.unknown.insert(name);
+            }
         }
         for a in &f.args {
             flow.absorb(self.expr(a, lv)?);
@@ -100,14 +109,12 @@ impl Walker<'_> {
 
     /// `query_to_xml('select …', …)` / `table_to_xml('users', …)`: every value of every row
     /// of the named query or table ends up in one XML value.
-    fn reads_by_name(
-        &mut self,
-        reads: Reads,
-        parts: &[String],
-        f: &FuncCall,
-    ) -> Result<Flow> {
+    fn reads_by_name(&mut self, reads: Reads, parts: &[String], f: &FuncCall) -> Result<Flow> {
         let name = crate::names::function_name(parts);
-        let arg = f.args.first().filter(|a| !matches!(a.node, Some(N::NamedArgExpr(_))));
+        let arg = f
+            .args
+            .first()
+            .filter(|a| !matches!(a.node, Some(N::NamedArgExpr(_))));
         let text = arg.and_then(const_string);
         let mut flow = match (reads, text) {
             (Reads::Shape, _) => return Ok(Flow::constant()),

@@ -30,8 +30,7 @@ fn figure(node: &Node) -> Option<String> {
             return nullif.then(|| "nullif".to_owned());
         }
         N::TypeCast(t) => {
-            return figure(t.arg.as_deref()?)
-                .or_else(|| last_string(&t.type_name.as_ref()?.names))
+            return figure(t.arg.as_deref()?).or_else(|| last_string(&t.type_name.as_ref()?.names))
         }
         N::CollateClause(c) => return figure(c.arg.as_deref()?),
         N::SubLink(s) => match SubLinkType::try_from(s.sub_link_type).ok()? {
@@ -63,13 +62,15 @@ fn figure(node: &Node) -> Option<String> {
         N::JsonScalarExpr(_) => "json_scalar",
         N::JsonSerializeExpr(_) => "json_serialize",
         N::JsonFuncExpr(j) => {
-            return Some(match JsonExprOp::try_from(j.op).ok()? {
-                JsonExprOp::JsonExistsOp => "json_exists",
-                JsonExprOp::JsonQueryOp => "json_query",
-                JsonExprOp::JsonValueOp => "json_value",
-                _ => return None,
-            }
-            .to_owned())
+            return Some(
+                match JsonExprOp::try_from(j.op).ok()? {
+                    JsonExprOp::JsonExistsOp => "json_exists",
+                    JsonExprOp::JsonQueryOp => "json_query",
+                    JsonExprOp::JsonValueOp => "json_value",
+                    _ => return None,
+                }
+                .to_owned(),
+            )
         }
         _ => return None,
     };

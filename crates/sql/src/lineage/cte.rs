@@ -61,7 +61,12 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn cte_body(&mut self, cte: &CommonTableExpr, names: &[String], lv: &Levels<'_>) -> Result<Rel> {
+    fn cte_body(
+        &mut self,
+        cte: &CommonTableExpr,
+        names: &[String],
+        lv: &Levels<'_>,
+    ) -> Result<Rel> {
         let Some(q) = cte.ctequery.as_deref() else {
             return unsupported("CTE without a query");
         };
@@ -76,7 +81,12 @@ impl Walker<'_> {
         }
     }
 
-    fn recursive_member(&mut self, cte: &CommonTableExpr, names: &[String], lv: &Levels<'_>) -> Result<Rel> {
+    fn recursive_member(
+        &mut self,
+        cte: &CommonTableExpr,
+        names: &[String],
+        lv: &Levels<'_>,
+    ) -> Result<Rel> {
         let body = match cte.ctequery.as_deref().and_then(|q| q.node.as_ref()) {
             Some(N::SelectStmt(s)) if s.op == SetOperation::SetopUnion as i32 => s,
             // Not self-referencing (or not a UNION, which PostgreSQL rejects if it is).
@@ -119,6 +129,8 @@ impl Walker<'_> {
 fn named(rel: Rel, names: &[String], cte: &str) -> Result<Rel> {
     match rename(rel, names) {
         Some(r) => Ok(r),
-        None => unsupported(format!("WITH query {cte} has more column names than columns")),
+        None => unsupported(format!(
+            "WITH query {cte} has more column names than columns"
+        )),
     }
 }

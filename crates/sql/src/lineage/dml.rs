@@ -111,7 +111,7 @@ impl Walker<'_> {
         self.with_clause(s.with_clause.as_ref(), lv)?;
         let t = self.target(s.relation.as_ref())?;
         let mut items = vec![t.ns(&t.reads())];
-        items.extend(self.from_list(&s.from_clause, lv)?);
+        items.extend(self.walk_from_list(&s.from_clause, lv)?);
         let mut inner: Vec<&[Ns]> = lv.to_vec();
         inner.push(&items);
         let updated = self.assignments(&t, &s.target_list, &inner)?;
@@ -137,7 +137,7 @@ impl Walker<'_> {
         self.with_clause(s.with_clause.as_ref(), lv)?;
         let t = self.target(s.relation.as_ref())?;
         let mut items = vec![t.ns(&t.reads())];
-        items.extend(self.from_list(&s.using_clause, lv)?);
+        items.extend(self.walk_from_list(&s.using_clause, lv)?);
         let mut inner: Vec<&[Ns]> = lv.to_vec();
         inner.push(&items);
         self.opt_predicate(s.where_clause.as_deref(), &inner)?;
@@ -157,7 +157,7 @@ impl Walker<'_> {
         let t = self.target(s.relation.as_ref())?;
         let mut items = vec![t.ns(&t.reads())];
         if let Some(src) = s.source_relation.as_deref() {
-            items.extend(self.from_item(src, lv, &[])?);
+            items.extend(self.walk_from_item(src, lv, &[])?);
         }
         let mut inner: Vec<&[Ns]> = lv.to_vec();
         inner.push(&items);
@@ -170,7 +170,9 @@ impl Walker<'_> {
             self.opt_predicate(w.condition.as_deref(), &inner)?;
             let written = match CmdType::try_from(w.command_type) {
                 Ok(CmdType::CmdUpdate) => self.assignments(&t, &w.target_list, &inner)?,
-                Ok(CmdType::CmdInsert) => self.merge_insert(&t, &w.target_list, &w.values, &inner)?,
+                Ok(CmdType::CmdInsert) => {
+                    self.merge_insert(&t, &w.target_list, &w.values, &inner)?
+                }
                 Ok(CmdType::CmdDelete | CmdType::CmdNothing) => Vec::new(),
                 _ => return unsupported("MERGE action"),
             };
@@ -213,7 +215,12 @@ impl Walker<'_> {
 
     /// `SET a = …, (b, c) = (SELECT …)`: (column position, value) per assignment, each
     /// recorded as a write.
-    fn assignments(&mut self, t: &Target, list: &[Node], lv: &Levels<'_>) -> Result<Vec<(usize, Flow)>> {
+    fn assignments(
+        &mut self,
+        t: &Target,
+        list: &[Node],
+        lv: &Levels<'_>,
+    ) -> Result<Vec<(usize, Flow)>> {
         let mut out = Vec::with_capacity(list.len());
         for item in list {
             let rt = set_target(item)?;
@@ -242,13 +249,21 @@ impl Walker<'_> {
     }
 
     /// One column of `(a, b) = (SELECT x, y …)` or `(a, b) = ROW(x, y)`.
-    fn multi_assign(&mut self, m: &pg_query::protobuf::MultiAssignRef, lv: &Levels<'_>) -> Result<Flow> {
+    fn multi_assign(
+        &mut self,
+        m: &pg_query::protobuf::MultiAssignRef,
+        lv: &Levels<'_>,
+    ) -> Result<Flow> {
         let idx = usize::try_from(m.colno).ok().and_then(|c| c.checked_sub(1));
         let Some(idx) = idx else {
             return unsupported("multiple-column assignment");
         };
         match m.source.as_deref().and_then(|s| s.node.as_ref()) {
-            Some(N::SubLink(sl)) if sl.sub_link_type == SubLinkType::MultiexprSublink as i32 => {
+            // The raw grammar marks it EXPR; analysis turns it into MULTIEXPR.
+            Some(N::SubLink(sl))
+                if sl.sub_link_type == SubLinkType::ExprSublink as i32
+                    || sl.sub_link_type == SubLinkType::MultiexprSublink as i32 =>
+            {
                 let Some(q) = sl.subselect.as_deref() else {
                     return unsupported("multiple-column assignment without a query");
                 };

@@ -101,7 +101,11 @@ impl Walker<'_> {
             });
             ty.typmods.is_empty() && ty.array_bounds.is_empty() && last != Some("bytea")
         });
-        Ok(if keeps && !f.whole_row { f } else { f.derived() })
+        Ok(if keeps && !f.whole_row {
+            f
+        } else {
+            f.derived()
+        })
     }
 
     fn a_expr(&mut self, e: &AExpr, lv: &Levels<'_>) -> Result<Flow> {
@@ -114,10 +118,15 @@ impl Walker<'_> {
     }
 
     /// `x[i]`, `(x).field`, `(u).*` (the last only in target lists, expanded there).
-    fn indirection(&mut self, i: &pg_query::protobuf::AIndirection, lv: &Levels<'_>) -> Result<Flow> {
+    fn indirection(
+        &mut self,
+        i: &pg_query::protobuf::AIndirection,
+        lv: &Levels<'_>,
+    ) -> Result<Flow> {
         // `(u).email` with `u` a row: exactly that column.
         if let (Some(arg), [field]) = (i.arg.as_deref(), i.indirection.as_slice()) {
-            if let (Some(ns), Some(N::String(s))) = (super::resolve::row_ref(lv, arg), &field.node) {
+            if let (Some(ns), Some(N::String(s))) = (super::resolve::row_ref(lv, arg), &field.node)
+            {
                 let hits: Vec<_> = ns.cols.iter().filter(|c| c.name == s.sval).collect();
                 if let [c] = hits.as_slice() {
                     return Ok(c.flow.clone());

@@ -1,5 +1,5 @@
 //! FROM items and the names they make visible: relations (tables through the catalog, views
-//! expanded, CTEs), subqueries, functions, joins and table functions (XMLTABLE).
+//! expanded, CTEs), subqueries, functions, joins and table functions (see `tablefunc`).
 //!
 //! Visibility follows PostgreSQL (transformFromClauseItem): a join exposes one item whose
 //! columns are the merged USING/NATURAL columns then the rest of each side, and hides its
@@ -12,7 +12,7 @@ use super::call::func_parts;
 use super::flow::{rename, Col, Flow, Ns};
 use super::walker::{Levels, Walker};
 use super::{unsupported, Result};
-use pg_query::protobuf::{Alias, JoinExpr, JoinType, Node, RangeFunction, RangeTableFunc, RangeVar};
+use pg_query::protobuf::{Alias, JoinExpr, JoinType, Node, RangeFunction, RangeVar};
 use pg_query::NodeEnum as N;
 
 /// The `sval`s of a list of String nodes (alias column lists, USING lists).
@@ -21,23 +21,30 @@ pub(crate) fn strings(nodes: &[Node]) -> Result<Vec<String>> {
 }
 
 /// Apply `AS name(col, …)` to an item's columns.
-fn aliased(alias: Option<&Alias>, default: Option<String>, cols: Vec<Col>) -> Result<Ns> {
+pub(crate) fn aliased(
+    alias: Option<&Alias>,
+    default: Option<String>,
+    cols: Vec<Col>,
+) -> Result<Ns> {
     let Some(a) = alias else {
         return Ok(Ns::item(default, cols));
     };
     let names = strings(&a.colnames)?;
     match rename(cols, &names) {
         Some(cols) => Ok(Ns::item(Some(a.aliasname.clone()), cols)),
-        None => unsupported(format!("{} has more column aliases than columns", a.aliasname)),
+        None => unsupported(format!(
+            "{} has more column aliases than columns",
+            a.aliasname
+        )),
     }
 }
 
 impl Walker<'_> {
     /// A FROM list, left to right (later items may be LATERAL to earlier ones).
-    pub(crate) fn from_list(&mut self, from: &[Node], lv: &Levels<'_>) -> Result<Vec<Ns>> {
+    pub(crate) fn walk_from_list(&mut self, from: &[Node], lv: &Levels<'_>) -> Result<Vec<Ns>> {
         let mut items: Vec<Ns> = Vec::new();
         for f in from {
-            let new = self.from_item(f, lv, &items)?;
+            let new = self.walk_from_item(f, lv, &items)?;
             items.extend(new);
         }
         Ok(items)
@@ -45,7 +52,12 @@ impl Walker<'_> {
 
     /// One FROM item: the items it adds to the level. `lateral` are the items before it
     /// that a LATERAL item may see.
-    pub(crate) fn from_item(&mut self, item: &Node, lv: &Levels<'_>, lateral: &[Ns]) -> Result<Vec<Ns>> {
+    pub(crate) fn walk_from_item(
+        &mut self,
+        item: &Node,
+        lv: &Levels<'_>,
+        lateral: &[Ns],
+    ) -> Result<Vec<Ns>> {
         let Some(n) = &item.node else {
             return unsupported("empty FROM item");
         };
@@ -65,10 +77,11 @@ impl Walker<'_> {
             N::RangeFunction(f) => Ok(vec![self.range_function(f, &with_lateral(lv, lateral))?]),
             N::JoinExpr(j) => self.join(j, lv, lateral),
             N::RangeTableSample(t) => match t.relation.as_deref() {
-                Some(r) => self.from_item(r, lv, lateral),
+                Some(r) => self.walk_from_item(r, lv, lateral),
                 None => unsupported("TABLESAMPLE without a relation"),
             },
             N::RangeTableFunc(t) => Ok(vec![self.xml_table(t, &with_lateral(lv, lateral))?]),
+            N::JsonTable(t) => Ok(vec![self.json_table(t, &with_lateral(lv, lateral))?]),
             other => unsupported(format!("FROM item {}", super::expr::kind(other))),
         }
     }
@@ -78,16 +91,20 @@ impl Walker<'_> {
         if rv.schemaname.is_empty() {
             if let Some(cte) = self.ctes.iter().rev().find(|c| c.name == rv.relname) {
                 let Some(cols) = cte.rel.clone() else {
-                    return unsupported(format!("WITH RECURSIVE member {} used before it is defined", rv.relname));
+                    return unsupported(format!(
+                        "WITH RECURSIVE member {} used before it is defined",
+                        rv.relname
+                    ));
                 };
                 return aliased(rv.alias.as_ref(), Some(rv.relname.clone()), cols);
             }
         }
-        let (schema, table) = self.resolve_relation(&rv.schemaname, &rv.relname)?;
-        let cols = self.relation_cols(&schema, &table)?;
+        let found = self.resolve_relation(&rv.schemaname, &rv.relname)?;
+        let relation = (found.schema.clone(), found.name.clone());
+        let cols = self.relation_cols(found)?;
         let mut ns = aliased(rv.alias.as_ref(), Some(rv.relname.clone()), cols)?;
         if rv.alias.is_none() {
-            ns.relation = Some((schema, table));
+            ns.relation = Some(relation);
         }
         Ok(ns)
     }
@@ -150,42 +167,33 @@ impl Walker<'_> {
         Ok(ns)
     }
 
-    /// XMLTABLE(…): each column derives from the document and path expressions.
-    fn xml_table(&mut self, t: &RangeTableFunc, lv: &Levels<'_>) -> Result<Ns> {
-        let mut base = self.opt_expr(t.docexpr.as_deref(), lv)?.derived();
-        base.absorb(self.opt_expr(t.rowexpr.as_deref(), lv)?);
-        let mut cols = Vec::new();
-        for c in &t.columns {
-            let Some(N::RangeTableFuncCol(col)) = &c.node else {
-                return unsupported("XMLTABLE column");
-            };
-            let mut f = if col.for_ordinality {
-                Flow::constant()
-            } else {
-                base.clone()
-            };
-            f.absorb(self.opt_expr(col.colexpr.as_deref(), lv)?);
-            f.absorb(self.opt_expr(col.coldefexpr.as_deref(), lv)?);
-            cols.push(Col::new(col.colname.clone(), f));
-        }
-        aliased(t.alias.as_ref(), Some("xmltable".into()), cols)
-    }
-
     /// A join: its inputs' items (hidden as PostgreSQL hides them) plus the join's own.
     fn join(&mut self, j: &JoinExpr, lv: &Levels<'_>, lateral: &[Ns]) -> Result<Vec<Ns>> {
         let (Some(l), Some(r)) = (j.larg.as_deref(), j.rarg.as_deref()) else {
             return unsupported("join without two sides");
         };
-        let left = self.from_item(l, lv, lateral)?;
+        let left = self.walk_from_item(l, lv, lateral)?;
         let right = if matches!(r.node, Some(N::RangeVar(_))) {
-            self.from_item(r, lv, &[])?
+            self.walk_from_item(r, lv, &[])?
         } else {
             let mut seen = lateral.to_vec();
             seen.extend(left.iter().cloned());
-            self.from_item(r, lv, &seen)?
+            self.walk_from_item(r, lv, &seen)?
         };
-        let lcols = exposed(&left)?;
-        let rcols = exposed(&right)?;
+        let (lcols, lopen) = exposed(&left);
+        let (rcols, ropen) = exposed(&right);
+        let open = match (lopen, ropen) {
+            (None, None) => None,
+            _ if j.is_natural || !j.using_clause.is_empty() => {
+                return unsupported("USING / NATURAL join over a function result of unknown shape");
+            }
+            (a, b) => {
+                let mut f = Flow::constant();
+                f.absorb(a.unwrap_or_default());
+                f.absorb(b.unwrap_or_default());
+                Some(f)
+            }
+        };
         let using = if j.is_natural {
             lcols
                 .iter()
@@ -233,13 +241,15 @@ impl Walker<'_> {
             ns.cols_visible = false;
             here.push(ns);
         }
-        here.push(match &j.alias {
+        let mut joined = match &j.alias {
             Some(a) => aliased(Some(a), None, cols)?,
             None => Ns {
                 rel_visible: false,
                 ..Ns::item(None, cols)
             },
-        });
+        };
+        joined.open = open;
+        here.push(joined);
         Ok(here)
     }
 }
@@ -251,16 +261,18 @@ fn with_lateral<'x>(lv: &[&'x [Ns]], lateral: &'x [Ns]) -> Vec<&'x [Ns]> {
     v
 }
 
-/// The columns a join input exposes for unqualified names and `*`.
-fn exposed(items: &[Ns]) -> Result<Vec<Col>> {
+/// The columns a join input exposes for unqualified names and `*`, and the flow of any
+/// columns of unknown name it may also have.
+fn exposed(items: &[Ns]) -> (Vec<Col>, Option<Flow>) {
     let mut out = Vec::new();
+    let mut open: Option<Flow> = None;
     for ns in items.iter().filter(|n| n.cols_visible) {
-        if ns.open.is_some() {
-            return unsupported("join over a function result of unknown shape");
-        }
         out.extend(ns.cols.iter().cloned());
+        if let Some(f) = &ns.open {
+            open.get_or_insert_with(Flow::constant).absorb(f.clone());
+        }
     }
-    Ok(out)
+    (out, open)
 }
 
 /// The one column `name` of a join side (USING needs exactly one on each side).
@@ -268,7 +280,9 @@ fn only(cols: &[Col], name: &str) -> Result<Flow> {
     let mut hits = cols.iter().filter(|c| c.name == name);
     match (hits.next(), hits.next()) {
         (Some(c), None) => Ok(c.flow.clone()),
-        _ => unsupported(format!("USING column {name} not found exactly once on each side")),
+        _ => unsupported(format!(
+            "USING column {name} not found exactly once on each side"
+        )),
     }
 }
 
@@ -292,7 +306,11 @@ fn function_shape(call: &Node) -> Shape {
                 return Shape::Columns(cols.iter().map(|c| (*c).to_owned()).collect());
             }
             // Multi-argument unnest returns one column per array.
-            let n = if name == "unnest" { f.args.len().max(1) } else { 1 };
+            let n = if name == "unnest" {
+                f.args.len().max(1)
+            } else {
+                1
+            };
             Shape::Columns(vec![name.to_owned(); n])
         }
         // `FROM current_date` and friends: one column.

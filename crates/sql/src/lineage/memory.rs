@@ -34,7 +34,13 @@ impl MemoryCatalog {
         self
     }
 
-    pub fn insert(&mut self, schema: &str, name: &str, columns: &[&str], definition: Option<String>) {
+    pub fn insert(
+        &mut self,
+        schema: &str,
+        name: &str,
+        columns: &[&str],
+        definition: Option<String>,
+    ) {
         let rel = Relation {
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
             definition,

@@ -38,58 +38,86 @@ impl Target {
     }
 }
 
+/// A relation the catalog knows, with what it said about it (fetched once: catalog lookups
+/// return owned data).
+pub(crate) struct Found {
+    pub schema: String,
+    pub name: String,
+    columns: Option<Vec<String>>,
+    definition: Option<String>,
+}
+
+impl Found {
+    pub fn is_view(&self) -> bool {
+        self.definition.is_some()
+    }
+}
+
 impl Walker<'_> {
-    fn exists(&self, schema: &str, name: &str) -> bool {
-        self.catalog.columns(schema, name).is_some()
-            || self.catalog.view_definition(schema, name).is_some()
+    fn lookup(&self, schema: &str, name: &str) -> Option<Found> {
+        let columns = self.catalog.columns(schema, name);
+        let definition = self.catalog.view_definition(schema, name);
+        if columns.is_none() && definition.is_none() {
+            return None;
+        }
+        Some(Found {
+            schema: schema.to_owned(),
+            name: name.to_owned(),
+            columns,
+            definition,
+        })
     }
 
-    /// (schema, name) of a relation reference.
-    pub(crate) fn resolve_relation(&self, schema: &str, name: &str) -> Result<(String, String)> {
+    /// Find a relation reference in the catalog.
+    pub(crate) fn resolve_relation(&self, schema: &str, name: &str) -> Result<Found> {
         if !schema.is_empty() {
-            if self.exists(schema, name) {
-                return Ok((schema.to_owned(), name.to_owned()));
-            }
-            return Err(LineageError::UnknownRelation(format!("{schema}.{name}")));
+            return self
+                .lookup(schema, name)
+                .ok_or_else(|| LineageError::UnknownRelation(format!("{schema}.{name}")));
         }
         let path = self.search_path;
         let listed = |s: &str| path.iter().any(|p| p == s);
-        let implicit = ["pg_temp", "pg_catalog"]
-            .into_iter()
-            .filter(|s| !listed(s))
-            .map(str::to_owned);
+        let implicit = ["pg_temp", "pg_catalog"].into_iter().filter(|s| !listed(s));
         let explicit = path
             .iter()
-            .filter(|s| !s.is_empty() && s.as_str() != "$user")
-            .cloned();
-        for s in implicit.chain(explicit) {
-            if self.exists(&s, name) {
-                return Ok((s, name.to_owned()));
-            }
-        }
-        Err(LineageError::UnknownRelation(name.to_owned()))
+            .map(String::as_str)
+            .filter(|s| !s.is_empty() && *s != "$user");
+        implicit
+            .chain(explicit)
+            .find_map(|s| self.lookup(s, name))
+            .ok_or_else(|| LineageError::UnknownRelation(name.to_owned()))
     }
 
     /// The columns of a table (direct flows) or view (its definition's flows).
-    pub(crate) fn relation_cols(&mut self, schema: &str, name: &str) -> Result<Rel> {
-        if let Some(sql) = self.catalog.view_definition(schema, name) {
-            return self.view_cols(schema, name, &sql);
+    pub(crate) fn relation_cols(&mut self, found: Found) -> Result<Rel> {
+        let Found {
+            schema,
+            name,
+            columns,
+            definition,
+        } = found;
+        if let Some(sql) = definition {
+            return self.view_cols(&schema, &name, columns, &sql);
         }
-        match self.catalog.columns(schema, name) {
-            Some(cols) => Ok(cols
-                .into_iter()
-                .map(|c| {
-                    let flow = Flow::column(ColumnRef::new(schema, name, &c));
-                    Col::new(c, flow)
-                })
-                .collect()),
-            None => Err(LineageError::UnknownRelation(format!("{schema}.{name}"))),
-        }
+        Ok(columns
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                let flow = Flow::column(ColumnRef::new(&schema, &name, &c));
+                Col::new(c, flow)
+            })
+            .collect())
     }
 
     /// A view: walk its definition (no outer scope, no CTEs of the caller, its own filters
     /// not reported as the user's predicates), named by the catalog's column list.
-    fn view_cols(&mut self, schema: &str, name: &str, sql: &str) -> Result<Rel> {
+    fn view_cols(
+        &mut self,
+        schema: &str,
+        name: &str,
+        names: Option<Vec<String>>,
+        sql: &str,
+    ) -> Result<Rel> {
         let key = (schema.to_owned(), name.to_owned());
         if let Some(rel) = self.views.get(&key) {
             return Ok(rel.clone());
@@ -107,9 +135,11 @@ impl Walker<'_> {
         self.hide_predicates -= 1;
         self.leave(saved);
         let mut rel = rel?;
-        if let Some(names) = self.catalog.columns(schema, name) {
+        if let Some(names) = names {
             if names.len() != rel.len() {
-                return unsupported(format!("view {schema}.{name}: catalog and definition disagree"));
+                return unsupported(format!(
+                    "view {schema}.{name}: catalog and definition disagree"
+                ));
             }
             rel = rename(rel, &names).unwrap_or_default();
         }
@@ -126,8 +156,8 @@ impl Walker<'_> {
             [s, n] | [_, s, n] => (s.clone(), n.clone()),
             _ => return unsupported(format!("relation name {text:?}")),
         };
-        let (schema, name) = self.resolve_relation(&schema, &name)?;
-        self.relation_cols(&schema, &name)
+        let found = self.resolve_relation(&schema, &name)?;
+        self.relation_cols(found)
     }
 
     /// The target of INSERT/UPDATE/DELETE/MERGE. A CTE cannot be a target, so the name goes
@@ -137,10 +167,10 @@ impl Walker<'_> {
         let Some(rv) = rv else {
             return unsupported("write without a target");
         };
-        let (schema, table) = self.resolve_relation(&rv.schemaname, &rv.relname)?;
-        let is_view = self.catalog.view_definition(&schema, &table).is_some();
+        let found = self.resolve_relation(&rv.schemaname, &rv.relname)?;
+        let (schema, table, is_view) = (found.schema.clone(), found.name.clone(), found.is_view());
         let cols = self
-            .relation_cols(&schema, &table)?
+            .relation_cols(found)?
             .into_iter()
             .map(|c| {
                 let lands = if !is_view {

@@ -61,7 +61,9 @@ pub(crate) fn find_ns<'n>(lv: &Levels<'n>, name: &str) -> Result<Option<&'n Ns>>
             .filter(|n| n.rel_visible && n.refname.as_deref() == Some(name));
         match (hits.next(), hits.next()) {
             (Some(ns), None) => return Ok(Some(ns)),
-            (Some(_), Some(_)) => return unsupported(format!("table reference {name} is ambiguous")),
+            (Some(_), Some(_)) => {
+                return unsupported(format!("table reference {name} is ambiguous"))
+            }
             _ => {}
         }
     }
@@ -84,6 +86,15 @@ fn find_relation<'n>(lv: &Levels<'n>, schema: &str, table: &str) -> Result<&'n N
     unsupported(format!("{schema}.{table} is not in scope"))
 }
 
+/// PostgreSQL's system columns: row identity and transaction bookkeeping, no user data.
+/// Where one is not valid (a subquery) the server rejects the statement.
+fn is_system_column(name: &str) -> bool {
+    matches!(
+        name,
+        "ctid" | "xmin" | "xmax" | "cmin" | "cmax" | "tableoid"
+    )
+}
+
 /// Column `name` of one item.
 fn col_of(ns: &Ns, name: &str) -> Result<Flow> {
     let mut hits = ns.cols.iter().filter(|c| c.name == name);
@@ -91,6 +102,7 @@ fn col_of(ns: &Ns, name: &str) -> Result<Flow> {
         (Some(c), None, _) => Ok(c.flow.clone()),
         (Some(_), Some(_), _) => unsupported(format!("column reference {name} is ambiguous")),
         (None, _, Some(open)) => Ok(open.clone().derived()),
+        (None, _, None) if is_system_column(name) => Ok(Flow::constant()),
         (None, _, None) => unsupported(format!("column {name} not found")),
     }
 }
@@ -101,7 +113,9 @@ fn unqualified(lv: &Levels<'_>, name: &str) -> Result<Option<Flow>> {
         match in_level(level, name) {
             Found::Col(c) => return Ok(Some(c.flow.clone())),
             Found::Open(ns) => return Ok(ns.open.clone().map(Flow::derived)),
-            Found::Ambiguous => return unsupported(format!("column reference {name} is ambiguous")),
+            Found::Ambiguous => {
+                return unsupported(format!("column reference {name} is ambiguous"))
+            }
             Found::Nothing => {}
         }
     }
@@ -149,6 +163,7 @@ impl Walker<'_> {
                 }
                 match find_ns(lv, name)? {
                     Some(ns) => Ok(ns.whole_row()),
+                    None if is_system_column(name) => Ok(Flow::constant()),
                     None => unsupported(format!("column {name} not found")),
                 }
             }
@@ -166,7 +181,11 @@ impl Walker<'_> {
     }
 
     /// `*`, `t.*` or `s.t.*` in a target list, expanded; None if `c` is no star.
-    pub(crate) fn expand_star(&mut self, c: &PgColumnRef, lv: &Levels<'_>) -> Result<Option<Vec<Col>>> {
+    pub(crate) fn expand_star(
+        &mut self,
+        c: &PgColumnRef,
+        lv: &Levels<'_>,
+    ) -> Result<Option<Vec<Col>>> {
         let (names, star) = parts(c)?;
         if !star {
             return Ok(None);

@@ -71,7 +71,7 @@ impl Walker<'_> {
 
     /// SELECT … FROM … WHERE …: one query level.
     fn simple(&mut self, s: &SelectStmt, lv: &Levels<'_>) -> Result<Rel> {
-        let items = self.from_list(&s.from_clause, lv)?;
+        let items = self.walk_from_list(&s.from_clause, lv)?;
         let mut inner: Vec<&[Ns]> = lv.to_vec();
         inner.push(&items);
         let out = self.targets(&s.target_list, &inner)?;
@@ -128,10 +128,16 @@ impl Walker<'_> {
         match &val.node {
             Some(N::ColumnRef(c)) => self.expand_star(c, lv),
             Some(N::AIndirection(i))
-                if matches!(i.indirection.last().and_then(|n| n.node.as_ref()), Some(N::AStar(_))) =>
+                if matches!(
+                    i.indirection.last().and_then(|n| n.node.as_ref()),
+                    Some(N::AStar(_))
+                ) =>
             {
                 let arg = i.arg.as_deref();
-                match (arg.and_then(|a| super::resolve::row_ref(lv, a)), i.indirection.len()) {
+                match (
+                    arg.and_then(|a| super::resolve::row_ref(lv, a)),
+                    i.indirection.len(),
+                ) {
                     (Some(ns), 1) if ns.open.is_none() => Ok(Some(ns.cols.clone())),
                     _ => unsupported("(expression).* of unknown shape"),
                 }
@@ -194,7 +200,13 @@ impl Walker<'_> {
 
     /// The output column an ordering/grouping item refers to, if it is a position or (by
     /// the clause's preference) an output name.
-    fn output_ref(&mut self, e: &Node, lv: &Levels<'_>, out: &Rel, prefer: Prefer) -> Result<Option<Flow>> {
+    fn output_ref(
+        &mut self,
+        e: &Node,
+        lv: &Levels<'_>,
+        out: &Rel,
+        prefer: Prefer,
+    ) -> Result<Option<Flow>> {
         match &e.node {
             Some(N::AConst(c)) => {
                 let Some(pg_query::protobuf::a_const::Val::Ival(i)) = &c.val else {
@@ -216,7 +228,9 @@ impl Walker<'_> {
                 let mut hits = out.iter().filter(|c| c.name == name.sval);
                 match (hits.next(), hits.next()) {
                     (Some(col), None) => Ok(Some(col.flow.clone())),
-                    (Some(_), Some(_)) => unsupported(format!("ORDER BY {} is ambiguous", name.sval)),
+                    (Some(_), Some(_)) => {
+                        unsupported(format!("ORDER BY {} is ambiguous", name.sval))
+                    }
                     (None, _) => Ok(None),
                 }
             }

@@ -90,8 +90,8 @@ impl Walker<'_> {
         let Some(rv) = c.relation.as_ref() else {
             return unsupported("COPY without a source");
         };
-        let (schema, table) = self.resolve_relation(&rv.schemaname, &rv.relname)?;
-        let cols = self.relation_cols(&schema, &table)?;
+        let found = self.resolve_relation(&rv.schemaname, &rv.relname)?;
+        let cols = self.relation_cols(found)?;
         if c.attlist.is_empty() {
             return Ok(cols);
         }
@@ -124,8 +124,9 @@ impl Walker<'_> {
             return unsupported("INTO without a table");
         };
         let names = super::from::strings(&into.col_names)?;
-        let rel = super::flow::rename(rel, &names)
-            .ok_or_else(|| super::LineageError::Unsupported("more column names than columns".into()))?;
+        let rel = super::flow::rename(rel, &names).ok_or_else(|| {
+            super::LineageError::Unsupported("more column names than columns".into())
+        })?;
         let schema = self.creation_schema(rv);
         for col in rel {
             let target = ColumnRef::new(&schema, &rv.relname, &col.name);
@@ -228,10 +229,11 @@ impl Walker<'_> {
         let Some(rv) = a.relation.as_ref() else {
             return unsupported("ALTER TABLE without a table");
         };
-        let (schema, table) = self.resolve_relation(&rv.schemaname, &rv.relname)?;
+        let found = self.resolve_relation(&rv.schemaname, &rv.relname)?;
+        let (schema, table) = (found.schema.clone(), found.name.clone());
         let items = [super::flow::Ns::item(
             Some(rv.relname.clone()),
-            self.relation_cols(&schema, &table)?,
+            self.relation_cols(found)?,
         )];
         for (col, expr) in writes {
             let f = self.expr(expr, &[&items])?;
@@ -245,11 +247,12 @@ impl Walker<'_> {
         let Some(rv) = rv else {
             return unsupported("REFRESH without a view");
         };
-        let (schema, name) = self.resolve_relation(&rv.schemaname, &rv.relname)?;
-        if self.catalog.view_definition(&schema, &name).is_none() {
+        let found = self.resolve_relation(&rv.schemaname, &rv.relname)?;
+        let (schema, name) = (found.schema.clone(), found.name.clone());
+        if !found.is_view() {
             return unsupported(format!("definition of {schema}.{name} unknown"));
         }
-        for col in self.relation_cols(&schema, &name)? {
+        for col in self.relation_cols(found)? {
             self.wrote(Some(&ColumnRef::new(&schema, &name, &col.name)), &col.flow)?;
         }
         Ok(())
@@ -281,37 +284,99 @@ fn is_false(arg: Option<&Node>) -> bool {
 fn carries_no_values(n: &N) -> bool {
     matches!(
         n,
-        N::TransactionStmt(_) | N::VariableSetStmt(_) | N::DiscardStmt(_) | N::ListenStmt(_)
-            | N::UnlistenStmt(_) | N::NotifyStmt(_) | N::DeallocateStmt(_) | N::ClosePortalStmt(_)
-            | N::ConstraintsSetStmt(_) | N::LockStmt(_) | N::TruncateStmt(_) | N::DropStmt(_)
-            | N::DropOwnedStmt(_) | N::DropRoleStmt(_) | N::DropSubscriptionStmt(_)
-            | N::DropTableSpaceStmt(_) | N::DropUserMappingStmt(_) | N::DropdbStmt(_)
-            | N::ViewStmt(_) | N::IndexStmt(_) | N::CreateSchemaStmt(_) | N::CreateSeqStmt(_)
-            | N::AlterSeqStmt(_) | N::CreateFunctionStmt(_) | N::AlterFunctionStmt(_)
-            | N::CreateTrigStmt(_) | N::CreateEventTrigStmt(_) | N::AlterEventTrigStmt(_)
-            | N::CreatePolicyStmt(_) | N::AlterPolicyStmt(_) | N::CreateRoleStmt(_)
-            | N::AlterRoleStmt(_) | N::AlterRoleSetStmt(_) | N::GrantStmt(_) | N::GrantRoleStmt(_)
-            | N::AlterDefaultPrivilegesStmt(_) | N::CommentStmt(_) | N::SecLabelStmt(_)
-            | N::RenameStmt(_) | N::AlterOwnerStmt(_) | N::AlterObjectSchemaStmt(_)
-            | N::AlterObjectDependsStmt(_) | N::ReassignOwnedStmt(_) | N::CompositeTypeStmt(_)
-            | N::CreateEnumStmt(_) | N::AlterEnumStmt(_) | N::CreateRangeStmt(_)
-            | N::CreateDomainStmt(_) | N::AlterDomainStmt(_) | N::DefineStmt(_)
-            | N::AlterTypeStmt(_) | N::CreateExtensionStmt(_) | N::AlterExtensionStmt(_)
-            | N::AlterExtensionContentsStmt(_) | N::CreateFdwStmt(_) | N::AlterFdwStmt(_)
-            | N::CreateForeignServerStmt(_) | N::AlterForeignServerStmt(_)
-            | N::CreateForeignTableStmt(_) | N::CreateUserMappingStmt(_)
-            | N::AlterUserMappingStmt(_) | N::ImportForeignSchemaStmt(_) | N::CreateAmStmt(_)
-            | N::CreatePlangStmt(_) | N::CreateOpClassStmt(_) | N::CreateOpFamilyStmt(_)
-            | N::AlterOpFamilyStmt(_) | N::AlterOperatorStmt(_) | N::CreateCastStmt(_)
-            | N::CreateConversionStmt(_) | N::CreateTransformStmt(_) | N::CreateStatsStmt(_)
-            | N::AlterStatsStmt(_) | N::AlterTsdictionaryStmt(_) | N::AlterTsconfigurationStmt(_)
-            | N::AlterCollationStmt(_) | N::CreateTableSpaceStmt(_)
-            | N::AlterTableSpaceOptionsStmt(_) | N::AlterTableMoveAllStmt(_)
-            | N::CreatedbStmt(_) | N::AlterDatabaseStmt(_) | N::AlterDatabaseSetStmt(_)
-            | N::AlterDatabaseRefreshCollStmt(_) | N::CreatePublicationStmt(_)
-            | N::AlterPublicationStmt(_) | N::CreateSubscriptionStmt(_)
-            | N::AlterSubscriptionStmt(_) | N::ReplicaIdentityStmt(_) | N::VacuumStmt(_)
-            | N::ClusterStmt(_) | N::ReindexStmt(_) | N::CheckPointStmt(_) | N::LoadStmt(_)
+        N::TransactionStmt(_)
+            | N::VariableSetStmt(_)
+            | N::DiscardStmt(_)
+            | N::ListenStmt(_)
+            | N::UnlistenStmt(_)
+            | N::NotifyStmt(_)
+            | N::DeallocateStmt(_)
+            | N::ClosePortalStmt(_)
+            | N::ConstraintsSetStmt(_)
+            | N::LockStmt(_)
+            | N::TruncateStmt(_)
+            | N::DropStmt(_)
+            | N::DropOwnedStmt(_)
+            | N::DropRoleStmt(_)
+            | N::DropSubscriptionStmt(_)
+            | N::DropTableSpaceStmt(_)
+            | N::DropUserMappingStmt(_)
+            | N::DropdbStmt(_)
+            | N::ViewStmt(_)
+            | N::IndexStmt(_)
+            | N::CreateSchemaStmt(_)
+            | N::CreateSeqStmt(_)
+            | N::AlterSeqStmt(_)
+            | N::CreateFunctionStmt(_)
+            | N::AlterFunctionStmt(_)
+            | N::CreateTrigStmt(_)
+            | N::CreateEventTrigStmt(_)
+            | N::AlterEventTrigStmt(_)
+            | N::CreatePolicyStmt(_)
+            | N::AlterPolicyStmt(_)
+            | N::CreateRoleStmt(_)
+            | N::AlterRoleStmt(_)
+            | N::AlterRoleSetStmt(_)
+            | N::GrantStmt(_)
+            | N::GrantRoleStmt(_)
+            | N::AlterDefaultPrivilegesStmt(_)
+            | N::CommentStmt(_)
+            | N::SecLabelStmt(_)
+            | N::RenameStmt(_)
+            | N::AlterOwnerStmt(_)
+            | N::AlterObjectSchemaStmt(_)
+            | N::AlterObjectDependsStmt(_)
+            | N::ReassignOwnedStmt(_)
+            | N::CompositeTypeStmt(_)
+            | N::CreateEnumStmt(_)
+            | N::AlterEnumStmt(_)
+            | N::CreateRangeStmt(_)
+            | N::CreateDomainStmt(_)
+            | N::AlterDomainStmt(_)
+            | N::DefineStmt(_)
+            | N::AlterTypeStmt(_)
+            | N::CreateExtensionStmt(_)
+            | N::AlterExtensionStmt(_)
+            | N::AlterExtensionContentsStmt(_)
+            | N::CreateFdwStmt(_)
+            | N::AlterFdwStmt(_)
+            | N::CreateForeignServerStmt(_)
+            | N::AlterForeignServerStmt(_)
+            | N::CreateForeignTableStmt(_)
+            | N::CreateUserMappingStmt(_)
+            | N::AlterUserMappingStmt(_)
+            | N::ImportForeignSchemaStmt(_)
+            | N::CreateAmStmt(_)
+            | N::CreatePlangStmt(_)
+            | N::CreateOpClassStmt(_)
+            | N::CreateOpFamilyStmt(_)
+            | N::AlterOpFamilyStmt(_)
+            | N::AlterOperatorStmt(_)
+            | N::CreateCastStmt(_)
+            | N::CreateConversionStmt(_)
+            | N::CreateTransformStmt(_)
+            | N::CreateStatsStmt(_)
+            | N::AlterStatsStmt(_)
+            | N::AlterTsdictionaryStmt(_)
+            | N::AlterTsconfigurationStmt(_)
+            | N::AlterCollationStmt(_)
+            | N::CreateTableSpaceStmt(_)
+            | N::AlterTableSpaceOptionsStmt(_)
+            | N::AlterTableMoveAllStmt(_)
+            | N::CreatedbStmt(_)
+            | N::AlterDatabaseStmt(_)
+            | N::AlterDatabaseSetStmt(_)
+            | N::AlterDatabaseRefreshCollStmt(_)
+            | N::CreatePublicationStmt(_)
+            | N::AlterPublicationStmt(_)
+            | N::CreateSubscriptionStmt(_)
+            | N::AlterSubscriptionStmt(_)
+            | N::ReplicaIdentityStmt(_)
+            | N::VacuumStmt(_)
+            | N::ClusterStmt(_)
+            | N::ReindexStmt(_)
+            | N::CheckPointStmt(_)
+            | N::LoadStmt(_)
             | N::AlterSystemStmt(_)
     )
 }
