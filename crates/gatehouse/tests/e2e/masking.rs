@@ -171,7 +171,7 @@ async fn psql_bytes_never_carry_the_clear_values() {
     let all =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{all}");
-    assert_clean("psql", &[all.clone()]);
+    assert_clean("psql", std::slice::from_ref(&all));
     assert!(all.contains("a***@example.com"), "{all}");
 }
 
@@ -239,8 +239,23 @@ async fn classify_suggests_the_pii_columns() {
     let gh = start().await;
     let out = gh.cli(&["classify", "--target", "app"]).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("\"public.users.email\""), "{}", out.stdout);
-    assert!(out.stdout.contains("\"public.users.ssn\""), "{}", out.stdout);
-    assert!(!out.stdout.contains("public.orders.total"), "{}", out.stdout);
-    assert!(!out.stdout.contains("ada.secret"), "classify prints no values");
+    assert!(
+        out.stdout.contains("\"public.users.email\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\"public.users.ssn\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("public.orders.total"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("ada.secret"),
+        "classify prints no values"
+    );
 }
