@@ -6,37 +6,11 @@
 # Usage: bench/pgbench.sh [seconds-per-run (10)] [rounds (3)]
 # Prints one line per run and a summary with medians and the ratios Gatehouse/direct and
 # Gatehouse/PgBouncer.
-set -euo pipefail
-cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 ROUNDS=${2:-3}
-ROOT=$(pwd)
-
-cargo build --release -q -p gatehouse
-GH="$ROOT/target/release/gatehouse"
-
-BINDIR=$(dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
+source "$(dirname "$0")/lib.sh"
 PGBENCH=$(command -v pgbench || echo "$BINDIR/pgbench")
-WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
-chmod 755 "$WORK"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-PG_PORT=$(free_port); BOUNCER_PORT=$(free_port); GH_PORT=$(free_port)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  pkill -f "$WORK/pgbouncer.ini" 2>/dev/null || true
-  as_pg "$BINDIR/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
-
-as_pg "$BINDIR/initdb" -D "$WORK/pg" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
-as_pg "$BINDIR/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
-  -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=256MB" start >/dev/null
-as_pg "$BINDIR/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres bench
+BOUNCER_PORT=$(free_port)
 "$PGBENCH" -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U postgres bench >/dev/null 2>&1
 
 TARGETS=(direct gatehouse)
@@ -63,17 +37,8 @@ else
   echo "pgbouncer not installed (apt-get install pgbouncer): comparing with direct only" >&2
 fi
 
-cat > "$WORK/gatehouse.toml" <<TOML
-data_dir = "gh-data"
-[listen]
-postgres = "127.0.0.1:$GH_PORT"
-[[targets]]
-name = "bench"
-upstream = "postgresql://postgres@127.0.0.1:$PG_PORT/bench"
-TOML
+start_gatehouse gatehouse ""
 TOKEN=$("$GH" token issue --config "$WORK/gatehouse.toml" --identity bench-bot --kind agent --ttl 2h)
-GATEHOUSE_LOG=warn "$GH" serve --config "$WORK/gatehouse.toml" 2>"$WORK/gatehouse.log" & PIDS+=($!)
-for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$GH_PORT) 2>/dev/null && break; sleep 0.1; done
 sleep 1
 
 conn() {

@@ -55,21 +55,23 @@ pub fn fields(frame: &Frame) -> Option<Vec<FieldDesc>> {
 
 /// Re-encodes `frame` (a DataRow) with masked cells into `out`.
 pub fn rewrite(bound: &Bound, frame: &Frame, key: &[u8], out: &mut BytesMut) -> Result<(), String> {
-    let cells = backend::data_row(frame).map_err(|e| e.to_string())?;
-    let mut replaced: Vec<Option<Option<Vec<u8>>>> = vec![None; cells.len()];
+    let body = frame.body();
+    let mut cells = backend::data_row_slices(&body).map_err(|e| e.to_string())?;
+    // Masked values live here; `cells` then points at them.
+    let mut masked: Vec<(usize, Option<Vec<u8>>)> = Vec::with_capacity(bound.masks.len());
     for (i, mask) in &bound.masks {
-        let Some(Some(value)) = cells.get(*i) else {
-            continue;
-        };
-        let masked = masking::mask_cell(mask, value, key).map_err(|e| e.to_string())?;
-        if let Some(slot) = replaced.get_mut(*i) {
-            *slot = Some(masked);
+        if let Some(Some(value)) = cells.get(*i) {
+            masked.push((
+                *i,
+                masking::mask_cell(mask, value, key).map_err(|e| e.to_string())?,
+            ));
         }
     }
-    let row = cells.iter().zip(&replaced).map(|(orig, new)| match new {
-        Some(m) => m.as_deref(),
-        None => orig.as_deref(),
-    });
-    encode::data_row(out, row);
+    for (i, m) in &masked {
+        if let Some(cell) = cells.get_mut(*i) {
+            *cell = m.as_deref();
+        }
+    }
+    encode::data_row(out, cells.into_iter());
     Ok(())
 }

@@ -204,7 +204,7 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Node>> {
     }
     let parsed = match std::panic::catch_unwind(|| pg_query::parse(sql)) {
         Ok(Ok(p)) => p,
-        Ok(Err(e)) => return Err(LineageError::Unparsed(e.to_string())),
+        Ok(Err(e)) => return Err(LineageError::Unparsed(brief(&e.to_string()))),
         Err(_) => return Err(LineageError::Unparsed("parser failed".into())),
     };
     parsed
@@ -217,4 +217,17 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Node>> {
                 .ok_or_else(|| LineageError::Unparsed("empty statement".into()))
         })
         .collect()
+}
+
+/// A parser message short enough for a client error (protobuf decoding errors list every
+/// level of the tree).
+fn brief(msg: &str) -> String {
+    if msg.contains("recursion limit reached") {
+        return "statement nested too deeply".into();
+    }
+    let mut end = msg.len().min(200);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    msg.get(..end).unwrap_or_default().to_owned()
 }

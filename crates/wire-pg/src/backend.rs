@@ -305,3 +305,21 @@ pub fn all_fields(frame: &Frame) -> Result<Vec<(u8, String)>, WireError> {
     r.finish()?;
     Ok(fields)
 }
+
+/// DataRow cells as slices of `body` (the frame's body), without reference counting.
+pub fn data_row_slices(body: &[u8]) -> Result<Vec<Option<&[u8]>>, WireError> {
+    let mut r = Reader::new(body, "DataRow");
+    let n = r.count16(4)?;
+    let mut cells = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = r.i32()?;
+        if len == -1 {
+            cells.push(None);
+        } else {
+            let len = usize::try_from(len).map_err(|_| WireError::malformed("DataRow"))?;
+            cells.push(Some(r.take(len)?));
+        }
+    }
+    r.finish()?;
+    Ok(cells)
+}

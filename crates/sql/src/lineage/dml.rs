@@ -44,10 +44,11 @@ fn set_target(t: &Node) -> Result<&ResTarget> {
 
 impl Walker<'_> {
     pub(crate) fn insert(&mut self, s: &InsertStmt, lv: &Levels<'_>) -> Result<Rel> {
-        self.tick()?;
+        self.open()?;
         let mark = self.ctes.len();
         let out = self.insert_body(s, lv);
         self.ctes.truncate(mark);
+        self.close();
         out
     }
 
@@ -100,10 +101,11 @@ impl Walker<'_> {
     }
 
     pub(crate) fn update(&mut self, s: &UpdateStmt, lv: &Levels<'_>) -> Result<Rel> {
-        self.tick()?;
+        self.open()?;
         let mark = self.ctes.len();
         let out = self.update_body(s, lv);
         self.ctes.truncate(mark);
+        self.close();
         out
     }
 
@@ -126,10 +128,11 @@ impl Walker<'_> {
     }
 
     pub(crate) fn delete(&mut self, s: &DeleteStmt, lv: &Levels<'_>) -> Result<Rel> {
-        self.tick()?;
+        self.open()?;
         let mark = self.ctes.len();
         let out = self.delete_body(s, lv);
         self.ctes.truncate(mark);
+        self.close();
         out
     }
 
@@ -145,10 +148,11 @@ impl Walker<'_> {
     }
 
     pub(crate) fn merge(&mut self, s: &MergeStmt, lv: &Levels<'_>) -> Result<Rel> {
-        self.tick()?;
+        self.open()?;
         let mark = self.ctes.len();
         let out = self.merge_body(s, lv);
         self.ctes.truncate(mark);
+        self.close();
         out
     }
 

@@ -14,6 +14,13 @@ use pg_query::NodeEnum as N;
 
 impl Walker<'_> {
     pub(crate) fn expr(&mut self, node: &Node, lv: &Levels<'_>) -> Result<Flow> {
+        self.enter_expr()?;
+        let out = self.expr_node(node, lv);
+        self.leave_expr();
+        out
+    }
+
+    fn expr_node(&mut self, node: &Node, lv: &Levels<'_>) -> Result<Flow> {
         let Some(n) = &node.node else {
             return unsupported("empty expression node");
         };

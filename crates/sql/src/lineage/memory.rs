@@ -3,7 +3,7 @@
 //! target; tests build small ones by hand.
 
 use super::Catalog;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Default)]
 struct Relation {
@@ -15,6 +15,7 @@ struct Relation {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryCatalog {
     relations: HashMap<String, HashMap<String, Relation>>,
+    pure_functions: HashSet<String>,
 }
 
 impl MemoryCatalog {
@@ -31,6 +32,12 @@ impl MemoryCatalog {
     /// Add (or replace) a view (or materialized view) with its columns and definition.
     pub fn view(mut self, schema: &str, name: &str, columns: &[&str], definition: &str) -> Self {
         self.insert(schema, name, columns, Some(definition.to_owned()));
+        self
+    }
+
+    /// Vouch for a function (see [`Catalog::is_pure_function`]).
+    pub fn pure_function(mut self, name: &str) -> Self {
+        self.pure_functions.insert(name.to_owned());
         self
     }
 
@@ -72,5 +79,9 @@ impl Catalog for MemoryCatalog {
 
     fn view_definition(&self, schema: &str, table: &str) -> Option<String> {
         self.get(schema, table).and_then(|r| r.definition.clone())
+    }
+
+    fn is_pure_function(&self, name: &str) -> bool {
+        self.pure_functions.contains(name)
     }
 }

@@ -37,10 +37,11 @@ impl Walker<'_> {
     }
 
     pub(crate) fn select(&mut self, s: &SelectStmt, lv: &Levels<'_>) -> Result<Rel> {
-        self.tick()?;
+        self.open()?;
         let mark = self.ctes.len();
         let out = self.select_body(s, lv);
         self.ctes.truncate(mark);
+        self.close();
         out
     }
 

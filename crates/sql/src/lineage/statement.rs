@@ -281,102 +281,41 @@ fn is_false(arg: Option<&Node>) -> bool {
 
 /// Statements that return no rows and copy no values (schema objects, privileges, session
 /// and transaction control, maintenance). Their other risks are policy's, not lineage's.
+#[rustfmt::skip]
 fn carries_no_values(n: &N) -> bool {
     matches!(
         n,
-        N::TransactionStmt(_)
-            | N::VariableSetStmt(_)
-            | N::DiscardStmt(_)
-            | N::ListenStmt(_)
-            | N::UnlistenStmt(_)
-            | N::NotifyStmt(_)
-            | N::DeallocateStmt(_)
-            | N::ClosePortalStmt(_)
-            | N::ConstraintsSetStmt(_)
-            | N::LockStmt(_)
-            | N::TruncateStmt(_)
-            | N::DropStmt(_)
-            | N::DropOwnedStmt(_)
-            | N::DropRoleStmt(_)
-            | N::DropSubscriptionStmt(_)
-            | N::DropTableSpaceStmt(_)
-            | N::DropUserMappingStmt(_)
-            | N::DropdbStmt(_)
-            | N::ViewStmt(_)
-            | N::IndexStmt(_)
-            | N::CreateSchemaStmt(_)
-            | N::CreateSeqStmt(_)
-            | N::AlterSeqStmt(_)
-            | N::CreateFunctionStmt(_)
-            | N::AlterFunctionStmt(_)
-            | N::CreateTrigStmt(_)
-            | N::CreateEventTrigStmt(_)
-            | N::AlterEventTrigStmt(_)
-            | N::CreatePolicyStmt(_)
-            | N::AlterPolicyStmt(_)
-            | N::CreateRoleStmt(_)
-            | N::AlterRoleStmt(_)
-            | N::AlterRoleSetStmt(_)
-            | N::GrantStmt(_)
-            | N::GrantRoleStmt(_)
-            | N::AlterDefaultPrivilegesStmt(_)
-            | N::CommentStmt(_)
-            | N::SecLabelStmt(_)
-            | N::RenameStmt(_)
-            | N::AlterOwnerStmt(_)
-            | N::AlterObjectSchemaStmt(_)
-            | N::AlterObjectDependsStmt(_)
-            | N::ReassignOwnedStmt(_)
-            | N::CompositeTypeStmt(_)
-            | N::CreateEnumStmt(_)
-            | N::AlterEnumStmt(_)
-            | N::CreateRangeStmt(_)
-            | N::CreateDomainStmt(_)
-            | N::AlterDomainStmt(_)
-            | N::DefineStmt(_)
-            | N::AlterTypeStmt(_)
-            | N::CreateExtensionStmt(_)
-            | N::AlterExtensionStmt(_)
-            | N::AlterExtensionContentsStmt(_)
-            | N::CreateFdwStmt(_)
-            | N::AlterFdwStmt(_)
-            | N::CreateForeignServerStmt(_)
-            | N::AlterForeignServerStmt(_)
-            | N::CreateForeignTableStmt(_)
-            | N::CreateUserMappingStmt(_)
-            | N::AlterUserMappingStmt(_)
-            | N::ImportForeignSchemaStmt(_)
-            | N::CreateAmStmt(_)
-            | N::CreatePlangStmt(_)
-            | N::CreateOpClassStmt(_)
-            | N::CreateOpFamilyStmt(_)
-            | N::AlterOpFamilyStmt(_)
-            | N::AlterOperatorStmt(_)
-            | N::CreateCastStmt(_)
-            | N::CreateConversionStmt(_)
-            | N::CreateTransformStmt(_)
-            | N::CreateStatsStmt(_)
-            | N::AlterStatsStmt(_)
-            | N::AlterTsdictionaryStmt(_)
-            | N::AlterTsconfigurationStmt(_)
-            | N::AlterCollationStmt(_)
-            | N::CreateTableSpaceStmt(_)
-            | N::AlterTableSpaceOptionsStmt(_)
-            | N::AlterTableMoveAllStmt(_)
-            | N::CreatedbStmt(_)
-            | N::AlterDatabaseStmt(_)
-            | N::AlterDatabaseSetStmt(_)
-            | N::AlterDatabaseRefreshCollStmt(_)
-            | N::CreatePublicationStmt(_)
-            | N::AlterPublicationStmt(_)
-            | N::CreateSubscriptionStmt(_)
-            | N::AlterSubscriptionStmt(_)
-            | N::ReplicaIdentityStmt(_)
-            | N::VacuumStmt(_)
-            | N::ClusterStmt(_)
-            | N::ReindexStmt(_)
-            | N::CheckPointStmt(_)
-            | N::LoadStmt(_)
-            | N::AlterSystemStmt(_)
+        N::TransactionStmt(_) | N::VariableSetStmt(_) | N::DiscardStmt(_) | N::ListenStmt(_) |
+        N::UnlistenStmt(_) | N::NotifyStmt(_) | N::DeallocateStmt(_) | N::ClosePortalStmt(_) |
+        N::ConstraintsSetStmt(_) | N::LockStmt(_) | N::TruncateStmt(_) | N::DropStmt(_) |
+        N::DropOwnedStmt(_) | N::DropRoleStmt(_) | N::DropSubscriptionStmt(_) |
+        N::DropTableSpaceStmt(_) | N::DropUserMappingStmt(_) | N::DropdbStmt(_) |
+        N::ViewStmt(_) | N::IndexStmt(_) | N::CreateSchemaStmt(_) | N::CreateSeqStmt(_) |
+        N::AlterSeqStmt(_) | N::CreateFunctionStmt(_) | N::AlterFunctionStmt(_) |
+        N::CreateTrigStmt(_) | N::CreateEventTrigStmt(_) | N::AlterEventTrigStmt(_) |
+        N::CreatePolicyStmt(_) | N::AlterPolicyStmt(_) | N::CreateRoleStmt(_) |
+        N::AlterRoleStmt(_) | N::AlterRoleSetStmt(_) | N::GrantStmt(_) | N::GrantRoleStmt(_) |
+        N::AlterDefaultPrivilegesStmt(_) | N::CommentStmt(_) | N::SecLabelStmt(_) |
+        N::RenameStmt(_) | N::AlterOwnerStmt(_) | N::AlterObjectSchemaStmt(_) |
+        N::AlterObjectDependsStmt(_) | N::ReassignOwnedStmt(_) | N::CompositeTypeStmt(_) |
+        N::CreateEnumStmt(_) | N::AlterEnumStmt(_) | N::CreateRangeStmt(_) |
+        N::CreateDomainStmt(_) | N::AlterDomainStmt(_) | N::DefineStmt(_) |
+        N::AlterTypeStmt(_) | N::CreateExtensionStmt(_) | N::AlterExtensionStmt(_) |
+        N::AlterExtensionContentsStmt(_) | N::CreateFdwStmt(_) | N::AlterFdwStmt(_) |
+        N::CreateForeignServerStmt(_) | N::AlterForeignServerStmt(_) |
+        N::CreateForeignTableStmt(_) | N::CreateUserMappingStmt(_) |
+        N::AlterUserMappingStmt(_) | N::ImportForeignSchemaStmt(_) | N::CreateAmStmt(_) |
+        N::CreatePlangStmt(_) | N::CreateOpClassStmt(_) | N::CreateOpFamilyStmt(_) |
+        N::AlterOpFamilyStmt(_) | N::AlterOperatorStmt(_) | N::CreateCastStmt(_) |
+        N::CreateConversionStmt(_) | N::CreateTransformStmt(_) | N::CreateStatsStmt(_) |
+        N::AlterStatsStmt(_) | N::AlterTsdictionaryStmt(_) | N::AlterTsconfigurationStmt(_) |
+        N::AlterCollationStmt(_) | N::CreateTableSpaceStmt(_) |
+        N::AlterTableSpaceOptionsStmt(_) | N::AlterTableMoveAllStmt(_) | N::CreatedbStmt(_) |
+        N::AlterDatabaseStmt(_) | N::AlterDatabaseSetStmt(_) |
+        N::AlterDatabaseRefreshCollStmt(_) | N::CreatePublicationStmt(_) |
+        N::AlterPublicationStmt(_) | N::CreateSubscriptionStmt(_) |
+        N::AlterSubscriptionStmt(_) | N::ReplicaIdentityStmt(_) | N::VacuumStmt(_) |
+        N::ClusterStmt(_) | N::ReindexStmt(_) | N::CheckPointStmt(_) | N::LoadStmt(_) |
+        N::AlterSystemStmt(_)
     )
 }

@@ -15,6 +15,16 @@ use std::collections::{BTreeSet, HashMap};
 /// statement is unsupported.
 pub(crate) const MAX_DEPTH: usize = 8;
 
+/// Bound on the walker's recursion, in units of stack: an expression level costs
+/// [`EXPR_COST`], a query body [`QUERY_COST`] (it spans several frames). One statement's tree
+/// is already bounded (pg_query's protobuf decoding stops at 100 levels), but views and
+/// query strings stack their trees on top of each other. Calibrated so a debug build (large
+/// frames) stays inside a 2 MiB thread stack with room for the parser, which also runs at
+/// depth when a view is expanded; a release build uses far less per unit.
+const MAX_NESTING: usize = 300;
+const EXPR_COST: usize = 1;
+const QUERY_COST: usize = 6;
+
 /// Upper bound on query bodies evaluated per statement (recursive CTEs are evaluated until
 /// they settle, and nested ones multiply).
 const MAX_WORK: usize = 20_000;
@@ -42,6 +52,7 @@ pub(crate) struct Walker<'a> {
     /// View bodies already expanded in this statement (a view used twice is walked once).
     pub views: HashMap<(String, String), Rel>,
     work: usize,
+    nesting: usize,
 }
 
 impl<'a> Walker<'a> {
@@ -57,6 +68,7 @@ impl<'a> Walker<'a> {
             depth: 0,
             views: HashMap::new(),
             work: 0,
+            nesting: 0,
         }
     }
 
@@ -94,6 +106,37 @@ impl<'a> Walker<'a> {
             return unsupported("statement too complex to trace");
         }
         Ok(())
+    }
+
+    /// Open one query body; pair with [`Self::close`].
+    pub fn open(&mut self) -> Result<()> {
+        self.tick()?;
+        self.descend(QUERY_COST)
+    }
+
+    pub fn close(&mut self) {
+        self.ascend(QUERY_COST);
+    }
+
+    /// Enter one expression level; pair with [`Self::leave_expr`].
+    pub fn enter_expr(&mut self) -> Result<()> {
+        self.descend(EXPR_COST)
+    }
+
+    pub fn leave_expr(&mut self) {
+        self.ascend(EXPR_COST);
+    }
+
+    fn descend(&mut self, cost: usize) -> Result<()> {
+        if self.nesting + cost > MAX_NESTING {
+            return unsupported("statement nested too deeply to trace");
+        }
+        self.nesting += cost;
+        Ok(())
+    }
+
+    fn ascend(&mut self, cost: usize) {
+        self.nesting = self.nesting.saturating_sub(cost);
     }
 
     /// Evaluate an expression used as a filter, join condition, grouping or ordering key.
@@ -140,7 +183,7 @@ impl<'a> Walker<'a> {
     }
 
     pub fn leave(&mut self, saved: Vec<Cte>) {
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         self.ctes = saved;
     }
 }
