@@ -229,11 +229,16 @@ impl SessionGuard {
         for (l, f) in lineages.iter().zip(statements) {
             let plan = mask_plan::plan(l, &sensitive, &mut visible)?;
             // COPY rows travel as CopyData, which is not rewritten: refuse rather than leak.
-            if plan.is_some() && f.class == model::facts::CommandClass::Copy {
+            // COPY rows are rewritten only in the default text format; anything else
+            // (CSV, binary, custom delimiters) is refused rather than leaked.
+            let copy_ok =
+                sql::copy::copy_to_stdout(&f.text) == Some(sql::copy::CopyOut::DefaultText);
+            if plan.is_some() && f.class == model::facts::CommandClass::Copy && !copy_ok {
                 return Err(Refusal(
-                    "COPY of sensitive columns is not allowed; use SELECT, whose results are masked".into(),
+                    "COPY of sensitive columns is allowed only TO STDOUT in the default text format".into(),
                 ));
             }
+
             out.push(plan.map(Arc::new));
         }
         if out.len() != statements.len() {

@@ -141,6 +141,27 @@ impl Down {
                     return Ok(());
                 }
             }
+            tag::COPY_OUT => {
+                let plan = match q.front() {
+                    Some(Expect::Query(stmts)) => stmts.front().and_then(|s| s.mask.as_ref()),
+                    Some(Expect::Execute(s)) => s.mask.as_ref(),
+                    _ => None,
+                };
+                out.bound = plan.map(|p| relay_mask::bind_copy(p));
+            }
+            tag::COPY_DATA if out.bound.is_some() => {
+                if let Some(b) = &mut out.bound {
+                    if !b.failed {
+                        if let Err(e) =
+                            relay_mask::rewrite_copy(b, &frame, &self.mask_key, &mut out.bytes)
+                        {
+                            tracing::error!(error = %e, "COPY masking failed; withholding the rest");
+                            b.failed = true;
+                        }
+                    }
+                }
+                return Ok(());
+            }
             tag::COMMAND_COMPLETE if out.bound.as_ref().is_some_and(|b| b.failed) => {
                 let message =
                     "gatehouse: a result row could not be masked; the result was withheld";

@@ -75,3 +75,92 @@ pub fn rewrite(bound: &Bound, frame: &Frame, key: &[u8], out: &mut BytesMut) -> 
     encode::data_row(out, cells.into_iter());
     Ok(())
 }
+
+/// A plan for the rows of `COPY … TO STDOUT` in the default text format: every masked
+/// column is text there, whatever its type.
+pub fn bind_copy(plan: &MaskPlan) -> Bound {
+    let masks = plan
+        .columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let m = m.as_ref()?;
+            Some((
+                i,
+                ColumnMask::new(m.strategy, 25, Format::Text).with_tags(m.tags.iter().cloned()),
+            ))
+        })
+        .collect();
+    Bound {
+        masks,
+        failed: false,
+    }
+}
+
+/// Re-encodes a CopyData message holding one text-format row (tab-separated fields, `\N`
+/// for NULL, backslash escapes, ending in a newline) with its masked fields replaced.
+pub fn rewrite_copy(
+    bound: &Bound,
+    frame: &Frame,
+    key: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), String> {
+    let body = frame.body();
+    let line = body
+        .strip_suffix(b"\n")
+        .ok_or("COPY data is not one whole row")?;
+    let mut row = Vec::with_capacity(body.len());
+    for (i, field) in line.split(|&b| b == b'\t').enumerate() {
+        if i > 0 {
+            row.push(b'\t');
+        }
+        match bound.masks.iter().find(|(at, _)| *at == i) {
+            Some((_, mask)) if field != b"\\N" => {
+                let value = unescape(field);
+                match masking::mask_cell(mask, &value, key).map_err(|e| e.to_string())? {
+                    Some(m) => escape(&m, &mut row),
+                    None => row.extend_from_slice(b"\\N"),
+                }
+            }
+            _ => row.extend_from_slice(field),
+        }
+    }
+    row.push(b'\n');
+    encode::copy_data(out, &row);
+    Ok(())
+}
+
+/// COPY text-format escapes (PostgreSQL docs, COPY "Text Format").
+fn unescape(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut it = field.iter().copied();
+    while let Some(b) = it.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match it.next() {
+            Some(b't') => out.push(b'\t'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b'b') => out.push(8),
+            Some(b'f') => out.push(12),
+            Some(b'v') => out.push(11),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+fn escape(value: &[u8], out: &mut Vec<u8>) {
+    for &b in value {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}

@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+pub mod copy;
 mod danger;
 pub mod lineage;
 mod names;

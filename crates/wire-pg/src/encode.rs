@@ -258,3 +258,8 @@ pub fn fields_raw(out: &mut BytesMut, tag: u8, fields: &[(u8, String)]) {
         b.put_u8(0);
     });
 }
+
+/// CopyData.
+pub fn copy_data(out: &mut BytesMut, data: &[u8]) {
+    framed(out, Some(b'd'), |b| b.put_slice(data));
+}

@@ -187,7 +187,7 @@ async fn side_channels_are_refused() {
         "SELECT o.id FROM orders o JOIN users u ON u.email = 'x'",
         "INSERT INTO orders (id, user_id, total) SELECT 99, 1, length(email) FROM users WHERE id = 1",
         "CREATE TABLE leak AS SELECT email FROM users",
-        "COPY users TO STDOUT",
+        "COPY users TO STDOUT (FORMAT csv)",
         "SELECT * FROM pg_stats WHERE tablename = 'users'",
     ] {
         let e = c.simple_query(sql).await.expect_err(sql);
@@ -258,4 +258,30 @@ async fn classify_suggests_the_pii_columns() {
         !out.stdout.contains("ada.secret"),
         "classify prints no values"
     );
+}
+
+#[tokio::test]
+async fn copy_to_stdout_rows_are_masked() {
+    let gh = start().await;
+    let token = gh.issue("alice", "human", &[]).await;
+    let c = gh.connect("alice", &token).await;
+    for sql in [
+        "COPY users TO STDOUT",
+        "COPY (SELECT id, lower(email), ssn FROM users) TO STDOUT",
+        "COPY users (email) TO STDOUT",
+    ] {
+        let stream = c
+            .copy_out(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let chunks: Vec<bytes::Bytes> = futures_util::TryStreamExt::try_collect(stream)
+            .await
+            .unwrap();
+        let text: String = chunks
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert_clean(sql, std::slice::from_ref(&text));
+        assert_eq!(text.lines().count(), 2, "{sql}: {text}");
+    }
 }

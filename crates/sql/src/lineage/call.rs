@@ -120,25 +120,10 @@ impl Walker<'_> {
             (Reads::Shape, _) => return Ok(Flow::constant()),
             (Reads::Opaque, _) => return unsupported(format!("{name}: rows not visible")),
             (_, None) => return unsupported(format!("{name} with a non-constant argument")),
-            (Reads::Query, Some(sql)) => all_sources(&self.query_text(sql)?),
+            (Reads::Query, Some(sql)) => all_sources(&self.select_text(sql, "query string")?),
             (Reads::Table, Some(rel)) => all_sources(&self.relation_by_text(rel)?),
         };
         flow.whole_row = true;
         Ok(flow)
-    }
-
-    /// The rows of a query given as text (run separately by the server: no outer scope).
-    fn query_text(&mut self, sql: &str) -> Result<super::flow::Rel> {
-        let stmts = super::parse(sql)?;
-        let [stmt] = stmts.as_slice() else {
-            return unsupported("query string must hold one statement");
-        };
-        if !matches!(stmt.node, Some(N::SelectStmt(_))) {
-            return unsupported("query string must be a SELECT");
-        }
-        let saved = self.enter()?;
-        let rel = self.query(stmt, &[]);
-        self.leave(saved);
-        rel
     }
 }

@@ -11,7 +11,6 @@ use super::flow::{rename, Col, Flow, Rel};
 use super::walker::Walker;
 use super::{unsupported, ColumnRef, LineageError, Result};
 use pg_query::protobuf::RangeVar;
-use pg_query::NodeEnum as N;
 
 /// A write target's columns: where a value written to each lands, and what reading it back
 /// (RETURNING, `excluded`, UPDATE expressions) yields.
@@ -122,18 +121,9 @@ impl Walker<'_> {
         if let Some(rel) = self.views.get(&key) {
             return Ok(rel.clone());
         }
-        let stmts = super::parse(sql)?;
-        let [stmt] = stmts.as_slice() else {
-            return unsupported(format!("definition of view {schema}.{name}"));
-        };
-        if !matches!(stmt.node, Some(N::SelectStmt(_))) {
-            return unsupported(format!("definition of view {schema}.{name}"));
-        }
-        let saved = self.enter()?;
         self.hide_predicates += 1;
-        let rel = self.query(stmt, &[]);
+        let rel = self.select_text(sql, &format!("definition of view {schema}.{name}"));
         self.hide_predicates -= 1;
-        self.leave(saved);
         let mut rel = rel?;
         if let Some(names) = names {
             if names.len() != rel.len() {

@@ -18,16 +18,22 @@ pub(crate) const MAX_DEPTH: usize = 8;
 /// Bound on the walker's recursion, in units of stack: an expression level costs
 /// [`EXPR_COST`], a query body [`QUERY_COST`] (it spans several frames). One statement's tree
 /// is already bounded (pg_query's protobuf decoding stops at 100 levels), but views and
-/// query strings stack their trees on top of each other. Calibrated so a debug build (large
-/// frames) stays inside a 2 MiB thread stack with room for the parser, which also runs at
-/// depth when a view is expanded; a release build uses far less per unit.
-const MAX_NESTING: usize = 300;
+/// query strings stack their trees on top of each other.
+///
+/// Measured: a query level takes 2.4 KiB of stack in a release build, and parsing a
+/// statement near the parser's depth limit up to 256 KiB (prost's decoder recurses). 600 units
+/// is at most 100 query levels, and a nested text is parsed only below 400 units, so a
+/// release build stays under ~600 KiB of a tokio worker's 2 MiB. Debug builds use about four
+/// times the stack per level and ~2 MiB for such a parse alone: adversarial nesting there
+/// needs a larger `RUST_MIN_STACK`.
+const MAX_NESTING: usize = 600;
+const MAX_NESTING_TO_PARSE: usize = 400;
 const EXPR_COST: usize = 1;
 const QUERY_COST: usize = 6;
 
 /// Upper bound on query bodies evaluated per statement (recursive CTEs are evaluated until
 /// they settle, and nested ones multiply).
-const MAX_WORK: usize = 20_000;
+const MAX_WORK: usize = 5_000;
 
 /// Query levels visible at a point, outermost first.
 pub(crate) type Levels<'a> = [&'a [super::flow::Ns]];
@@ -174,15 +180,36 @@ impl<'a> Walker<'a> {
 
     /// Enter a nested query text (view body, `query_to_xml` argument): no outer scopes or
     /// CTEs are visible in it.
-    pub fn enter(&mut self) -> Result<Vec<Cte>> {
-        if self.depth >= MAX_DEPTH {
+    fn enter(&mut self) -> Result<Vec<Cte>> {
+        if self.depth >= MAX_DEPTH || self.nesting > MAX_NESTING_TO_PARSE {
             return unsupported("views or query strings nested too deeply");
         }
         self.depth += 1;
         Ok(std::mem::take(&mut self.ctes))
     }
 
-    pub fn leave(&mut self, saved: Vec<Cte>) {
+    /// Walk a SELECT given as text (a view body, a `query_to_xml` argument), which the
+    /// server runs on its own: no outer scope, no CTEs of the caller. Depth is checked before
+    /// parsing, as the parser needs stack too.
+    pub fn select_text(&mut self, sql: &str, what: &str) -> Result<Rel> {
+        let saved = self.enter()?;
+        let out = self.select_text_body(sql, what);
+        self.leave(saved);
+        out
+    }
+
+    fn select_text_body(&mut self, sql: &str, what: &str) -> Result<Rel> {
+        let stmts = super::parse(sql)?;
+        let [stmt] = stmts.as_slice() else {
+            return unsupported(format!("{what} must hold one statement"));
+        };
+        if !matches!(stmt.node, Some(pg_query::NodeEnum::SelectStmt(_))) {
+            return unsupported(format!("{what} must be a SELECT"));
+        }
+        self.query(stmt, &[])
+    }
+
+    fn leave(&mut self, saved: Vec<Cte>) {
         self.depth = self.depth.saturating_sub(1);
         self.ctes = saved;
     }
