@@ -60,6 +60,24 @@ engine = "postgres"
 upstream = "postgresql://postgres@127.0.0.1:{pg_port}/app"
 password_env = "GATEHOUSE_DEMO_DB_PASSWORD"
 environment = "demo"
+
+[[sensitive]]
+target = "app"
+columns = ["public.customers.email", "public.customers.phone"]
+tags = ["pii", "contact"]
+mask = "partial"
+
+[[sensitive]]
+target = "app"
+columns = ["public.customers.ssn"]
+tags = ["pii", "government_id"]
+mask = "last4"
+
+[[sensitive]]
+target = "app"
+columns = ["public.payments.card_number"]
+tags = ["pci"]
+mask = "last4"
 "#
     )
 }
@@ -96,7 +114,10 @@ Gatehouse demo is running. In another terminal:
   PGPASSWORD='{bot}' psql "host=127.0.0.1 port={port} dbname=app user=report-bot"
 
   Try:  SELECT current_setting('gatehouse.identity');
-        SELECT name, email FROM customers LIMIT 3;
+        SELECT name, email, ssn FROM customers LIMIT 3;        -- masked
+        SELECT card_number FROM payments LIMIT 2;             -- masked
+        SELECT id FROM customers WHERE ssn LIKE '1%';         -- refused
+        DELETE FROM orders;                                   -- refused
 
   # the audit trail
   {exe} audit tail --config {c} --limit 20
