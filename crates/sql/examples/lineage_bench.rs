@@ -63,7 +63,6 @@ fn main() {
         let facts = median_ns(n, || {
             std::hint::black_box(sql::analyze(text, &ctx));
         });
-        println!("  scan {:.2} µs", scan_cost(text) / 1000.0);
         println!(
             "{label:<18} lineage {:>7.2} µs   (parse alone {:>6.2} µs, analyze {:>6.2} µs)",
             full / 1000.0,
@@ -71,10 +70,4 @@ fn main() {
             facts / 1000.0
         );
     }
-}
-#[allow(dead_code)]
-fn scan_cost(text: &str) -> f64 {
-    median_ns(20_000, || {
-        std::hint::black_box(pg_query::scan(text).ok());
-    })
 }

@@ -157,6 +157,10 @@ pub(crate) fn unsupported<T>(what: impl Into<String>) -> Result<T> {
 
 /// The lineage of one statement. A string with no statement yields an empty [`Lineage`]; a
 /// string with several is `Unsupported` (use [`lineage_each`]).
+///
+/// `search_path` as the session has it. `"$user"` entries are skipped, since the user is not
+/// known here: substitute the session user's name first to resolve names in a schema of
+/// that name exactly as the server does.
 pub fn lineage(
     sql: &str,
     search_path: &[String],

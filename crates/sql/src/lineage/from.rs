@@ -115,6 +115,9 @@ impl Walker<'_> {
     fn range_function(&mut self, rf: &RangeFunction, lv: &Levels<'_>) -> Result<Ns> {
         let mut cols = Vec::new();
         let mut open: Option<Flow> = None;
+        // A scalar function's one column takes the alias (`FROM f(x) AS g` names it `g`),
+        // unless it is a named OUT parameter (chooseScalarFunctionAlias).
+        let mut scalar = rf.functions.len() == 1;
         for item in &rf.functions {
             let Some(N::List(pair)) = &item.node else {
                 return unsupported("function in FROM");
@@ -134,13 +137,20 @@ impl Walker<'_> {
                     };
                     cols.push(Col::new(cd.colname.clone(), flow.clone()));
                 }
+                scalar = false;
                 continue;
             }
             match function_shape(call) {
                 Shape::Columns(names) => {
+                    scalar &= names.len() == 1;
                     cols.extend(names.into_iter().map(|n| Col::new(n, flow.clone())))
                 }
+                Shape::Named(names) => {
+                    scalar = false;
+                    cols.extend(names.iter().map(|n| Col::new(*n, flow.clone())))
+                }
                 Shape::Unknown => {
+                    scalar = false;
                     let o = open.get_or_insert_with(Flow::constant);
                     o.absorb(flow);
                 }
@@ -149,17 +159,13 @@ impl Walker<'_> {
         if open.is_some() && rf.is_rowsfrom {
             return unsupported("ROWS FROM with a function of unknown shape");
         }
+        if let (true, Some(a)) = (scalar, rf.alias.as_ref()) {
+            if let Some(c) = cols.first_mut() {
+                c.name.clone_from(&a.aliasname);
+            }
+        }
         if rf.ordinality {
             cols.push(Col::new("ordinality", Flow::constant()));
-        }
-        // `FROM f(x) AS g` names the single column of a scalar function `g`.
-        let single = cols.len() == 1 && open.is_none() && !rf.ordinality;
-        if let (true, Some(a)) = (single, rf.alias.as_ref()) {
-            if a.colnames.is_empty() {
-                if let Some(c) = cols.first_mut() {
-                    c.name.clone_from(&a.aliasname);
-                }
-            }
         }
         let default = rf.functions.first().and_then(first_call_name);
         let mut ns = aliased(rf.alias.as_ref(), default, cols)?;
@@ -287,7 +293,10 @@ fn only(cols: &[Col], name: &str) -> Result<Flow> {
 }
 
 enum Shape {
+    /// Named after the function (one column per array for multi-argument `unnest`).
     Columns(Vec<String>),
+    /// Named OUT parameters.
+    Named(&'static [&'static str]),
     Unknown,
 }
 
@@ -303,7 +312,7 @@ fn function_shape(call: &Node) -> Shape {
                 return Shape::Unknown;
             }
             if let Some(cols) = builtins::srf_columns(name) {
-                return Shape::Columns(cols.iter().map(|c| (*c).to_owned()).collect());
+                return Shape::Named(cols);
             }
             // Multi-argument unnest returns one column per array.
             let n = if name == "unnest" {

@@ -10,10 +10,9 @@ use super::{unsupported, Catalog, ColumnRef, Lineage, Result};
 use pg_query::protobuf::Node;
 use std::collections::{BTreeSet, HashMap};
 
-/// How deep views within views and queries within `query_to_xml` strings are followed.
-/// PostgreSQL has no such limit, but each level multiplies stack use; past this the
-/// statement is unsupported.
-pub(crate) const MAX_DEPTH: usize = 8;
+/// How deep views within views and queries within `query_to_xml` strings are followed
+/// (PostgreSQL has no such limit). Also ends a cycle a broken catalog could present.
+const MAX_DEPTH: usize = 8;
 
 /// Bound on the walker's recursion, in units of stack: an expression level costs
 /// [`EXPR_COST`], a query body [`QUERY_COST`] (it spans several frames). One statement's tree
