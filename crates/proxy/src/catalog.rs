@@ -47,6 +47,9 @@ pub async fn load(target: &TargetConfig) -> Result<CatalogSnapshot, SessionError
         ),
         ("user".to_owned(), target.user.clone()),
         ("database".to_owned(), target.database.clone()),
+        // View definitions come back schema-qualified only relative to this search_path:
+        // with pg_catalog alone, every user relation is qualified.
+        ("options".to_owned(), "-c search_path=pg_catalog".to_owned()),
     ];
     let mut up = upstream::connect(target, &params).await?;
     let mut snap = CatalogSnapshot::default();

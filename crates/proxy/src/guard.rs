@@ -85,6 +85,8 @@ pub enum Verdict {
 pub struct MaskingCtx {
     pub sensitive: Arc<SensitiveSet>,
     pub catalog: Arc<CatalogCell>,
+    /// The upstream session user, which `$user` in search_path names.
+    pub upstream_user: String,
 }
 
 /// Per-session analysis state.
@@ -183,6 +185,8 @@ impl SessionGuard {
                 });
                 m.sensitive.has_table(t) || view || STATS_TABLES.contains(&t.as_str())
             })
+            // A function may read a sensitive table inside its body: lineage decides.
+            || !f.functions.is_empty()
         };
         if !statements.iter().any(touched) {
             return Ok(none);
@@ -209,11 +213,19 @@ impl SessionGuard {
                 policy::may_unmask(policies, &principal, &c.to_string(), &tags, ctx)
             })
         };
-        let lineages = match sql::lineage::lineage_each(
-            sql,
-            &self.analyze_ctx.search_path,
-            catalog.as_ref(),
-        ) {
+        let search_path: Vec<String> = self
+            .analyze_ctx
+            .search_path
+            .iter()
+            .map(|p| {
+                if p == "$user" {
+                    m.upstream_user.clone()
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+        let lineages = match sql::lineage::lineage_each(sql, &search_path, catalog.as_ref()) {
             Ok(l) => l,
             Err(e) => {
                 // Unprovable: allowed only if every sensitive column is visible anyway.
@@ -225,6 +237,15 @@ impl SessionGuard {
                 )));
             }
         };
+        // Functions of unknown body may read sensitive tables themselves (`SELECT leak()`):
+        // allowed only for principals who may see every sensitive column.
+        if let Some(f) = lineages.iter().flat_map(|l| &l.unknown_functions).next() {
+            if !sensitive.columns.keys().all(&mut visible) {
+                return Err(Refusal(format!(
+                    "function {f} has an unknown body and could return sensitive values"
+                )));
+            }
+        }
         let mut out = Vec::with_capacity(lineages.len());
         for (l, f) in lineages.iter().zip(statements) {
             let plan = mask_plan::plan(l, &sensitive, &mut visible)?;

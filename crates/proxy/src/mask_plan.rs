@@ -68,18 +68,6 @@ pub fn plan(
             columns.push(None);
             continue;
         }
-        if !lineage.unknown_functions.is_empty() {
-            return Err(Refusal(format!(
-                "function(s) {} with unknown bodies take sensitive column {}",
-                lineage
-                    .unknown_functions
-                    .iter()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                secret.first().map(|c| c.to_string()).unwrap_or_default()
-            )));
-        }
         let tags: BTreeSet<String> = secret
             .iter()
             .filter_map(|c| sensitive.columns.get(*c))

@@ -63,6 +63,12 @@ impl Down {
             tokio::select! {
                 n = self.upstream.read_buf(&mut self.buf) => {
                     if n? == 0 {
+                        // The upstream closed (after a Terminate, perhaps one sent because
+                        // the client misbehaved): a pending FATAL still goes out first.
+                        emit_locals(&mut self.pipeline.lock().queue, &mut out);
+                        if !out.bytes.is_empty() {
+                            let _ = self.client.write_all(&out.bytes).await;
+                        }
                         return Ok(());
                     }
                     let pipeline = Arc::clone(&self.pipeline);

@@ -142,6 +142,7 @@ async fn session(
         .map(|cell| crate::guard::MaskingCtx {
             sensitive: target.sensitive.clone(),
             catalog: cell.clone(),
+            upstream_user: target.user.clone(),
         });
     let guard =
         crate::guard::SessionGuard::new(state.policy.clone(), identity.clone(), base, masking);

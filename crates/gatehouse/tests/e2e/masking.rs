@@ -14,6 +14,7 @@ CREATE TABLE orders (id int PRIMARY KEY, user_id int, total int);
 INSERT INTO orders VALUES (10, 1, 500), (11, 2, 700);
 CREATE VIEW contacts AS SELECT id, name, email FROM users;
 CREATE UNIQUE INDEX users_email ON users (email);
+CREATE FUNCTION leak() RETURNS text LANGUAGE sql AS 'SELECT ssn FROM users LIMIT 1';
 ";
 
 const SENSITIVE: &str = r#"
@@ -189,6 +190,8 @@ async fn side_channels_are_refused() {
         "CREATE TABLE leak AS SELECT email FROM users",
         "COPY users TO STDOUT (FORMAT csv)",
         "SELECT * FROM pg_stats WHERE tablename = 'users'",
+        "SELECT leak()",
+        "SELECT id, leak() FROM orders",
     ] {
         let e = c.simple_query(sql).await.expect_err(sql);
         let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
