@@ -288,3 +288,29 @@ async fn copy_to_stdout_rows_are_masked() {
         assert_eq!(text.lines().count(), 2, "{sql}: {text}");
     }
 }
+
+#[tokio::test]
+async fn psycopg_and_sqlalchemy_receive_masked_values() {
+    let gh = start().await;
+    let token = gh.issue("py", "agent", &[]).await;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var_os("GATEHOUSE_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let out = tokio::process::Command::new(&python)
+        .arg(root.join("tests/python/masking_clients.py"))
+        .args(["127.0.0.1", &gh.port.to_string(), "py", "app"])
+        .env("PGPASSWORD", &token)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Vec<String> = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    assert_clean("psycopg/SQLAlchemy", &seen);
+    assert!(seen.iter().any(|v| v == "a***@example.com"), "{seen:?}");
+}
