@@ -58,13 +58,6 @@ impl SensitiveSet {
     pub fn is_empty(&self) -> bool {
         self.columns.is_empty()
     }
-
-    /// Whether `schema.table` has a sensitive column.
-    pub fn has_table(&self, qualified: &str) -> bool {
-        self.columns
-            .keys()
-            .any(|c| qualified.split_once('.') == Some((c.schema.as_str(), c.table.as_str())))
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -140,10 +140,9 @@ impl SessionGuard {
         };
         let masks = match self.masks(sql, &statements, &policies, &ctx) {
             Ok(m) => m,
-            Err(Refusal(reason)) if self.engine.mode() == Mode::Enforce => {
-                return refuse(statements, reason)
-            }
-            Err(_) => vec![None; statements.len()],
+            // Masking never fails open, in shadow mode either: shadow mode is for trying
+            // policies, and an unmasked result cannot be taken back.
+            Err(Refusal(reason)) => return refuse(statements, reason),
         };
         match (decision.is_allow(), self.engine.mode()) {
             (true, _) => Verdict::Forward {
@@ -178,12 +177,16 @@ impl SessionGuard {
             return Ok(none);
         };
         let catalog = m.catalog.get();
+        // Facts name tables syntactically (the first search_path schema), while the server
+        // takes the first schema where the table exists: compare bare names, so a table
+        // reached through another schema still goes through lineage (which uses the catalog).
         let touched = |f: &StatementFacts| {
             f.tables_read.iter().chain(&f.tables_written).any(|t| {
-                let view = t.split_once('.').is_some_and(|(s, n)| {
-                    catalog.views.contains_key(&(s.to_owned(), n.to_owned()))
-                });
-                m.sensitive.has_table(t) || view || STATS_TABLES.contains(&t.as_str())
+                let name = bare(t);
+                let view = catalog.views.keys().any(|(_, v)| v == name);
+                m.sensitive.columns.keys().any(|c| c.table == name)
+                    || view
+                    || STATS_TABLES.iter().any(|s| bare(s) == name)
             })
             // A function may read a sensitive table inside its body: lineage decides.
             || !f.functions.is_empty()

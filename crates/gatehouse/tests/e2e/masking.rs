@@ -314,3 +314,17 @@ async fn psycopg_and_sqlalchemy_receive_masked_values() {
     assert_clean("psycopg/SQLAlchemy", &seen);
     assert!(seen.iter().any(|v| v == "a***@example.com"), "{seen:?}");
 }
+
+#[tokio::test]
+async fn another_search_path_does_not_bypass_masking() {
+    let gh = start().await;
+    let token = gh.issue("alice", "human", &[]).await;
+    let c = gh.connect("alice", &token).await;
+    c.batch_execute("SET search_path = nosuchschema, public")
+        .await
+        .unwrap();
+    assert_clean(
+        "search_path",
+        &texts(&c, "SELECT email, ssn FROM users").await,
+    );
+}
