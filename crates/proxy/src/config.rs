@@ -75,6 +75,9 @@ pub struct ProxyConfig {
     pub on_audit_failure: AuditFailureMode,
     /// Secret mixed into the salt shown to unknown identities, so probing reveals nothing.
     pub fake_salt_secret: Vec<u8>,
+    /// Run the value detectors over every text column of every result, masked or not
+    /// (`[masking] detect_all_text`, opt-in: it costs a scan per cell).
+    pub detect_all_text: bool,
 }
 
 impl ProxyConfig {
@@ -88,6 +91,7 @@ impl ProxyConfig {
             audit_param_max: 256,
             on_audit_failure: AuditFailureMode::Block,
             fake_salt_secret: Vec::new(),
+            detect_all_text: false,
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct Down {
     /// Value detectors applied to error and notice texts (targets with sensitive columns):
     /// a cast error or a unique violation can quote a sensitive value.
     pub detectors: Option<Arc<masking::Detectors>>,
+    /// Also scan every text column of every result (`[masking] detect_all_text`).
+    pub safety_net: bool,
 }
 
 /// Per-read working state.
@@ -130,16 +132,26 @@ impl Down {
                     // Rows without a RowDescription in this exchange (Describe skipped).
                     if let Some(Expect::Execute(s)) = q.front() {
                         let fields = s.statement_name.as_ref().and_then(|n| out.described.get(n));
-                        out.bound = s.mask.as_ref().map(|p| {
-                            relay_mask::bind(p, fields.map(Vec::as_slice), s.formats.as_deref())
-                        });
+                        let fields = fields.map(Vec::as_slice);
+                        out.bound = s
+                            .mask
+                            .as_ref()
+                            .map(|p| relay_mask::bind(p, fields, s.formats.as_deref()));
+                        if self.safety_net {
+                            let b = out.bound.take();
+                            out.bound = relay_mask::with_detection(b, fields, s.formats.as_deref());
+                        }
                     }
                 }
                 if let Some(b) = &mut out.bound {
                     if !b.failed {
-                        if let Err(e) =
-                            relay_mask::rewrite(b, &frame, &self.mask_key, &mut out.bytes)
-                        {
+                        if let Err(e) = relay_mask::rewrite(
+                            b,
+                            &frame,
+                            &self.mask_key,
+                            self.detectors.as_deref(),
+                            &mut out.bytes,
+                        ) {
                             tracing::error!(error = %e, "masking failed; withholding the rest of the result");
                             b.failed = true;
                         }
@@ -228,7 +240,7 @@ impl Down {
                     }
                     q.pop_front();
                 }
-                out.bound = bind_result(q, &frame);
+                out.bound = bind_result(q, &frame, self.safety_net);
             }
             _ => {}
         }
@@ -239,7 +251,7 @@ impl Down {
 
 /// Binds the mask plan of the statement whose rows follow this RowDescription: the current
 /// statement of a simple query, or the next Execute (after Describe) of the extended protocol.
-fn bind_result(q: &VecDeque<Expect>, frame: &Frame) -> Option<Bound> {
+fn bind_result(q: &VecDeque<Expect>, frame: &Frame, safety_net: bool) -> Option<Bound> {
     let s = match q.front() {
         Some(Expect::Query(stmts)) => stmts.front(),
         _ => q
@@ -249,14 +261,19 @@ fn bind_result(q: &VecDeque<Expect>, frame: &Frame) -> Option<Bound> {
                 Expect::Execute(s) => Some(s),
                 _ => None,
             }),
-    }?;
-    let plan = s.mask.as_ref()?;
+    };
+    let plan = s.and_then(|s| s.mask.as_ref());
+    if plan.is_none() && !safety_net {
+        return None;
+    }
+    let formats = s.and_then(|s| s.formats.as_deref());
     let fields = relay_mask::fields(frame);
-    Some(relay_mask::bind(
-        plan,
-        fields.as_deref(),
-        s.formats.as_deref(),
-    ))
+    let bound = plan.map(|p| relay_mask::bind(p, fields.as_deref(), formats));
+    if safety_net {
+        relay_mask::with_detection(bound, fields.as_deref(), formats)
+    } else {
+        bound
+    }
 }
 
 /// The fields of an error or notice with detected sensitive values masked, if any were found.

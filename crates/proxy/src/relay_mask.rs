@@ -12,6 +12,9 @@ use wire_pg::{encode, Frame};
 /// A plan bound to the result's columns.
 pub struct Bound {
     masks: Vec<(usize, ColumnMask)>,
+    /// Text columns (not otherwise masked) whose values pass through the value detectors:
+    /// the opt-in safety net (`[masking] detect_all_text`).
+    detect: Vec<usize>,
     /// A row could not be masked: the rest of the result is withheld and the statement ends
     /// with an error.
     pub failed: bool,
@@ -45,8 +48,40 @@ pub fn bind(plan: &MaskPlan, fields: Option<&[FieldDesc]>, formats: Option<&[i16
         .collect();
     Bound {
         masks,
+        detect: Vec::new(),
         failed: false,
     }
+}
+
+/// Types whose value, in the given format, is plain text the detectors can read.
+fn detectable(type_oid: u32, format: Format) -> bool {
+    // text, varchar, bpchar, name, json; jsonb only in text format (binary has a version byte).
+    matches!(type_oid, 25 | 1043 | 1042 | 19 | 114) || (type_oid == 3802 && format == Format::Text)
+}
+
+/// Adds the safety net to `bound` (or to an empty binding): every detectable column not
+/// already masked is scanned. Without column types nothing can be scanned safely.
+pub fn with_detection(
+    bound: Option<Bound>,
+    fields: Option<&[FieldDesc]>,
+    formats: Option<&[i16]>,
+) -> Option<Bound> {
+    let Some(fields) = fields else { return bound };
+    let mut b = bound.unwrap_or(Bound {
+        masks: Vec::new(),
+        detect: Vec::new(),
+        failed: false,
+    });
+    b.detect = fields
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| {
+            !b.masks.iter().any(|(m, _)| m == i)
+                && detectable(f.type_oid, format_of(*i, formats, Some(fields)))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    (!b.masks.is_empty() || !b.detect.is_empty()).then_some(b)
 }
 
 pub fn fields(frame: &Frame) -> Option<Vec<FieldDesc>> {
@@ -54,7 +89,13 @@ pub fn fields(frame: &Frame) -> Option<Vec<FieldDesc>> {
 }
 
 /// Re-encodes `frame` (a DataRow) with masked cells into `out`.
-pub fn rewrite(bound: &Bound, frame: &Frame, key: &[u8], out: &mut BytesMut) -> Result<(), String> {
+pub fn rewrite(
+    bound: &Bound,
+    frame: &Frame,
+    key: &[u8],
+    detectors: Option<&masking::Detectors>,
+    out: &mut BytesMut,
+) -> Result<(), String> {
     let body = frame.body();
     let mut cells = backend::data_row_slices(&body).map_err(|e| e.to_string())?;
     // Masked values live here; `cells` then points at them.
@@ -65,6 +106,15 @@ pub fn rewrite(bound: &Bound, frame: &Frame, key: &[u8], out: &mut BytesMut) -> 
                 *i,
                 masking::mask_cell(mask, value, key).map_err(|e| e.to_string())?,
             ));
+        }
+    }
+    if let Some(d) = detectors {
+        for i in &bound.detect {
+            if let Some(Some(value)) = cells.get(*i) {
+                if let Some(r) = d.redact(value) {
+                    masked.push((*i, Some(r)));
+                }
+            }
         }
     }
     for (i, m) in &masked {
@@ -93,6 +143,7 @@ pub fn bind_copy(plan: &MaskPlan) -> Bound {
         .collect();
     Bound {
         masks,
+        detect: Vec::new(),
         failed: false,
     }
 }

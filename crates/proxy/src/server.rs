@@ -79,7 +79,7 @@ impl ProxyState {
                 Err(e) => errors.push(format!("target {}: loading the catalog: {e}", t.name)),
             }
         }
-        if !cells.is_empty() {
+        if !cells.is_empty() || self.config.detect_all_text {
             match masking::Detectors::new() {
                 Ok(d) => self.detectors = Some(Arc::new(d)),
                 Err(e) => errors.push(format!("value detectors: {e}")),

@@ -149,7 +149,7 @@ async fn session(
     let detectors = state
         .detectors
         .clone()
-        .filter(|_| !target.sensitive.is_empty());
+        .filter(|_| !target.sensitive.is_empty() || state.config.detect_all_text);
     let result = relay(
         state,
         Arc::new(ctx.clone()),
@@ -254,6 +254,7 @@ async fn relay(
         pipeline,
         tx_status,
         mask_key: state.mask_key.clone(),
+        safety_net: state.config.detect_all_text && detectors.is_some(),
         detectors,
     };
     let mut up_task = tokio::spawn(up_half.run());

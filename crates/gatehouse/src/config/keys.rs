@@ -12,7 +12,9 @@ const TOP: &[&str] = &[
     "targets",
     "policy",
     "sensitive",
+    "masking",
 ];
+const MASKING: &[&str] = &["detect_all_text"];
 const SENSITIVE: &[&str] = &["target", "columns", "tags", "mask", "predicates"];
 const POLICY: &[&str] = &["paths", "mode", "builtin"];
 const LISTEN: &[&str] = &["postgres", "admin"];
@@ -36,6 +38,7 @@ pub fn check(table: &Table) -> Vec<String> {
         ("audit", AUDIT),
         ("limits", LIMITS),
         ("policy", POLICY),
+        ("masking", MASKING),
     ] {
         match table.get(key) {
             Some(Value::Table(t)) => unknown(t, key, allowed, &mut errors),

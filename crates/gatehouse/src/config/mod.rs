@@ -162,6 +162,7 @@ fn build(
     let mut proxy = ProxyConfig::new(targets);
     proxy.tls = tls;
     proxy.cleartext_over_tls = cleartext_over_tls;
+    proxy.detect_all_text = raw.masking.detect_all_text.unwrap_or(false);
     proxy.on_audit_failure = on_audit_failure;
     proxy.audit_param_max = positive(
         "audit.param_max_bytes",

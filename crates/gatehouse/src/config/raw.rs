@@ -20,6 +20,14 @@ pub struct RawConfig {
     pub policy: RawPolicy,
     #[serde(default)]
     pub sensitive: Vec<RawSensitive>,
+    #[serde(default)]
+    pub masking: RawMasking,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMasking {
+    pub detect_all_text: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

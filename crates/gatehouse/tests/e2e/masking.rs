@@ -328,3 +328,38 @@ async fn another_search_path_does_not_bypass_masking() {
         &texts(&c, "SELECT email, ssn FROM users").await,
     );
 }
+
+#[tokio::test]
+async fn safety_net_redacts_detected_values_in_unlisted_columns() {
+    let gh = Gatehouse::start_with(Options {
+        extra_toml: "[masking]\ndetect_all_text = true\n".into(),
+        setup_sql: "CREATE TABLE notes (id int, body text, n int);
+            INSERT INTO notes VALUES (1, 'call ada.secret@example.com, key AKIAIOSFODNN7EXAMPLE', 7),
+                                     (2, 'nothing to see', 8);"
+            .into(),
+        ..Options::default()
+    })
+    .await;
+    let token = gh.issue("alice", "human", &[]).await;
+    let c = gh.connect("alice", &token).await;
+    let cells = texts(&c, "SELECT body, n FROM notes ORDER BY id").await;
+    let all = cells.join(" ");
+    assert!(
+        !all.contains("ada.secret") && !all.contains("AKIAIOSFODNN7EXAMPLE"),
+        "{all}"
+    );
+    assert!(
+        cells.contains(&"nothing to see".to_owned()) && cells.contains(&"7".to_owned()),
+        "{cells:?}"
+    );
+    // Binary format (extended protocol) too.
+    let rows = c
+        .query("SELECT body FROM notes WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    let body: String = rows[0].get(0);
+    assert!(
+        !body.contains("ada.secret") && !body.contains("AKIAIOSFODNN7EXAMPLE"),
+        "{body}"
+    );
+}
