@@ -290,7 +290,9 @@ impl Up {
                 statements,
                 decision,
             } => {
-                t.statements.remove(&p.name);
+                // The poison is parsed as the unnamed statement, which the server discards; a
+                // named statement already prepared upstream is untouched and keeps its text.
+                t.statements.remove("");
                 return self
                     .refuse_by_policy(t, &p.query, &statements, &decision, false)
                     .await;
