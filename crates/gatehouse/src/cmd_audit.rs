@@ -87,6 +87,7 @@ fn print_event(ev: &AuditEvent, json: bool) -> anyhow::Result<()> {
     let outcome = match &ev.outcome {
         Outcome::Ok => "ok".to_owned(),
         Outcome::Error { sqlstate, message } => format!("{sqlstate} {message}"),
+        Outcome::Unknown { reason } => format!("unknown ({reason})"),
     };
     let what = ev.statement.as_deref().unwrap_or("");
     println!(

@@ -42,7 +42,16 @@ impl AuditKind {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     Ok,
-    Error { sqlstate: String, message: String },
+    Error {
+        sqlstate: String,
+        message: String,
+    },
+    /// The statement was forwarded but its result never arrived (the client or the upstream
+    /// went away, or the session was closed because responses no longer matched requests):
+    /// it may or may not have run.
+    Unknown {
+        reason: String,
+    },
 }
 
 /// One audit record. `id`, `prev_hash` and `hash` are assigned by the audit writer when the

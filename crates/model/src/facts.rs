@@ -139,6 +139,18 @@ pub struct RoutineDef {
 }
 
 /// Changes to per-session state that the proxy must track or police.
+/// What a statement does to a cursor (a portal, on the server).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CursorOp {
+    /// DECLARE name … CURSOR [WITH HOLD] FOR query: the query's facts are these facts.
+    Declare { name: String, hold: bool },
+    /// FETCH (rows of the cursor's query) or MOVE (no rows).
+    Fetch { name: String, moves: bool },
+    /// CLOSE name, or CLOSE ALL (`None`).
+    Close { name: Option<String> },
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SessionFacts {
     /// SET ROLE / RESET ROLE / SET SESSION AUTHORIZATION (or `set_config('role', …)`), and
@@ -193,6 +205,11 @@ pub struct StatementFacts {
     pub prepared_name: Option<String>,
     /// Name run by EXECUTE: the caller substitutes the facts it kept for that PREPARE.
     pub executes_prepared: Option<String>,
+    /// DECLARE, FETCH, MOVE or CLOSE of a cursor (SQL cursors and protocol portals share one
+    /// namespace on the server).
+    pub cursor: Option<CursorOp>,
+    /// DEALLOCATE: `Some(None)` for DEALLOCATE ALL.
+    pub deallocate: Option<Option<String>>,
     pub session: SessionFacts,
     /// Temporary tables created (bare names), so the session may later drop its own.
     pub temp_tables_created: BTreeSet<String>,
@@ -215,7 +232,7 @@ impl StatementFacts {
     }
 
     /// Whether the statement drops something and every dropped object is a temporary table
-    /// this session created (`session_temps` holds bare names, as in
+    /// or view this session created (`session_temps` holds bare names, as in
     /// [`StatementFacts::temp_tables_created`]). An unqualified name counts only if it is one
     /// of them (PostgreSQL searches `pg_temp` first); a qualified one only under `pg_temp`.
     pub fn drops_only_session_temp(&self, session_temps: &BTreeSet<String>) -> bool {
@@ -225,7 +242,7 @@ impl StatementFacts {
         self.drops.iter().all(|d| {
             let bare = d.name.rsplit('.').next().unwrap_or(&d.name);
             let temp_schema = !d.explicit_schema || d.name.starts_with("pg_temp");
-            d.kind == "table" && temp_schema && session_temps.contains(bare)
+            (d.kind == "table" || d.kind == "view") && temp_schema && session_temps.contains(bare)
         })
     }
 }

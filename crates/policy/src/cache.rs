@@ -122,6 +122,8 @@ fn key_hash(p: &Principal, f: &StatementFacts, ctx: &RequestContext) -> u64 {
         untrusted_language,
         prepared_name,
         executes_prepared,
+        cursor,
+        deallocate,
         session,
         temp_tables_created,
         load,
@@ -151,6 +153,8 @@ fn key_hash(p: &Principal, f: &StatementFacts, ctx: &RequestContext) -> u64 {
         untrusted_language,
         prepared_name,
         executes_prepared,
+        cursor,
+        deallocate,
     )
         .hash(&mut h);
     (session, temp_tables_created, load, alter_system, opaque).hash(&mut h);
@@ -177,6 +181,8 @@ fn same_except_text(a: &StatementFacts, b: &StatementFacts) -> bool {
         untrusted_language,
         prepared_name,
         executes_prepared,
+        cursor,
+        deallocate,
         session,
         temp_tables_created,
         load,
@@ -198,6 +204,8 @@ fn same_except_text(a: &StatementFacts, b: &StatementFacts) -> bool {
         && *routines == b.routines
         && *untrusted_language == b.untrusted_language
         && *prepared_name == b.prepared_name
+        && *cursor == b.cursor
+        && *deallocate == b.deallocate
         && *executes_prepared == b.executes_prepared
         && *session == b.session
         && *temp_tables_created == b.temp_tables_created

@@ -7,7 +7,8 @@ use crate::config::TargetConfig;
 use crate::error::SessionError;
 use crate::upstream::{self, MAX_UPSTREAM_MESSAGE};
 use bytes::BytesMut;
-use std::collections::HashMap;
+use sql::lineage::ColumnRef;
+use std::collections::{HashMap, HashSet};
 use tokio::io::AsyncWriteExt;
 use wire_pg::backend::{self, tag};
 use wire_pg::encode;
@@ -17,6 +18,16 @@ use wire_pg::encode;
 pub struct CatalogSnapshot {
     pub columns: HashMap<(String, String), Vec<String>>,
     pub views: HashMap<(String, String), String>,
+    /// Every relation name without its schema (is a name known at all?).
+    pub names: HashSet<String>,
+    /// View and materialized view names without their schema.
+    pub view_names: HashSet<String>,
+    /// (table OID, attribute number) of every column, as RowDescription reports them.
+    pub ids: HashMap<ColumnRef, (u32, i16)>,
+    /// Columns of partitions and inheritance children (at any depth) of a table with a
+    /// configured sensitive column, mapped to that configured column: sensitivity follows
+    /// the data into every child, whatever name it is read by.
+    pub children: HashMap<ColumnRef, ColumnRef>,
 }
 
 impl CatalogSnapshot {
@@ -27,13 +38,21 @@ impl CatalogSnapshot {
     }
 }
 
-const COLUMNS_SQL: &str = "SELECT n.nspname, c.relname, a.attname \
+const COLUMNS_SQL: &str = "SELECT n.nspname, c.relname, a.attname, c.oid, a.attnum, c.relkind \
      FROM pg_catalog.pg_attribute a \
      JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','v','m','p','f') \
        AND n.nspname <> 'pg_toast' AND n.nspname NOT LIKE 'pg_temp%' \
      ORDER BY n.nspname, c.relname, a.attnum";
+
+/// Direct parent links of partitions and inheritance children.
+const INHERITS_SQL: &str = "SELECT cn.nspname, c.relname, pn.nspname, p.relname \
+     FROM pg_catalog.pg_inherits i \
+     JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+     JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+     JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
+     JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace";
 
 const VIEWS_SQL: &str = "SELECT schemaname, viewname, definition FROM pg_catalog.pg_views \
      UNION ALL SELECT schemaname, matviewname, definition FROM pg_catalog.pg_matviews";
@@ -54,13 +73,30 @@ pub async fn load(target: &TargetConfig) -> Result<CatalogSnapshot, SessionError
     let mut up = upstream::connect(target, &params).await?;
     let mut snap = CatalogSnapshot::default();
     for row in query(&mut up, COLUMNS_SQL).await? {
-        if let [Some(s), Some(t), Some(c)] = row.as_slice() {
+        if let [Some(s), Some(t), Some(c), Some(oid), Some(num), Some(kind)] = row.as_slice() {
+            snap.names.insert(t.clone());
+            if kind == "v" || kind == "m" {
+                snap.view_names.insert(t.clone());
+            }
+            if let (Ok(oid), Ok(num)) = (oid.parse::<u32>(), num.parse::<i16>()) {
+                snap.ids.insert(ColumnRef::new(s, t, c), (oid, num));
+            }
             snap.columns
                 .entry((s.clone(), t.clone()))
                 .or_default()
                 .push(c.clone());
         }
     }
+    let mut parents: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
+    for row in query(&mut up, INHERITS_SQL).await? {
+        if let [Some(cs), Some(c), Some(ps), Some(p)] = row.as_slice() {
+            parents
+                .entry((ps.clone(), p.clone()))
+                .or_default()
+                .push((cs.clone(), c.clone()));
+        }
+    }
+    snap.children = descendants(&parents, &target.sensitive, &snap);
     for row in query(&mut up, VIEWS_SQL).await? {
         if let [Some(s), Some(v), Some(d)] = row.as_slice() {
             snap.views.insert((s.clone(), v.clone()), d.clone());
@@ -70,6 +106,31 @@ pub async fn load(target: &TargetConfig) -> Result<CatalogSnapshot, SessionError
     encode::terminate(&mut out);
     let _ = up.stream.write_all(&out).await;
     Ok(snap)
+}
+
+/// For every configured sensitive column, the same-named column of every descendant table.
+fn descendants(
+    children_of: &HashMap<(String, String), Vec<(String, String)>>,
+    sensitive: &crate::config::SensitiveSet,
+    snap: &CatalogSnapshot,
+) -> HashMap<ColumnRef, ColumnRef> {
+    let mut out = HashMap::new();
+    for col in sensitive.columns.keys() {
+        let mut todo = vec![(col.schema.clone(), col.table.clone())];
+        let mut seen = HashSet::new();
+        while let Some(rel) = todo.pop() {
+            if !seen.insert(rel.clone()) {
+                continue;
+            }
+            for child in children_of.get(&rel).into_iter().flatten() {
+                if snap.has_column(&child.0, &child.1, &col.column) {
+                    out.insert(ColumnRef::new(&child.0, &child.1, &col.column), col.clone());
+                }
+                todo.push(child.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Runs one simple query and returns its rows as text.
@@ -128,6 +189,43 @@ pub struct CatalogCell {
     snap: std::sync::RwLock<std::sync::Arc<CatalogSnapshot>>,
     /// Signalled after DDL so the refresher reloads at once.
     pub changed: tokio::sync::Notify,
+    /// Serialises on-demand reloads and spaces them out (a client naming unknown relations
+    /// in a loop must not turn into a catalog query each time).
+    reload: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// Least time between two on-demand reloads of one target's catalog.
+const MIN_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl CatalogCell {
+    /// Reloads now (a statement named a relation the snapshot does not know), unless another
+    /// reload finished after `seen` was taken or one ran very recently. Returns whether the
+    /// snapshot is newer than `seen`.
+    pub async fn reload_now(
+        &self,
+        target: &TargetConfig,
+        seen: &std::sync::Arc<CatalogSnapshot>,
+    ) -> bool {
+        let mut last = self.reload.lock().await;
+        if !std::sync::Arc::ptr_eq(&self.get(), seen) {
+            return true;
+        }
+        if last.is_some_and(|t| t.elapsed() < MIN_RELOAD_INTERVAL) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        match tokio::time::timeout(std::time::Duration::from_secs(10), load(target)).await {
+            Ok(Ok(snap)) => {
+                self.set(snap);
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(target = %target.name, error = %e, "catalog reload failed");
+                false
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 impl CatalogCell {
@@ -135,6 +233,7 @@ impl CatalogCell {
         CatalogCell {
             snap: std::sync::RwLock::new(std::sync::Arc::new(snap)),
             changed: tokio::sync::Notify::new(),
+            reload: tokio::sync::Mutex::new(None),
         }
     }
 

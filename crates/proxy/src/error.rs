@@ -25,13 +25,17 @@ pub enum SessionError {
     Tls(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// A response did not match what the session's requests called for: the proxy's model
+    /// of the session can no longer be trusted, so the session ends.
+    #[error("desynchronised: {0}")]
+    Desync(String),
 }
 
 impl SessionError {
     /// SQLSTATE for the client (PostgreSQL appendix A).
     pub fn sqlstate(&self) -> &'static str {
         match self {
-            SessionError::Wire(_) | SessionError::Protocol(_) => "08P01",
+            SessionError::Wire(_) | SessionError::Protocol(_) | SessionError::Desync(_) => "08P01",
             SessionError::Io(_) | SessionError::Tls(_) => "08006",
             SessionError::AuthFailed => "28P01",
             SessionError::UnknownTarget(_) => "3D000",
@@ -61,6 +65,9 @@ impl SessionError {
                 "gatehouse: the audit trail is unavailable; no statement may run unaudited".into()
             }
             SessionError::Internal(_) => "gatehouse: internal error".into(),
+            SessionError::Desync(_) => "gatehouse: the server's responses no longer match this \
+                session's requests; the session was closed"
+                .into(),
         }
     }
 }

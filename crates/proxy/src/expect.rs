@@ -10,21 +10,24 @@
 //! inside a transaction block the transaction is failed exactly as for a server error (and
 //! ROLLBACK recovers), and in the extended protocol everything up to Sync is skipped.
 
+use crate::state::{Effect, Plan};
 use bytes::Bytes;
 use model::{AuditEvent, Outcome};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// A statement in flight: its event (statement, params, identity already filled) and the
-/// audit queue slot reserved for it before the statement was forwarded.
+/// A statement in flight: its event (statement, params, identity already filled), the audit
+/// queue slot reserved for it before the statement was forwarded, and how its rows are masked.
 pub struct StmtAudit {
-    /// Masks for the statement's result columns, if any column needs one.
-    pub mask: Option<std::sync::Arc<crate::mask_plan::MaskPlan>>,
-    /// Extended protocol: the result formats from Bind (RowDescription from a statement
-    /// Describe does not know them yet). None for a simple query.
-    pub formats: Option<Vec<i16>>,
-    /// Extended protocol: the prepared statement this Execute runs.
-    pub statement_name: Option<String>,
+    /// Where the plan for its rows comes from, resolved against the confirmed session state
+    /// when they arrive. An Execute's is the plan of the portal it runs.
+    pub result: Plan,
+    /// What it changes in the server's namespaces when it succeeds (simple query); an
+    /// Execute applies its portal's effects instead.
+    pub effects: Arc<[Effect]>,
+    /// Extended protocol: the portal this Execute runs.
+    pub portal: Option<String>,
     pub event: AuditEvent,
     pub slot: Option<audit::AuditSlot>,
     pub started: Instant,
@@ -43,6 +46,13 @@ impl StmtAudit {
     }
 }
 
+/// Which object a Describe or Close names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    Statement(String),
+    Portal(String),
+}
+
 // Execute (with its audit event) is the common variant; boxing it would cost an allocation
 // per statement to shrink the rare small ones.
 #[allow(clippy::large_enum_variant)]
@@ -50,25 +60,41 @@ pub enum Expect {
     /// A simple Query: one completion (CommandComplete, EmptyQueryResponse or
     /// ErrorResponse) per statement, then ReadyForQuery.
     Query(VecDeque<StmtAudit>),
-    /// ParseComplete; the statement's remembered result types are forgotten.
-    Parse(String),
-    /// BindComplete.
-    Bind,
-    /// ParameterDescription (for a statement), then RowDescription or NoData. Carries the
-    /// prepared statement described (directly or through a portal), whose result types are
-    /// remembered for masking rows of later Executes that skip Describe.
-    Describe(Option<String>),
+    /// ParseComplete: the statement exists on the server with this plan and these effects.
+    Parse {
+        name: String,
+        plan: Plan,
+        effects: Arc<[Effect]>,
+    },
+    /// BindComplete: the portal runs the statement.
+    Bind {
+        portal: String,
+        statement: String,
+        formats: Vec<i16>,
+    },
+    /// ParameterDescription (for a statement), then RowDescription or NoData.
+    Describe(Named),
     /// CloseComplete.
-    Close,
+    Close(Named),
     /// Rows, then CommandComplete, EmptyQueryResponse or PortalSuspended.
     Execute(StmtAudit),
     /// ReadyForQuery.
     Sync,
+    /// The client ended a COPY IN (CopyDone or CopyFail) before the server's CopyInResponse
+    /// was seen: Syncs queued before this marker were sent during COPY and the server
+    /// ignores them. No response answers it.
+    CopyEnd,
     /// A poison message stands in for a refused request; its ErrorResponse is replaced by
     /// `error`. `simple`: a Query (then ReadyForQuery follows); else a Parse.
     Refused { error: Bytes, simple: bool },
     /// A fatal error: send it and end the session.
     Fatal(Bytes),
+    /// A probe of Gatehouse's own (see `probe`): its responses go to `reply`, not the client.
+    Probe {
+        reply: Option<tokio::sync::oneshot::Sender<crate::probe::ProbeResult>>,
+        rows: Vec<Vec<Option<String>>>,
+        error: Option<String>,
+    },
 }
 
 /// Text sent upstream in place of a refused statement: it cannot parse (SQLSTATE 42601), so

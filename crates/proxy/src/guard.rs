@@ -1,18 +1,22 @@
 //! The decide phase of a session: SQL text → facts (the `sql` crate, cached) → a decision
-//! (the `policy` crate) → a verdict the relay enforces. Also the session state analysis
-//! depends on: the `search_path` names resolve against and the temporary tables this
-//! session created (which it may drop).
+//! (the `policy` crate) → a verdict the relay enforces, with each statement's mask plan (or
+//! the name its rows come from: a cursor, a prepared statement). Also the session state
+//! analysis depends on: the `search_path` names resolve against and the temporary tables this
+//! session created (which it may drop), and the sensitive columns in force (configured ones,
+//! their partitions and children, and which of them this principal may not see).
 //!
 //! Nothing here touches sockets; `relay_up` forwards only what a `Verdict::Forward` allows.
 
-use crate::catalog::CatalogCell;
+use crate::catalog::{CatalogCell, CatalogSnapshot};
 use crate::config::SensitiveSet;
 use crate::mask_plan::{self, MaskPlan, Refusal};
+use crate::result::{OriginMask, Origins};
+use crate::state::{self, Effect, Plan};
 use model::decision::Decision;
-use model::facts::StatementFacts;
+use model::facts::{CommandClass, CursorOp, StatementFacts};
 use model::Identity;
 use policy::{DecisionCache, Mode, Policies, Principal, RequestContext};
-use sql::lineage::ColumnRef;
+use sql::lineage::{ColumnRef, LineageError};
 use sql::{AnalyzeContext, FactsCache};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -66,19 +70,30 @@ impl PolicyEngine {
 
 /// What to do with a query string or a Parse.
 pub enum Verdict {
-    /// Forward. `shadow` is set when policy refused it but shadow mode lets it run. `masks`
-    /// has one entry per statement (None: nothing to mask).
+    /// Forward. `shadow` is set when policy refused it but shadow mode lets it run. `plans`
+    /// has one entry per statement.
     Forward {
         statements: Vec<StatementFacts>,
         decision: Decision,
         shadow: bool,
-        masks: Vec<Option<Arc<MaskPlan>>>,
+        plans: Vec<Planned>,
     },
     /// Refuse the whole string; nothing of it reaches the database.
     Refuse {
         statements: Vec<StatementFacts>,
         decision: Decision,
     },
+    /// A relation the catalog does not know: reload the catalog, then check again once.
+    UnknownRelation(String),
+}
+
+/// How one statement's rows are masked and what it changes in the session's namespaces.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub result: Plan,
+    pub effects: Arc<[Effect]>,
+    /// The statement's own mask plan (for the audit trail).
+    pub mask: Option<Arc<MaskPlan>>,
 }
 
 /// What masking needs of the session's target.
@@ -89,16 +104,42 @@ pub struct MaskingCtx {
     pub upstream_user: String,
 }
 
+/// The sensitive columns in force for one catalog snapshot and one policy set.
+struct Effective {
+    catalog: Arc<CatalogSnapshot>,
+    policies: Arc<Policies>,
+    /// Configured columns plus the same columns of every partition and inheritance child.
+    sensitive: Arc<SensitiveSet>,
+    /// Which of them this principal may not see, by the ids RowDescription reports.
+    origins: Arc<Origins>,
+}
+
 /// Per-session analysis state.
 pub struct SessionGuard {
     masking: Option<MaskingCtx>,
+    effective: Option<Effective>,
     /// Memo of `may_unmask` per column for this session's principal and policies.
     unmask: HashMap<ColumnRef, bool>,
     engine: Arc<PolicyEngine>,
     principal: Principal,
     base: RequestContext,
     analyze_ctx: AnalyzeContext,
+    /// The session's temporary tables: what the last probe said, then what statements
+    /// forwarded since created or dropped (exact only while `temps_stale` is false).
     temps: BTreeSet<String>,
+    /// Something that can create or drop temporary tables ran since the last probe.
+    temps_stale: bool,
+    /// Unqualified names find temporary tables first (`pg_temp` not named later in the path).
+    temps_first: bool,
+    /// The last `check` would have decided a DROP on stale knowledge of temporary tables.
+    wants_temps: bool,
+    /// Columns and view definitions of the session's temporary relations, as last probed.
+    temp_catalog: TempCatalog,
+    /// Something that can change the search path ran since the last probe.
+    path_dirty: bool,
+    /// A search path change happened in a transaction not yet seen to end: its end (a
+    /// rollback) can undo it.
+    path_in_tx: bool,
     decisions: DecisionCache,
 }
 
@@ -109,21 +150,84 @@ impl SessionGuard {
         base: RequestContext,
         masking: Option<MaskingCtx>,
     ) -> Self {
+        let masking = masking.filter(|m| !m.sensitive.is_empty());
+        let masked = masking.is_some();
         SessionGuard {
-            masking: masking.filter(|m| !m.sensitive.is_empty()),
+            masking,
+            effective: None,
             unmask: HashMap::new(),
             engine,
             principal: Principal { identity },
             base,
             analyze_ctx: AnalyzeContext::default(),
             temps: BTreeSet::new(),
+            temps_stale: false,
+            temps_first: true,
+            wants_temps: false,
+            temp_catalog: TempCatalog::default(),
+            // The role or database may have a search_path of its own: ask before the first
+            // statement where masking depends on it.
+            path_dirty: masked,
+            path_in_tx: false,
             decisions: DecisionCache::new(1024),
         }
     }
 
-    /// Analyses and decides `sql` (every statement of it) at UTC hour `hour`.
-    pub fn check(&mut self, sql: &str, hour: u8) -> Verdict {
-        let statements = self.engine.analyze(sql, &self.analyze_ctx);
+    /// The search path may have changed since it was last asked for.
+    pub fn wants_probe(&self) -> bool {
+        self.path_dirty
+    }
+
+    /// The last `check` needed to know the session's temporary tables exactly.
+    pub fn take_wants_temps(&mut self) -> bool {
+        std::mem::take(&mut self.wants_temps)
+    }
+
+    /// What the server said about the search path and temporary tables.
+    pub fn probed(&mut self, p: crate::probe::Probed) {
+        self.analyze_ctx.search_path = p.schemas;
+        self.temps = p.temps;
+        self.temps_first = p.temps_first;
+        self.temp_catalog = TempCatalog {
+            columns: p.temp_columns,
+            views: p.temp_views,
+        };
+        self.temps_stale = false;
+        self.path_dirty = false;
+        if p.idle {
+            self.path_in_tx = false;
+        }
+    }
+
+    /// A Sync ended the extended protocol's implicit transaction.
+    pub fn synced(&mut self) {
+        if self.path_in_tx {
+            self.path_dirty = true;
+        }
+    }
+
+    /// Whether this session's target has sensitive columns.
+    pub fn masking(&self) -> bool {
+        self.masking.is_some()
+    }
+
+    /// The hidden columns by origin, as of the last `check`.
+    pub fn origins(&self) -> Option<Arc<Origins>> {
+        self.effective.as_ref().map(|e| e.origins.clone())
+    }
+
+    /// Analyses and decides `sql` (every statement of it) at UTC hour `hour`. `prepared`
+    /// gives the facts of a statement prepared earlier in the session, for EXECUTE.
+    pub fn check(
+        &mut self,
+        sql: &str,
+        hour: u8,
+        prepared: &dyn Fn(&str) -> Option<StatementFacts>,
+    ) -> Verdict {
+        let mut statements = self.engine.analyze(sql, &self.analyze_ctx);
+        for f in &mut statements {
+            substitute_execute(f, prepared);
+        }
         let policies = self.engine.current();
         let mut ctx = self.base.clone();
         ctx.hour = hour;
@@ -138,24 +242,30 @@ impl SessionGuard {
                 policies: Vec::new(),
             },
         };
-        let masks = match self.masks(sql, &statements, &policies, &ctx) {
+        let masks = match self.masks(&statements, &policies, &ctx) {
             Ok(m) => m,
+            Err(MaskError::Unknown(r)) => return Verdict::UnknownRelation(r),
             // Masking never fails open, in shadow mode either: shadow mode is for trying
             // policies, and an unmasked result cannot be taken back.
-            Err(Refusal(reason)) => return refuse(statements, reason),
+            Err(MaskError::Refused(Refusal(reason))) => return refuse(statements, reason),
         };
+        let plans = statements
+            .iter()
+            .zip(masks)
+            .map(|(f, m)| plan_of(f, m))
+            .collect();
         match (decision.is_allow(), self.engine.mode()) {
             (true, _) => Verdict::Forward {
                 statements,
                 decision,
                 shadow: false,
-                masks,
+                plans,
             },
             (false, Mode::Shadow) => Verdict::Forward {
                 statements,
                 decision,
                 shadow: true,
-                masks,
+                plans,
             },
             (false, Mode::Enforce) => Verdict::Refuse {
                 statements,
@@ -164,34 +274,74 @@ impl SessionGuard {
         }
     }
 
+    /// The sensitive columns in force, rebuilt when the catalog or the policies changed (no
+    /// per-session memo outlives a reload).
+    fn refresh_effective(&mut self, policies: &Arc<Policies>, ctx: &RequestContext) {
+        let Some(m) = &self.masking else { return };
+        let catalog = m.catalog.get();
+        if let Some(e) = &self.effective {
+            if Arc::ptr_eq(&e.catalog, &catalog) && Arc::ptr_eq(&e.policies, policies) {
+                return;
+            }
+            if !Arc::ptr_eq(&e.policies, policies) {
+                self.unmask.clear();
+            }
+        }
+        let mut sensitive = (*m.sensitive).clone();
+        for (child, parent) in &catalog.children {
+            if let Some(s) = m.sensitive.columns.get(parent) {
+                sensitive.columns.insert(child.clone(), s.clone());
+            }
+        }
+        let mut origins = Origins::new();
+        for (c, s) in &sensitive.columns {
+            let canonical = catalog.children.get(c).unwrap_or(c);
+            let visible = *self.unmask.entry(canonical.clone()).or_insert_with(|| {
+                policy::may_unmask(
+                    policies,
+                    &self.principal,
+                    &canonical.to_string(),
+                    &s.tags,
+                    ctx,
+                )
+            });
+            if let (false, Some(id)) = (visible, catalog.ids.get(c)) {
+                let mask = OriginMask {
+                    strategy: s.strategy,
+                    tags: s.tags.clone(),
+                };
+                origins.insert(*id, mask);
+            }
+        }
+        self.effective = Some(Effective {
+            catalog,
+            policies: policies.clone(),
+            sensitive: Arc::new(sensitive),
+            origins: Arc::new(origins),
+        });
+    }
+
     /// The mask plan of each statement, or why the string must be refused.
     fn masks(
         &mut self,
-        sql: &str,
         statements: &[StatementFacts],
-        policies: &Policies,
+        policies: &Arc<Policies>,
         ctx: &RequestContext,
-    ) -> Result<Vec<Option<Arc<MaskPlan>>>, Refusal> {
+    ) -> Result<Vec<Option<Arc<MaskPlan>>>, MaskError> {
         let none = vec![None; statements.len()];
-        let Some(m) = &self.masking else {
+        self.refresh_effective(policies, ctx);
+        let (Some(m), Some(eff)) = (&self.masking, &self.effective) else {
             return Ok(none);
         };
-        let catalog = m.catalog.get();
-        // Facts name tables syntactically (the first search_path schema), while the server
-        // takes the first schema where the table exists: compare bare names, so a table
-        // reached through another schema still goes through lineage (which uses the catalog).
-        let touched = |f: &StatementFacts| {
-            f.tables_read.iter().chain(&f.tables_written).any(|t| {
-                let name = bare(t);
-                let view = catalog.views.keys().any(|(_, v)| v == name);
-                m.sensitive.columns.keys().any(|c| c.table == name)
-                    || view
-                    || STATS_TABLES.iter().any(|s| bare(s) == name)
-            })
-            // A function may read a sensitive table inside its body: lineage decides.
-            || !f.functions.is_empty()
-        };
-        if !statements.iter().any(touched) {
+        let catalog = eff.catalog.clone();
+        let sensitive = eff.sensitive.clone();
+        let temps = &self.temps;
+        let temp_views = &self.temp_catalog.views;
+        let lineage_needed: Vec<bool> = statements
+            .iter()
+            .map(|f| needs_lineage(f, &catalog, &sensitive, temps, temp_views))
+            .collect();
+        if !lineage_needed.iter().any(|b| *b) {
             return Ok(none);
         }
         if let Some(t) = statements
@@ -199,74 +349,100 @@ impl SessionGuard {
             .flat_map(|f| &f.tables_read)
             .find(|t| STATS_TABLES.contains(&t.as_str()))
         {
-            return Err(Refusal(format!(
+            return Err(MaskError::Refused(Refusal(format!(
                 "{t} holds sample values of columns; reading it is not allowed"
-            )));
+            ))));
         }
-        let sensitive = m.sensitive.clone();
         let principal = self.principal.clone();
         let unmask = &mut self.unmask;
+        let children = &catalog.children;
         let mut visible = |c: &ColumnRef| {
-            *unmask.entry(c.clone()).or_insert_with(|| {
+            let canonical = children.get(c).unwrap_or(c);
+            *unmask.entry(canonical.clone()).or_insert_with(|| {
                 let tags = sensitive
                     .columns
                     .get(c)
                     .map(|s| s.tags.clone())
                     .unwrap_or_default();
-                policy::may_unmask(policies, &principal, &c.to_string(), &tags, ctx)
+                policy::may_unmask(policies, &principal, &canonical.to_string(), &tags, ctx)
             })
         };
-        let search_path: Vec<String> = self
-            .analyze_ctx
-            .search_path
-            .iter()
-            .map(|p| {
-                if p == "$user" {
-                    m.upstream_user.clone()
-                } else {
-                    p.clone()
-                }
-            })
-            .collect();
-        let lineages = match sql::lineage::lineage_each(sql, &search_path, catalog.as_ref()) {
-            Ok(l) => l,
-            Err(e) => {
-                // Unprovable: allowed only if every sensitive column is visible anyway.
-                if sensitive.columns.keys().all(&mut visible) {
-                    return Ok(none);
-                }
-                return Err(Refusal(format!(
-                    "cannot prove which columns the result carries ({e})"
-                )));
-            }
+        let user = m.upstream_user.clone();
+        let expand = |path: &[String]| -> Vec<String> {
+            path.iter()
+                .map(|p| {
+                    if p == "$user" {
+                        user.clone()
+                    } else {
+                        p.clone()
+                    }
+                })
+                .collect()
         };
-        // Functions of unknown body may read sensitive tables themselves (`SELECT leak()`):
-        // allowed only for principals who may see every sensitive column.
-        if let Some(f) = lineages.iter().flat_map(|l| &l.unknown_functions).next() {
-            if !sensitive.columns.keys().all(&mut visible) {
-                return Err(Refusal(format!(
-                    "function {f} has an unknown body and could return sensitive values"
-                )));
+        // The path each statement is resolved with: a SET earlier in the same string applies
+        // to the statements after it (they run only if it succeeded); anything that changes
+        // the path in a way that cannot be followed here makes it unknown for the rest.
+        let mut path = Some(expand(&self.analyze_ctx.search_path));
+        let mut changed = false;
+        let mut out = Vec::with_capacity(statements.len());
+        for (f, needed) in statements.iter().zip(lineage_needed) {
+            let here = path.clone();
+            if changes_path(f) {
+                changed = true;
+                path = match &f.session.search_path {
+                    Some(p) if !p.is_empty() && f.class == CommandClass::Session => Some(expand(p)),
+                    _ => None,
+                };
+            } else if changed && f.class == CommandClass::Transaction {
+                path = None;
             }
-        }
-        let mut out = Vec::with_capacity(lineages.len());
-        for (l, f) in lineages.iter().zip(statements) {
-            let plan = mask_plan::plan(l, &sensitive, &mut visible)?;
-            // COPY rows travel as CopyData, which is not rewritten: refuse rather than leak.
-            // COPY rows are rewritten only in the default text format; anything else
-            // (CSV, binary, custom delimiters) is refused rather than leaked.
+            if !needed {
+                out.push(None);
+                continue;
+            }
+            let Some(search_path) = here else {
+                return Err(MaskError::Refused(Refusal(
+                    "the search path changes earlier in this string in a way Gatehouse cannot follow; send the statements that depend on it separately".into(),
+                )));
+            };
+            let overlay = SessionCatalog {
+                base: catalog.as_ref(),
+                temp: &self.temp_catalog,
+            };
+            let l = match sql::lineage::lineage(&f.text, &search_path, &overlay) {
+                Ok(l) => l,
+                Err(LineageError::UnknownRelation(r)) => return Err(MaskError::Unknown(r)),
+                Err(e) => {
+                    // Unprovable: allowed only if every sensitive column is visible anyway.
+                    if sensitive.columns.keys().all(&mut visible) {
+                        out.push(None);
+                        continue;
+                    }
+                    return Err(MaskError::Refused(Refusal(format!(
+                        "cannot prove which columns the result carries ({e})"
+                    ))));
+                }
+            };
+            // Functions of unknown body may read sensitive tables themselves (`SELECT
+            // leak()`): allowed only for principals who may see every sensitive column.
+            if let Some(func) = l.unknown_functions.iter().next() {
+                if !sensitive.columns.keys().all(&mut visible) {
+                    return Err(MaskError::Refused(Refusal(format!(
+                        "function {func} has an unknown body and could return sensitive values"
+                    ))));
+                }
+            }
+            let plan = mask_plan::plan(&l, &sensitive, &mut visible).map_err(MaskError::Refused)?;
+            // COPY rows are rewritten only in the default text format; anything else (CSV,
+            // binary, custom delimiters) is refused rather than leaked.
             let copy_ok =
                 sql::copy::copy_to_stdout(&f.text) == Some(sql::copy::CopyOut::DefaultText);
-            if plan.is_some() && f.class == model::facts::CommandClass::Copy && !copy_ok {
-                return Err(Refusal(
+            if plan.is_some() && f.class == CommandClass::Copy && !copy_ok {
+                return Err(MaskError::Refused(Refusal(
                     "COPY of sensitive columns is allowed only TO STDOUT in the default text format".into(),
-                ));
+                )));
             }
-
             out.push(plan.map(Arc::new));
-        }
-        if out.len() != statements.len() {
-            return Err(Refusal("statement split disagrees with lineage".into()));
         }
         Ok(out)
     }
@@ -281,11 +457,34 @@ impl SessionGuard {
     ) -> Decision {
         let mut allowed = Vec::new();
         let mut approval = None;
-        // Temporary tables created earlier in the same string count as the session's own.
-        let mut temps = self.temps.clone();
+        // Temporary tables count as the session's own only as the server last confirmed them
+        // (and only where unqualified names find them first); created earlier in the same
+        // string, they count too, and dropped earlier in it, no longer.
+        let exact = !self.temps_stale && self.temps_first;
+        let mut temps = if exact {
+            self.temps.clone()
+        } else {
+            BTreeSet::new()
+        };
+        let known = temps.clone();
         for facts in stmts {
+            if !exact
+                && facts
+                    .drops
+                    .iter()
+                    .any(|d| !d.explicit_schema || d.name.starts_with("pg_temp"))
+            {
+                self.wants_temps = true;
+            }
             let mut c = ctx.clone();
             c.drops_only_session_temp = facts.drops_only_session_temp(&temps);
+            for d in &facts.drops {
+                temps.remove(bare(&d.name));
+            }
+            if facts.class == CommandClass::Transaction {
+                // A rollback in the string may undo what it created.
+                temps.retain(|t| known.contains(t));
+            }
             temps.extend(facts.temp_tables_created.iter().map(|t| bare(t).to_owned()));
             match self.decisions.decide(policies, &self.principal, facts, &c) {
                 Decision::Allow { policies } => allowed.extend(policies),
@@ -304,88 +503,161 @@ impl SessionGuard {
     }
 
     /// Records what forwarded statements change in the session: a new `search_path`, new
-    /// temporary tables.
+    /// temporary tables, dropped ones.
     pub fn forwarded(&mut self, statements: &[StatementFacts]) {
         for f in statements {
-            if let Some(path) = &f.session.search_path {
-                if !f.session.local {
-                    self.analyze_ctx.search_path.clone_from(path);
-                }
+            if changes_path(f) {
+                self.path_dirty = true;
+                self.path_in_tx = true;
+            }
+            if f.class == CommandClass::Transaction && self.path_in_tx {
+                self.path_dirty = true;
+            }
+            if changes_temps(f) {
+                self.temps_stale = true;
+            }
+            for d in &f.drops {
+                self.temps.remove(bare(&d.name));
             }
             for t in &f.temp_tables_created {
                 self.temps.insert(bare(t).to_owned());
             }
             // Schema changes can move columns and views: refresh the lineage catalog.
-            if f.class == model::facts::CommandClass::Ddl {
+            if f.class == CommandClass::Ddl {
                 if let Some(m) = &self.masking {
                     m.catalog.changed.notify_one();
                 }
             }
         }
     }
+
+    /// The catalog cell, for an on-demand reload.
+    pub fn catalog(&self) -> Option<Arc<CatalogCell>> {
+        self.masking.as_ref().map(|m| m.catalog.clone())
+    }
+}
+
+/// Whether a statement can change the search path: SET, RESET, DISCARD ALL, `set_config`,
+/// code whose body is not analysed here (DO, CALL, functions).
+fn changes_path(f: &StatementFacts) -> bool {
+    f.session.search_path.is_some()
+        || f.session.settings.contains("search_path")
+        || f.session.settings.contains("*")
+        || f.class == CommandClass::CallDo
+        || f.functions.iter().any(|n| !sql::lineage::is_builtin(n))
+}
+
+/// Whether a statement can create or drop temporary tables, or undo that (a rollback).
+fn changes_temps(f: &StatementFacts) -> bool {
+    !f.temp_tables_created.is_empty()
+        || !f.drops.is_empty()
+        || matches!(
+            f.class,
+            CommandClass::Transaction | CommandClass::CallDo | CommandClass::Ddl
+        )
+        || f.command.starts_with("DISCARD")
+        || f.functions.iter().any(|n| !sql::lineage::is_builtin(n))
+}
+
+/// The session's temporary relations, which the shared catalog never holds.
+#[derive(Debug, Default)]
+struct TempCatalog {
+    columns: HashMap<String, Vec<String>>,
+    views: HashMap<String, String>,
+}
+
+/// The shared catalog with this session's temporary relations in `pg_temp`, where lineage
+/// looks first for an unqualified name (as the server does).
+struct SessionCatalog<'a> {
+    base: &'a CatalogSnapshot,
+    temp: &'a TempCatalog,
+}
+
+impl sql::lineage::Catalog for SessionCatalog<'_> {
+    fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>> {
+        if schema == "pg_temp" || schema.starts_with("pg_temp_") {
+            return self.temp.columns.get(table).cloned();
+        }
+        self.base.columns(schema, table)
+    }
+
+    fn view_definition(&self, schema: &str, table: &str) -> Option<String> {
+        if schema == "pg_temp" || schema.starts_with("pg_temp_") {
+            return self.temp.views.get(table).cloned();
+        }
+        self.base.view_definition(schema, table)
+    }
+}
+
+/// Why masking could not plan a string.
+enum MaskError {
+    Refused(Refusal),
+    Unknown(String),
+}
+
+/// Whether a statement's rows need lineage: it reads or writes a sensitive table, a view, a
+/// statistics table, a relation the catalog does not know, or calls a function. FETCH,
+/// EXECUTE and their kin take the plan of what they name instead.
+fn needs_lineage(
+    f: &StatementFacts,
+    catalog: &CatalogSnapshot,
+    sensitive: &SensitiveSet,
+    temps: &BTreeSet<String>,
+    temp_views: &HashMap<String, String>,
+) -> bool {
+    if (f.executes_prepared.is_some() && f.command == "EXECUTE")
+        || f.deallocate.is_some()
+        || matches!(
+            f.cursor,
+            Some(CursorOp::Fetch { .. } | CursorOp::Close { .. })
+        )
+    {
+        return false;
+    }
+    // Facts name tables syntactically (the first search_path schema), while the server
+    // takes the first schema where the table exists: compare bare names, so a table reached
+    // through another schema still goes through lineage (which uses the catalog).
+    f.tables_read.iter().chain(&f.tables_written).any(|t| {
+        let name = bare(t);
+        sensitive.columns.keys().any(|c| c.table == name)
+            || catalog.view_names.contains(name)
+            || temp_views.contains_key(name)
+            || STATS_TABLES.iter().any(|s| bare(s) == name)
+            || (!catalog.names.contains(name) && !temps.contains(name))
+    }) || !f.functions.is_empty()
+}
+
+/// EXECUTE of a statement prepared in this session is decided as that statement.
+fn substitute_execute(f: &mut StatementFacts, prepared: &dyn Fn(&str) -> Option<StatementFacts>) {
+    // Only a statement that IS an EXECUTE: `CREATE TABLE AS EXECUTE` stays opaque (refused).
+    let Some(name) = f
+        .executes_prepared
+        .clone()
+        .filter(|_| f.command == "EXECUTE")
+    else {
+        return;
+    };
+    if let Some(mut p) = prepared(&name) {
+        p.text = std::mem::take(&mut f.text);
+        p.command = "EXECUTE".into();
+        p.prepared_name = None;
+        p.executes_prepared = Some(name);
+        *f = p;
+    }
+}
+
+/// The statement's result plan and effects from its facts and own mask plan.
+fn plan_of(f: &StatementFacts, mask: Option<Arc<MaskPlan>>) -> Planned {
+    let own = Plan::Own(mask.clone());
+    let (result, effects) = state::of_statement(f, own);
+    Planned {
+        result,
+        effects,
+        mask,
+    }
 }
 
 /// A table name without its schema.
-fn bare(name: &str) -> &str {
+pub fn bare(name: &str) -> &str {
     name.rsplit('.').next().unwrap_or(name)
-}
-
-/// The client-facing text of a refusal: message, DETAIL (policy id) and HINT.
-pub fn refusal_text(decision: &Decision) -> (String, String, Option<String>) {
-    match decision {
-        Decision::Deny { reason, policy_id, hint, .. } => (
-            format!("gatehouse: {reason}"),
-            format!("policy: {policy_id}"),
-            hint.clone(),
-        ),
-        Decision::NeedsApproval { reason, policy_id, approver_group, .. } => (
-            format!("gatehouse: approval required: {reason}"),
-            format!("policy: {policy_id}; approver group: {approver_group}"),
-            Some(format!(
-                "ask a member of \"{approver_group}\" to approve; approvals are not yet available, so this statement is refused"
-            )),
-        ),
-        Decision::Allow { .. } => ("gatehouse: allowed".into(), String::new(), None),
-    }
-}
-
-/// What the audit trail records of an analysed statement besides its text.
-#[derive(Debug, Clone, Default)]
-pub struct Annotation {
-    pub decision: Option<String>,
-    pub policies: Vec<String>,
-    pub command: Option<String>,
-    pub tables: Vec<String>,
-    pub mask: Option<Arc<MaskPlan>>,
-}
-
-impl Annotation {
-    pub fn new(facts: Option<&StatementFacts>, decision: &Decision, shadow: bool) -> Self {
-        let label = if shadow {
-            "shadow_deny"
-        } else {
-            decision.label()
-        };
-        let mut note = Annotation {
-            decision: Some(label.to_owned()),
-            policies: decision.policies().to_vec(),
-            ..Annotation::default()
-        };
-        if let Some(f) = facts {
-            note.command = Some(format!("{}:{}", f.class, f.command));
-            let tables: BTreeSet<&String> = f.tables_read.iter().chain(&f.tables_written).collect();
-            note.tables = tables.into_iter().cloned().collect();
-        }
-        note
-    }
-
-    pub fn apply(&self, ev: &mut model::AuditEvent) {
-        ev.decision.clone_from(&self.decision);
-        ev.policies.clone_from(&self.policies);
-        ev.command.clone_from(&self.command);
-        ev.tables.clone_from(&self.tables);
-        if let Some(m) = &self.mask {
-            ev.masked = m.summary();
-        }
-    }
 }

@@ -10,6 +10,7 @@
 //! result rows. Holding a statement means the first task simply waits.
 #![forbid(unsafe_code)]
 
+mod annotation;
 mod auth;
 mod cancel;
 mod catalog;
@@ -23,12 +24,15 @@ mod guard;
 mod handshake;
 mod mask_plan;
 mod pipeline;
+mod probe;
 mod relay_down;
 mod relay_mask;
 mod relay_up;
+mod result;
 mod server;
 mod session;
 mod startup_params;
+mod state;
 mod stream;
 mod upstream;
 mod upstream_tls;

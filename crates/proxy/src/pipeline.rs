@@ -25,6 +25,12 @@ pub struct Pipeline {
 #[derive(Default)]
 pub struct Inner {
     pub queue: VecDeque<Expect>,
+    /// The server-confirmed prepared statements and portals (changed by the
+    /// upstream→client half only).
+    pub state: crate::state::SessionState,
+    /// The server is in COPY IN mode (its CopyInResponse was seen and the client has not
+    /// yet sent CopyDone or CopyFail): Sync and Flush are ignored by the server then.
+    pub copy_in: bool,
     closed: bool,
     waiting_for_space: bool,
 }
@@ -54,6 +60,30 @@ impl Pipeline {
                     drop(g);
                     if urgent {
                         self.local.notify_one();
+                    }
+                    return Ok(());
+                }
+                g.waiting_for_space = true;
+            }
+            self.space.notified().await;
+        }
+    }
+
+    /// Like `push`, but what to push (if anything) is decided by `f` under the lock, with the
+    /// session state in view (e.g. a Sync the server ignores during COPY IN).
+    pub async fn push_with(
+        &self,
+        f: impl FnOnce(&mut Inner) -> Option<Expect>,
+    ) -> Result<(), Closed> {
+        loop {
+            {
+                let mut g = self.lock();
+                if g.closed {
+                    return Err(Closed);
+                }
+                if g.queue.len() < MAX_IN_FLIGHT {
+                    if let Some(e) = f(&mut g) {
+                        g.queue.push_back(e);
                     }
                     return Ok(());
                 }

@@ -1,17 +1,22 @@
 //! Upstream→client half of a session: forwards responses, matches each to the request that
-//! caused it (see `expect`), completes audit events with outcome and row counts, and keeps
-//! the transaction status. Result rows pass through untouched here; masking binds to
-//! RowDescription and rewrites DataRow at this point.
+//! caused it (see `expect`), completes audit events with outcome and row counts, keeps the
+//! transaction status, and is the one writer of the confirmed session state (`state`).
+//!
+//! Every response must be one the head of the queue calls for (or one the server may send at
+//! any time: notices, notifications, parameter changes). Anything else means the proxy's
+//! model of the session is wrong, and masking decisions taken on a wrong model cannot be
+//! trusted: the session ends with a FATAL error, and every statement still in flight is
+//! audited with an unknown outcome.
 
 use crate::error::SessionError;
-use crate::expect::{Expect, StmtAudit};
-use crate::pipeline::Pipeline;
+use crate::expect::{Expect, Named, StmtAudit};
+use crate::pipeline::{Inner, Pipeline};
 use crate::relay_mask::{self, Bound};
+use crate::result::Binder;
 use crate::stream::{ReadHalf, WriteHalf};
 use crate::upstream::MAX_UPSTREAM_MESSAGE;
 use bytes::BytesMut;
 use model::Outcome;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,33 +35,61 @@ pub struct Down {
     /// Value detectors applied to error and notice texts (targets with sensitive columns):
     /// a cast error or a unique violation can quote a sensitive value.
     pub detectors: Option<Arc<masking::Detectors>>,
-    /// Also scan every text column of every result (`[masking] detect_all_text`).
-    pub safety_net: bool,
+    /// How result sets are bound to their plans (masking on or off, safety net, origins).
+    pub binder: Binder,
 }
 
-/// Per-read working state.
+/// Per-read working state of the current result.
 struct Out {
     bytes: BytesMut,
-    /// The mask plan bound to the current result, if it has masked columns.
+    /// The current result set has been bound (RowDescription or first DataRow seen).
+    active: bool,
+    /// The masks bound to the current result, if any column needs one.
     bound: Option<Bound>,
-    /// Result columns of described prepared statements, by name.
-    described: std::collections::HashMap<String, Vec<wire_pg::backend::FieldDesc>>,
     /// DataRows seen for the statement at the head (for PortalSuspended).
     rows: u64,
     fatal: bool,
 }
 
+impl Out {
+    fn end_result(&mut self) {
+        self.active = false;
+        self.bound = None;
+        self.rows = 0;
+    }
+}
+
 impl Down {
     pub async fn run(mut self) -> Result<(), SessionError> {
         let result = self.relay().await;
+        if let Err(SessionError::Desync(what)) = &result {
+            tracing::error!(what = %what, "responses do not match requests; closing the session");
+            let e = SessionError::Desync(what.clone());
+            let mut out = BytesMut::new();
+            encode::error(
+                &mut out,
+                "FATAL",
+                e.sqlstate(),
+                &e.client_message(""),
+                None,
+                None,
+            );
+            let _ = self.client.write_all(&out).await;
+            let _ = self.client.shutdown().await;
+        }
+        let reason = match &result {
+            Ok(()) => "the session ended before the server answered".to_owned(),
+            Err(e) => format!("the session ended before the server answered: {e}"),
+        };
         self.pipeline.close();
+        abandon(&mut self.pipeline.lock(), &reason);
         result
     }
 
     async fn relay(&mut self) -> Result<(), SessionError> {
         let mut out = Out {
+            active: false,
             bound: None,
-            described: std::collections::HashMap::new(),
             bytes: BytesMut::with_capacity(16 * 1024),
             rows: 0,
             fatal: false,
@@ -67,7 +100,7 @@ impl Down {
                     if n? == 0 {
                         // The upstream closed (after a Terminate, perhaps one sent because
                         // the client misbehaved): a pending FATAL still goes out first.
-                        emit_locals(&mut self.pipeline.lock().queue, &mut out);
+                        emit_locals(&mut self.pipeline.lock(), &mut out);
                         if !out.bytes.is_empty() {
                             let _ = self.client.write_all(&out.bytes).await;
                         }
@@ -76,14 +109,14 @@ impl Down {
                     let pipeline = Arc::clone(&self.pipeline);
                     let mut g = pipeline.lock();
                     while let Some(frame) = decode_frame(&mut self.buf, MAX_UPSTREAM_MESSAGE)? {
-                        self.on_frame(&mut g.queue, &mut out, frame)?;
-                        emit_locals(&mut g.queue, &mut out);
+                        self.on_frame(&mut g, &mut out, frame)?;
+                        emit_locals(&mut g, &mut out);
                     }
                     pipeline.popped(&mut g);
                 }
                 () = self.pipeline.local_queued() => {
                     let mut g = self.pipeline.lock();
-                    emit_locals(&mut g.queue, &mut out);
+                    emit_locals(&mut g, &mut out);
                     self.pipeline.popped(&mut g);
                 }
             }
@@ -98,12 +131,7 @@ impl Down {
         }
     }
 
-    fn on_frame(
-        &self,
-        q: &mut VecDeque<Expect>,
-        out: &mut Out,
-        frame: Frame,
-    ) -> Result<(), SessionError> {
+    fn on_frame(&self, g: &mut Inner, out: &mut Out, frame: Frame) -> Result<(), SessionError> {
         if let (Some(d), tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE) =
             (&self.detectors, frame.tag())
         {
@@ -113,59 +141,32 @@ impl Down {
                 encode::fields_raw(&mut bytes, tag, &redacted);
                 let frame = decode_frame(&mut bytes, MAX_UPSTREAM_MESSAGE)?
                     .ok_or(SessionError::Protocol("re-encoded error"))?;
-                return self.on_frame_inner(q, out, frame);
+                return self.dispatch(g, out, frame);
             }
         }
-        self.on_frame_inner(q, out, frame)
+        self.dispatch(g, out, frame)
     }
 
-    fn on_frame_inner(
-        &self,
-        q: &mut VecDeque<Expect>,
-        out: &mut Out,
-        frame: Frame,
-    ) -> Result<(), SessionError> {
+    /// One response: check it against the head of the queue, update the session state,
+    /// forward it (or its masked form).
+    fn dispatch(&self, g: &mut Inner, out: &mut Out, frame: Frame) -> Result<(), SessionError> {
+        // CopyEnd markers ask for no response: they only matter to a CopyInResponse.
+        while matches!(g.queue.front(), Some(Expect::CopyEnd)) {
+            g.queue.pop_front();
+        }
+        if matches!(g.queue.front(), Some(Expect::Probe { .. })) {
+            return self.on_probe(g, out, frame);
+        }
         match frame.tag() {
-            tag::DATA_ROW => {
-                out.rows += 1;
-                if out.bound.is_none() {
-                    // Rows without a RowDescription in this exchange (Describe skipped).
-                    if let Some(Expect::Execute(s)) = q.front() {
-                        let fields = s.statement_name.as_ref().and_then(|n| out.described.get(n));
-                        let fields = fields.map(Vec::as_slice);
-                        out.bound = s
-                            .mask
-                            .as_ref()
-                            .map(|p| relay_mask::bind(p, fields, s.formats.as_deref()));
-                        if self.safety_net {
-                            let b = out.bound.take();
-                            out.bound = relay_mask::with_detection(b, fields, s.formats.as_deref());
-                        }
-                    }
-                }
-                if let Some(b) = &mut out.bound {
-                    if !b.failed {
-                        if let Err(e) = relay_mask::rewrite(
-                            b,
-                            &frame,
-                            &self.mask_key,
-                            self.detectors.as_deref(),
-                            &mut out.bytes,
-                        ) {
-                            tracing::error!(error = %e, "masking failed; withholding the rest of the result");
-                            b.failed = true;
-                        }
-                    }
-                    return Ok(());
-                }
-            }
+            tag::DATA_ROW => return self.on_data_row(g, out, &frame),
+            tag::ROW_DESCRIPTION => self.on_row_description(g, out, &frame)?,
             tag::COPY_OUT => {
-                let plan = match q.front() {
-                    Some(Expect::Query(stmts)) => stmts.front().and_then(|s| s.mask.as_ref()),
-                    Some(Expect::Execute(s)) => s.mask.as_ref(),
-                    _ => None,
+                let plan = head_statement(g).map(|s| self.binder.plan_of(&g.state, s));
+                out.bound = match plan {
+                    Some(p) => p?.map(|p| relay_mask::bind_copy(&p)),
+                    None => return desync("CopyOutResponse without a statement"),
                 };
-                out.bound = plan.map(|p| relay_mask::bind_copy(p));
+                out.active = true;
             }
             tag::COPY_DATA if out.bound.is_some() => {
                 if let Some(b) = &mut out.bound {
@@ -180,6 +181,7 @@ impl Down {
                 }
                 return Ok(());
             }
+            tag::COPY_IN => on_copy_in(g)?,
             tag::COMMAND_COMPLETE if out.bound.as_ref().is_some_and(|b| b.failed) => {
                 let message =
                     "gatehouse: a result row could not be masked; the result was withheld";
@@ -188,92 +190,246 @@ impl Down {
                     sqlstate: "XX000".into(),
                     message: message.into(),
                 };
-                complete(q, out, outcome, None);
+                g.state.rolled_back();
+                complete(g, out, outcome, None, false)?;
                 return Ok(());
             }
             tag::COMMAND_COMPLETE => {
-                let rows = backend::rows_from_tag(&backend::command_complete(&frame)?);
-                complete(q, out, Outcome::Ok, rows);
+                let tag = backend::command_complete(&frame)?;
+                if tag == "ROLLBACK" {
+                    g.state.rolled_back();
+                }
+                complete(g, out, Outcome::Ok, backend::rows_from_tag(&tag), true)?;
             }
-            tag::EMPTY_QUERY => complete(q, out, Outcome::Ok, None),
+            tag::EMPTY_QUERY => complete(g, out, Outcome::Ok, None, true)?,
             tag::PORTAL_SUSPENDED => {
+                if !matches!(g.queue.front(), Some(Expect::Execute(_))) {
+                    return desync("PortalSuspended without an Execute");
+                }
                 let rows = Some(out.rows);
-                complete(q, out, Outcome::Ok, rows);
+                complete(g, out, Outcome::Ok, rows, false)?;
             }
             tag::ERROR_RESPONSE => {
-                if let Some(Expect::Refused { error, simple }) = q.front() {
+                if let Some(Expect::Refused { error, simple }) = g.queue.front() {
                     // The poison's syntax error becomes Gatehouse's refusal.
                     out.bytes.extend_from_slice(error);
                     if !*simple {
-                        q.pop_front();
-                        skip_to_sync(q, out);
+                        g.queue.pop_front();
+                        skip_to_sync(g, out);
                     }
+                    g.state.rolled_back();
                     return Ok(());
                 }
-                on_error(q, out, &frame)?;
+                on_error(g, out, &frame)?;
             }
             tag::READY_FOR_QUERY => {
-                let status = backend::ready_for_query(&frame)?;
-                self.tx_status.store(status.as_byte(), Ordering::Relaxed);
-                let simple = |e: &Expect| matches!(e, Expect::Refused { simple: true, .. });
-                pop_if(q, |e| {
-                    matches!(e, Expect::Sync | Expect::Query(_)) || simple(e)
-                });
-            }
-            tag::PARSE_COMPLETE => {
-                if let Some(Expect::Parse(name)) = q.front() {
-                    out.described.remove(name);
-                }
-                pop_if(q, |e| matches!(e, Expect::Parse(_)));
-            }
-            tag::BIND_COMPLETE => pop_if(q, |e| matches!(e, Expect::Bind)),
-            tag::CLOSE_COMPLETE => pop_if(q, |e| matches!(e, Expect::Close)),
-            tag::NO_DATA => pop_if(q, |e| matches!(e, Expect::Describe(_))),
-            tag::ROW_DESCRIPTION => {
-                if let Some(Expect::Describe(name)) = q.front() {
-                    // Only sessions with sensitive columns need the types (detectors are set
-                    // exactly then).
-                    if let (Some(n), true) = (name, self.detectors.is_some()) {
-                        if let Some(fields) = relay_mask::fields(&frame) {
-                            out.described.insert(n.clone(), fields);
-                        }
+                let status = backend::ready_for_query(&frame)?.as_byte();
+                self.tx_status.store(status, Ordering::Relaxed);
+                match g.queue.front() {
+                    Some(
+                        Expect::Sync | Expect::Query(_) | Expect::Refused { simple: true, .. },
+                    ) => {
+                        g.queue.pop_front();
                     }
-                    q.pop_front();
+                    _ => return desync("ReadyForQuery without a Sync or Query"),
                 }
-                out.bound = bind_result(q, &frame, self.safety_net);
+                out.end_result();
+                g.state.ready(status);
             }
-            _ => {}
+            tag::PARSE_COMPLETE => match g.queue.pop_front() {
+                Some(Expect::Parse {
+                    name,
+                    plan,
+                    effects,
+                }) => g.state.parsed(name, plan, effects),
+                _ => return desync("ParseComplete without a Parse"),
+            },
+            tag::BIND_COMPLETE => match g.queue.pop_front() {
+                Some(Expect::Bind {
+                    portal,
+                    statement,
+                    formats,
+                }) => {
+                    if !g.state.bound(portal, &statement, formats) {
+                        return desync(&format!("Bind of statement {statement:?} unknown here"));
+                    }
+                }
+                _ => return desync("BindComplete without a Bind"),
+            },
+            tag::CLOSE_COMPLETE => match g.queue.pop_front() {
+                Some(Expect::Close(Named::Statement(n))) => g.state.close_statement(&n),
+                Some(Expect::Close(Named::Portal(n))) => g.state.close_portal(&n),
+                _ => return desync("CloseComplete without a Close"),
+            },
+            tag::NO_DATA => match g.queue.pop_front() {
+                Some(Expect::Describe(Named::Statement(n))) => g.state.describe_statement(&n, None),
+                Some(Expect::Describe(Named::Portal(n))) => g.state.describe_portal(&n, None),
+                _ => return desync("NoData without a Describe"),
+            },
+            tag::PARAMETER_DESCRIPTION => {
+                if !matches!(g.queue.front(), Some(Expect::Describe(Named::Statement(_)))) {
+                    return desync("ParameterDescription without a Describe");
+                }
+            }
+            tag::NOTICE_RESPONSE
+            | tag::PARAMETER_STATUS
+            | tag::NOTIFICATION
+            | tag::COPY_DATA
+            | tag::COPY_DONE => {}
+            _ => return desync(&format!("unexpected message {:?}", char::from(frame.tag()))),
         }
         out.bytes.extend_from_slice(frame.raw());
         Ok(())
     }
+
+    /// A response to Gatehouse's own probe: nothing of it reaches the client but what the
+    /// server may send at any time (parameter changes, notifications).
+    fn on_probe(&self, g: &mut Inner, out: &mut Out, frame: Frame) -> Result<(), SessionError> {
+        let Some(Expect::Probe { rows, error, .. }) = g.queue.front_mut() else {
+            return Ok(());
+        };
+        match frame.tag() {
+            tag::DATA_ROW => rows.push(
+                backend::data_row(&frame)?
+                    .into_iter()
+                    .map(|c| c.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                    .collect(),
+            ),
+            tag::ERROR_RESPONSE => {
+                let e = backend::error_fields(&frame)?;
+                *error = Some(format!("{} {}", e.code, e.message));
+            }
+            tag::ROW_DESCRIPTION | tag::COMMAND_COMPLETE | tag::NOTICE_RESPONSE => {}
+            tag::PARAMETER_STATUS | tag::NOTIFICATION => out.bytes.extend_from_slice(frame.raw()),
+            tag::READY_FOR_QUERY => {
+                let status = backend::ready_for_query(&frame)?.as_byte();
+                self.tx_status.store(status, Ordering::Relaxed);
+                if let Some(Expect::Probe { reply, rows, error }) = g.queue.pop_front() {
+                    let result = match error {
+                        Some(e) => Err(e),
+                        None => Ok(crate::probe::parse(&rows)),
+                    };
+                    if let Some(r) = reply {
+                        let _ = r.send(result.map(|mut p| {
+                            p.idle = status == b'I';
+                            p
+                        }));
+                    }
+                }
+            }
+            _ => return desync("unexpected response to a probe"),
+        }
+        Ok(())
+    }
+
+    fn on_row_description(
+        &self,
+        g: &mut Inner,
+        out: &mut Out,
+        frame: &Frame,
+    ) -> Result<(), SessionError> {
+        let fields = if self.binder.needs_fields() {
+            Some(backend::row_description(frame)?)
+        } else {
+            None
+        };
+        match g.queue.front() {
+            Some(Expect::Query(stmts)) => {
+                let Some(s) = stmts.front() else {
+                    return desync("RowDescription after the last statement");
+                };
+                let plan = self.binder.plan_of(&g.state, s)?;
+                out.bound = self.binder.bind(plan, fields.as_deref(), None);
+                out.active = true;
+            }
+            Some(Expect::Describe(_)) => match g.queue.pop_front() {
+                Some(Expect::Describe(Named::Statement(n))) => {
+                    g.state.describe_statement(&n, fields)
+                }
+                Some(Expect::Describe(Named::Portal(n))) => g.state.describe_portal(&n, fields),
+                _ => {}
+            },
+            _ => return desync("RowDescription without a Query or Describe"),
+        }
+        Ok(())
+    }
+
+    fn on_data_row(&self, g: &mut Inner, out: &mut Out, frame: &Frame) -> Result<(), SessionError> {
+        out.rows += 1;
+        if !out.active {
+            // An Execute's rows come without a RowDescription: bind from the portal.
+            let Some(Expect::Execute(s)) = g.queue.front() else {
+                return desync("DataRow without a RowDescription or Execute");
+            };
+            let portal = s.portal.as_deref().unwrap_or_default();
+            out.bound = match g.state.portal(portal) {
+                Some(p) => {
+                    let plan = self.binder.resolve(&g.state, &p.plan)?;
+                    self.binder.bind(
+                        plan,
+                        p.fields.as_deref().map(Vec::as_slice),
+                        p.formats.as_deref(),
+                    )
+                }
+                None if self.binder.masking => {
+                    return desync(&format!("rows of portal {portal:?} unknown here"))
+                }
+                None => None,
+            };
+            out.active = true;
+        }
+        match &mut out.bound {
+            Some(b) if !b.failed => {
+                let d = self.detectors.as_deref();
+                if let Err(e) = relay_mask::rewrite(b, frame, &self.mask_key, d, &mut out.bytes) {
+                    tracing::error!(error = %e, "masking failed; withholding the rest of the result");
+                    b.failed = true;
+                }
+            }
+            Some(_) => {}
+            None => out.bytes.extend_from_slice(frame.raw()),
+        }
+        Ok(())
+    }
 }
 
-/// Binds the mask plan of the statement whose rows follow this RowDescription: the current
-/// statement of a simple query, or the next Execute (after Describe) of the extended protocol.
-fn bind_result(q: &VecDeque<Expect>, frame: &Frame, safety_net: bool) -> Option<Bound> {
-    let s = match q.front() {
+fn desync<T>(what: &str) -> Result<T, SessionError> {
+    Err(SessionError::Desync(what.to_owned()))
+}
+
+/// The statement whose result is arriving: the current statement of a simple query, or the
+/// Execute at the head.
+fn head_statement(g: &Inner) -> Option<&StmtAudit> {
+    match g.queue.front() {
         Some(Expect::Query(stmts)) => stmts.front(),
-        _ => q
-            .iter()
-            .take_while(|e| !matches!(e, Expect::Sync))
-            .find_map(|e| match e {
-                Expect::Execute(s) => Some(s),
-                _ => None,
-            }),
-    };
-    let plan = s.and_then(|s| s.mask.as_ref());
-    if plan.is_none() && !safety_net {
-        return None;
+        Some(Expect::Execute(s)) => Some(s),
+        _ => None,
     }
-    let formats = s.and_then(|s| s.formats.as_deref());
-    let fields = relay_mask::fields(frame);
-    let bound = plan.map(|p| relay_mask::bind(p, fields.as_deref(), formats));
-    if safety_net {
-        relay_mask::with_detection(bound, fields.as_deref(), formats)
-    } else {
-        bound
+}
+
+/// CopyInResponse: until the client's CopyDone or CopyFail, the server ignores Sync and Flush
+/// (PostgreSQL protocol, "COPY Operations"), so the Syncs queued since the COPY started get
+/// no ReadyForQuery.
+fn on_copy_in(g: &mut Inner) -> Result<(), SessionError> {
+    if head_statement(g).is_none() {
+        return desync("CopyInResponse without a statement");
     }
+    let mut i = 1;
+    while i < g.queue.len() {
+        match g.queue.get(i) {
+            Some(Expect::Sync) => {
+                g.queue.remove(i);
+            }
+            Some(Expect::CopyEnd) => {
+                g.queue.remove(i);
+                return Ok(());
+            }
+            _ => i += 1,
+        }
+    }
+    // The client has not ended the COPY yet: the other half stops queueing Syncs.
+    g.copy_in = true;
+    Ok(())
 }
 
 /// The fields of an error or notice with detected sensitive values masked, if any were found.
@@ -293,86 +449,123 @@ fn redact_fields(d: &masking::Detectors, frame: &Frame) -> Option<Vec<(u8, Strin
 }
 
 /// Sends a fatal error once everything before it is answered.
-fn emit_locals(q: &mut VecDeque<Expect>, out: &mut Out) {
-    if let Some(Expect::Fatal(bytes)) = q.front() {
+fn emit_locals(g: &mut Inner, out: &mut Out) {
+    if let Some(Expect::Fatal(bytes)) = g.queue.front() {
         out.bytes.extend_from_slice(bytes);
         out.fatal = true;
-        q.pop_front();
-    }
-}
-
-/// Pops the head when it is what this response answers; otherwise the stream and our
-/// bookkeeping disagree, which is logged (the bytes still reach the client).
-fn pop_if(q: &mut VecDeque<Expect>, expected: impl Fn(&Expect) -> bool) {
-    match q.front() {
-        Some(e) if expected(e) => {
-            q.pop_front();
-        }
-        _ => tracing::warn!("response does not match the request queue"),
+        g.queue.pop_front();
     }
 }
 
 /// One statement ended (CommandComplete, EmptyQueryResponse, PortalSuspended or error).
-fn complete(q: &mut VecDeque<Expect>, out: &mut Out, outcome: Outcome, rows: Option<u64>) {
-    out.rows = 0;
-    out.bound = None;
-    match q.front_mut() {
+/// `succeeded`: it ran to completion, so what it changes in the session takes effect.
+fn complete(
+    g: &mut Inner,
+    out: &mut Out,
+    outcome: Outcome,
+    rows: Option<u64>,
+    succeeded: bool,
+) -> Result<(), SessionError> {
+    out.end_result();
+    match g.queue.front_mut() {
         Some(Expect::Query(stmts)) => match stmts.pop_front() {
-            Some(s) => s.complete(outcome, rows),
-            None => tracing::warn!("more statement results than statements audited"),
+            Some(s) => {
+                if succeeded {
+                    g.state.apply(&s.effects);
+                }
+                s.complete(outcome, rows);
+            }
+            None => return desync("more statement results than statements"),
         },
         Some(Expect::Execute(_)) => {
-            if let Some(Expect::Execute(s)) = q.pop_front() {
+            if let Some(Expect::Execute(s)) = g.queue.pop_front() {
+                if succeeded {
+                    let portal = s.portal.as_deref().unwrap_or_default();
+                    if let Some(effects) = g.state.portal(portal).map(|p| p.effects.clone()) {
+                        g.state.apply(&effects);
+                    }
+                }
                 s.complete(outcome, rows);
             }
         }
-        _ => {}
+        _ => return desync("a statement result without a statement"),
     }
+    Ok(())
 }
 
-fn on_error(q: &mut VecDeque<Expect>, out: &mut Out, frame: &Frame) -> Result<(), SessionError> {
+fn on_error(g: &mut Inner, out: &mut Out, frame: &Frame) -> Result<(), SessionError> {
     let fields = backend::error_fields(frame)?;
     let outcome = Outcome::Error {
         sqlstate: fields.code,
         message: fields.message,
     };
-    match q.front() {
+    // Whatever failed, the transaction it ran in will roll back.
+    g.state.rolled_back();
+    g.copy_in = false;
+    match g.queue.front() {
         // The rest of a simple query string is skipped; its ReadyForQuery pops it.
-        Some(Expect::Query(_)) => complete(q, out, outcome, None),
+        Some(Expect::Query(_)) => complete(g, out, outcome, None, false)?,
+        // An error outside any request (e.g. FATAL from an administrator's shutdown).
         Some(Expect::Sync) | None => {}
         Some(_) => {
             // Extended protocol: the server skips everything up to Sync. The statement that
             // failed (at Parse, Bind or Execute) is the first Execute of that stretch; it is
             // audited with the error, the rest never ran.
             let mut outcome = Some(outcome);
-            while !matches!(q.front(), Some(Expect::Sync) | None) {
-                match (q.pop_front(), outcome.take()) {
+            while !matches!(g.queue.front(), Some(Expect::Sync) | None) {
+                match (g.queue.pop_front(), outcome.take()) {
                     (Some(Expect::Execute(s)), Some(o)) => s.complete(o, None),
+                    (Some(Expect::Fatal(b)), _) => {
+                        // Not skipped: a local answer goes out in order.
+                        g.queue.push_front(Expect::Fatal(b));
+                        break;
+                    }
                     (skipped, o) => {
-                        drop_skipped(skipped);
+                        drop(skipped);
                         outcome = o;
                     }
                 }
             }
-            out.rows = 0;
-            out.bound = None;
+            out.end_result();
         }
     }
     Ok(())
 }
 
-/// After an error in the extended protocol the server skips everything up to Sync.
-fn skip_to_sync(q: &mut VecDeque<Expect>, out: &mut Out) {
-    while !matches!(q.front(), Some(Expect::Sync) | None) {
-        drop_skipped(q.pop_front());
+/// After an error in the extended protocol the server skips everything up to Sync; what it
+/// skipped never ran, and its reserved audit slot is released.
+fn skip_to_sync(g: &mut Inner, out: &mut Out) {
+    while !matches!(
+        g.queue.front(),
+        Some(Expect::Sync) | Some(Expect::Fatal(_)) | None
+    ) {
+        g.queue.pop_front();
     }
-    out.rows = 0;
-    out.bound = None;
+    out.end_result();
 }
 
-/// A request the server skipped after an error never ran; its reserved slot is released.
-fn drop_skipped(e: Option<Expect>) {
-    if let Some(Expect::Execute(StmtAudit { slot, .. })) = e {
-        drop(slot);
+/// The session ended with requests in flight: each statement among them is audited with an
+/// unknown outcome (it may or may not have run).
+fn abandon(g: &mut Inner, reason: &str) {
+    for e in g.queue.drain(..) {
+        match e {
+            Expect::Query(stmts) => {
+                for s in stmts {
+                    s.complete(
+                        Outcome::Unknown {
+                            reason: reason.to_owned(),
+                        },
+                        None,
+                    );
+                }
+            }
+            Expect::Execute(s) => s.complete(
+                Outcome::Unknown {
+                    reason: reason.to_owned(),
+                },
+                None,
+            ),
+            _ => {}
+        }
     }
 }

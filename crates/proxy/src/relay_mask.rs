@@ -53,6 +53,32 @@ pub fn bind(plan: &MaskPlan, fields: Option<&[FieldDesc]>, formats: Option<&[i16
     }
 }
 
+/// Adds a mask for every column the server reports as coming from a sensitive table column
+/// (RowDescription's table OID and attribute number) that the plan left unmasked.
+pub fn with_origins(
+    bound: Option<Bound>,
+    fields: &[FieldDesc],
+    formats: Option<&[i16]>,
+    origins: &crate::result::Origins,
+) -> Option<Bound> {
+    let mut b = bound.unwrap_or(Bound {
+        masks: Vec::new(),
+        detect: Vec::new(),
+        failed: false,
+    });
+    for (i, f) in fields.iter().enumerate() {
+        if f.table_oid == 0 || b.masks.iter().any(|(m, _)| *m == i) {
+            continue;
+        }
+        if let Some(o) = origins.get(&(f.table_oid, f.column_attr)) {
+            let mask = ColumnMask::new(o.strategy, f.type_oid, format_of(i, formats, Some(fields)))
+                .with_tags(o.tags.iter().cloned());
+            b.masks.push((i, mask));
+        }
+    }
+    (!b.masks.is_empty()).then_some(b)
+}
+
 /// Types whose value, in the given format, is plain text the detectors can read.
 fn detectable(type_oid: u32, format: Format) -> bool {
     // text, varchar, bpchar, name, json; jsonb only in text format (binary has a version byte).
@@ -82,10 +108,6 @@ pub fn with_detection(
         .map(|(i, _)| i)
         .collect();
     (!b.masks.is_empty() || !b.detect.is_empty()).then_some(b)
-}
-
-pub fn fields(frame: &Frame) -> Option<Vec<FieldDesc>> {
-    backend::row_description(frame).ok()
 }
 
 /// Re-encodes `frame` (a DataRow) with masked cells into `out`.

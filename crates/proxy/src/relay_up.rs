@@ -3,17 +3,20 @@
 //! may not run. The audit slot is reserved *before* forwarding: no statement reaches the
 //! database unless its event is certain to be accepted (unless the operator opted out).
 
+use crate::annotation::{refusal_text, Annotation};
 use crate::config::AuditFailureMode;
 use crate::error::SessionError;
 use crate::events::{render_param, EventCtx};
-use crate::expect::{Expect, StmtAudit, POISON_SQL};
-use crate::guard::{refusal_text, Annotation, SessionGuard, Verdict};
+use crate::expect::{Expect, Named, StmtAudit, POISON_SQL};
+use crate::guard::{Planned, SessionGuard, Verdict};
 use crate::pipeline::Pipeline;
+use crate::result::OriginsCell;
 use crate::server::ProxyState;
+use crate::state::{Effect, Plan};
 use crate::stream::{ReadHalf, WriteHalf};
 use bytes::BytesMut;
 use model::decision::Decision;
-use model::facts::StatementFacts;
+use model::facts::{CursorOp, StatementFacts};
 use model::{AuditKind, Outcome};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -26,15 +29,15 @@ use wire_pg::{decode_frame, encode, Frame};
 struct Portal {
     statement: Option<Arc<Prepared>>,
     params: Vec<Option<String>>,
-    /// Result format codes from Bind (none: all text; one: all; else per column).
-    formats: Vec<i16>,
-    statement_name: Option<String>,
 }
 
-/// A statement the client prepared, as analysed and decided at Parse.
+/// A statement the client prepared (protocol Parse or SQL PREPARE), as analysed and decided
+/// when it was prepared: for audit texts and for deciding an SQL EXECUTE of it. Masking
+/// never relies on this optimistic copy; it uses the server-confirmed `state`.
 struct Prepared {
     text: String,
     note: Annotation,
+    facts: Option<StatementFacts>,
 }
 
 pub struct Up {
@@ -45,6 +48,8 @@ pub struct Up {
     pub buf: BytesMut,
     pub pipeline: Arc<Pipeline>,
     pub guard: SessionGuard,
+    /// Where the other half reads the hidden columns by origin.
+    pub origins: OriginsCell,
 }
 
 /// Whether the session goes on after a message.
@@ -56,9 +61,15 @@ enum Flow {
 struct Tracking {
     statements: HashMap<String, Arc<Prepared>>,
     portals: HashMap<String, Portal>,
+    /// What each SQL cursor declared in this session reads, for the audit events of its
+    /// FETCHes (audit only: masking uses the confirmed `state`).
+    cursors: HashMap<String, Annotation>,
     /// After a locally refused extended-protocol message, the rest up to Sync is skipped,
     /// exactly as the server does after an error.
     discard_until_sync: bool,
+    /// Extended-protocol messages were sent since the last Sync: a probe (a simple Query)
+    /// would end their implicit transaction, so none is sent.
+    batch_open: bool,
     out: BytesMut,
 }
 
@@ -67,7 +78,9 @@ impl Up {
         let mut t = Tracking {
             statements: HashMap::new(),
             portals: HashMap::new(),
+            cursors: HashMap::new(),
             discard_until_sync: false,
+            batch_open: false,
             out: BytesMut::with_capacity(8192),
         };
         let max = self.state.config.max_message_len;
@@ -139,43 +152,70 @@ impl Up {
         {
             return Ok(Flow::Continue);
         }
+        t.batch_open |= matches!(
+            msg,
+            FrontendMessage::Parse(_)
+                | FrontendMessage::Bind(_)
+                | FrontendMessage::Describe { .. }
+                | FrontendMessage::Execute { .. }
+                | FrontendMessage::Close { .. }
+                | FrontendMessage::Flush
+        );
         match msg {
             FrontendMessage::Query(sql) => self.on_query(t, frame, sql).await?,
             FrontendMessage::Parse(p) => self.on_parse(t, frame, p).await?,
             FrontendMessage::Bind(b) => {
                 self.on_bind(t, &b);
                 t.out.extend_from_slice(frame.raw());
-                self.expect(Expect::Bind).await?;
+                self.expect(Expect::Bind {
+                    portal: b.portal,
+                    statement: b.statement,
+                    formats: b.result_formats,
+                })
+                .await?;
             }
-            FrontendMessage::Execute { portal, .. } => self.on_execute(t, frame, &portal).await?,
+            FrontendMessage::Execute { portal, .. } => self.on_execute(t, frame, portal).await?,
             FrontendMessage::Describe { target, name } => {
-                let statement = match target {
-                    wire_pg::frontend::Target::Statement => Some(name),
-                    wire_pg::frontend::Target::Portal => {
-                        t.portals.get(&name).and_then(|p| p.statement_name.clone())
-                    }
-                };
                 t.out.extend_from_slice(frame.raw());
-                self.expect(Expect::Describe(statement)).await?;
+                self.expect(Expect::Describe(named(target, name))).await?;
             }
             FrontendMessage::Close { target, name } => {
-                match target {
-                    wire_pg::frontend::Target::Statement => t.statements.remove(&name),
-                    wire_pg::frontend::Target::Portal => {
-                        t.portals.remove(&name).and_then(|p| p.statement)
-                    }
-                };
+                if target == wire_pg::frontend::Target::Statement {
+                    t.statements.remove(&name);
+                } else {
+                    t.portals.remove(&name);
+                }
                 t.out.extend_from_slice(frame.raw());
-                self.expect(Expect::Close).await?;
+                self.expect(Expect::Close(named(target, name))).await?;
             }
             FrontendMessage::Sync => {
                 t.discard_until_sync = false;
+                t.batch_open = false;
+                self.guard.synced();
                 t.out.extend_from_slice(frame.raw());
-                self.expect(Expect::Sync).await?;
+                // During COPY IN the server ignores Sync: nothing will answer it.
+                self.pipeline
+                    .push_with(|g| (!g.copy_in).then_some(Expect::Sync))
+                    .await
+                    .map_err(|_| SessionError::Protocol("session ended"))?;
             }
             FrontendMessage::Terminate => {
                 t.out.extend_from_slice(frame.raw());
                 return Ok(Flow::Stop);
+            }
+            FrontendMessage::Other if matches!(frame.tag(), tag::COPY_DONE | tag::COPY_FAIL) => {
+                t.out.extend_from_slice(frame.raw());
+                self.pipeline
+                    .push_with(|g| {
+                        if g.copy_in {
+                            g.copy_in = false;
+                            None
+                        } else {
+                            Some(Expect::CopyEnd)
+                        }
+                    })
+                    .await
+                    .map_err(|_| SessionError::Protocol("session ended"))?;
             }
             FrontendMessage::Flush | FrontendMessage::Other
                 if frame.tag() != tag::FUNCTION_CALL =>
@@ -225,19 +265,104 @@ impl Up {
         .await
     }
 
+    /// Analyses and decides a query string or Parse, reloading the catalog once when it
+    /// names a relation the catalog does not know.
+    async fn check(&mut self, t: &mut Tracking, sql: &str) -> Result<Verdict, SessionError> {
+        let hour = self.hour();
+        let mut reloaded = false;
+        let mut probed = false;
+        loop {
+            if !probed && self.guard.wants_probe() {
+                probed = self.probe(t).await?;
+            }
+            let statements = &t.statements;
+            let lookup = |name: &str| statements.get(name).and_then(|p| p.facts.clone());
+            let verdict = self.guard.check(sql, hour, &lookup);
+            self.publish_origins();
+            if self.guard.take_wants_temps() && !probed && self.probe(t).await? {
+                probed = true;
+                continue;
+            }
+            let Verdict::UnknownRelation(rel) = verdict else {
+                return Ok(verdict);
+            };
+            // Perhaps a temporary relation created since the last probe.
+            if !probed && self.probe(t).await? {
+                probed = true;
+                continue;
+            }
+            let catalog = self.guard.catalog();
+            let target = self
+                .state
+                .config
+                .targets
+                .get(self.ctx.target.as_deref().unwrap_or_default());
+            if let (false, Some(cell), Some(target)) = (reloaded, catalog, target) {
+                let seen = cell.get();
+                if cell.reload_now(target, &seen).await {
+                    reloaded = true;
+                    continue;
+                }
+            }
+            return Ok(Verdict::Refuse {
+                statements: Vec::new(),
+                decision: unknown_relation(rel),
+            });
+        }
+    }
+
+    /// Asks the server, in this session, for its search path and temporary tables (see
+    /// `probe`). Only between batches: false if it could not be asked or did not answer.
+    async fn probe(&mut self, t: &mut Tracking) -> Result<bool, SessionError> {
+        if t.batch_open || t.discard_until_sync || self.pipeline.lock().copy_in {
+            return Ok(false);
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.expect(Expect::Probe {
+            reply: Some(reply),
+            rows: Vec::new(),
+            error: None,
+        })
+        .await?;
+        encode::query(&mut t.out, crate::probe::PROBE_SQL);
+        self.flush(t).await?;
+        match answer.await {
+            Ok(Ok(p)) => {
+                self.guard.probed(p);
+                Ok(true)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(session = %self.ctx.session, error = %e, "probe failed");
+                Ok(false)
+            }
+            Err(_) => Err(SessionError::Protocol("session ended")),
+        }
+    }
+
+    /// Hands the other half the hidden columns by origin when they changed.
+    fn publish_origins(&self) {
+        let Some(o) = self.guard.origins() else {
+            return;
+        };
+        let mut g = self.origins.write().unwrap_or_else(|p| p.into_inner());
+        if !Arc::ptr_eq(&g, &o) {
+            *g = o;
+        }
+    }
+
     async fn on_query(
         &mut self,
         t: &mut Tracking,
         frame: Frame,
         sql: String,
     ) -> Result<(), SessionError> {
-        let (statements, decision, shadow, masks) = match self.guard.check(&sql, self.hour()) {
+        let (statements, decision, shadow, plans) = match self.check(t, &sql).await? {
             Verdict::Forward {
                 statements,
                 decision,
                 shadow,
-                masks,
-            } => (statements, decision, shadow, masks),
+                plans,
+            } => (statements, decision, shadow, plans),
             Verdict::Refuse {
                 statements,
                 decision,
@@ -246,25 +371,66 @@ impl Up {
                     .refuse_by_policy(t, &sql, &statements, &decision, true)
                     .await;
             }
+            Verdict::UnknownRelation(rel) => {
+                let decision = unknown_relation(rel);
+                return self.refuse_by_policy(t, &sql, &[], &decision, true).await;
+            }
         };
         let mut audits = VecDeque::new();
         // A string without statements still gets one answer (EmptyQueryResponse).
-        let planned: Vec<(&str, Option<&StatementFacts>)> = if statements.is_empty() {
-            vec![(sql.as_str(), None)]
-        } else {
-            statements
-                .iter()
-                .map(|f| (f.text.as_str(), Some(f)))
-                .collect()
-        };
-        for (i, (text, facts)) in planned.into_iter().enumerate() {
+        let planned: Vec<(&str, Option<&StatementFacts>, Option<&Planned>)> =
+            if statements.is_empty() {
+                vec![(sql.as_str(), None, None)]
+            } else {
+                statements
+                    .iter()
+                    .zip(&plans)
+                    .map(|(f, p)| (f.text.as_str(), Some(f), Some(p)))
+                    .collect()
+            };
+        for (text, facts, planned) in planned {
             let mut note = Annotation::new(facts, &decision, shadow);
-            note.mask = masks.get(i).cloned().flatten();
+            note.mask = planned.and_then(|p| p.mask.clone());
+            match facts.and_then(|f| f.cursor.as_ref()) {
+                Some(CursorOp::Declare { name, .. }) => {
+                    t.cursors.insert(name.clone(), note.clone());
+                }
+                Some(CursorOp::Fetch { name, .. }) => {
+                    if let Some(c) = t.cursors.get(name) {
+                        note.tables.clone_from(&c.tables);
+                        note.mask.clone_from(&c.mask);
+                    }
+                }
+                _ => {}
+            }
             match self.audit_for(text, Vec::new(), Some(&note)) {
-                Ok(a) => audits.push_back(a),
+                Ok(mut a) => {
+                    if let Some(p) = planned {
+                        a.result = p.result.clone();
+                        a.effects = p.effects.clone();
+                    }
+                    audits.push_back(a);
+                }
                 Err(e) => {
                     let msg = e.client_message("");
                     return self.refuse(t, e.sqlstate(), &msg, None, None, true).await;
+                }
+            }
+        }
+        // SQL PREPARE: remembered (optimistically) for EXECUTE decisions and audit texts.
+        for (f, p) in statements.iter().zip(&plans) {
+            for e in p.effects.iter() {
+                match e {
+                    Effect::Prepare { name, .. } => {
+                        let note = Annotation::new(Some(f), &decision, shadow);
+                        t.statements
+                            .insert(name.clone(), prepared(&f.text, note, f));
+                    }
+                    Effect::Deallocate(Some(n)) => {
+                        t.statements.remove(n);
+                    }
+                    Effect::Deallocate(None) | Effect::DiscardAll => t.statements.clear(),
+                    _ => {}
                 }
             }
         }
@@ -279,13 +445,13 @@ impl Up {
         frame: Frame,
         p: Parse,
     ) -> Result<(), SessionError> {
-        let (statements, decision, shadow, masks) = match self.guard.check(&p.query, self.hour()) {
+        let (statements, decision, shadow, plans) = match self.check(t, &p.query).await? {
             Verdict::Forward {
                 statements,
                 decision,
                 shadow,
-                masks,
-            } => (statements, decision, shadow, masks),
+                plans,
+            } => (statements, decision, shadow, plans),
             Verdict::Refuse {
                 statements,
                 decision,
@@ -297,20 +463,39 @@ impl Up {
                     .refuse_by_policy(t, &p.query, &statements, &decision, false)
                     .await;
             }
+            Verdict::UnknownRelation(rel) => {
+                t.statements.remove("");
+                let decision = unknown_relation(rel);
+                return self
+                    .refuse_by_policy(t, &p.query, &[], &decision, false)
+                    .await;
+            }
         };
         self.guard.forwarded(&statements);
         let mut note = Annotation::new(statements.first(), &decision, shadow);
-        note.mask = masks.into_iter().next().flatten();
+        let planned = plans.into_iter().next();
+        note.mask = planned.as_ref().and_then(|p| p.mask.clone());
+        let (plan, effects) = match planned {
+            Some(p) => (p.result, p.effects),
+            None => (Plan::Own(None), Arc::from(Vec::new())),
+        };
         let name = p.name.clone();
-        t.statements.insert(
-            p.name,
-            Arc::new(Prepared {
+        let entry = match statements.first() {
+            Some(f) => prepared(&p.query, note, f),
+            None => Arc::new(Prepared {
                 text: p.query,
                 note,
+                facts: None,
             }),
-        );
+        };
+        t.statements.insert(p.name, entry);
         t.out.extend_from_slice(frame.raw());
-        self.expect(Expect::Parse(name)).await
+        self.expect(Expect::Parse {
+            name,
+            plan,
+            effects,
+        })
+        .await
     }
 
     /// Refuses a statement policy did not allow, recording why.
@@ -359,42 +544,31 @@ impl Up {
             .map(|(i, p)| render_param(p.as_deref(), b.param_is_binary(i), max))
             .collect();
         let statement = t.statements.get(&b.statement).cloned();
-        let formats = b.result_formats.clone();
-        t.portals.insert(
-            b.portal.clone(),
-            Portal {
-                statement,
-                params,
-                formats,
-                statement_name: Some(b.statement.clone()),
-            },
-        );
+        t.portals
+            .insert(b.portal.clone(), Portal { statement, params });
     }
 
     async fn on_execute(
         &mut self,
         t: &mut Tracking,
         frame: Frame,
-        portal: &str,
+        portal: String,
     ) -> Result<(), SessionError> {
-        let (prepared, params, formats, name) = match t.portals.get(portal) {
-            Some(p) => (
-                p.statement.clone(),
-                p.params.clone(),
-                p.formats.clone(),
-                p.statement_name.clone(),
-            ),
-            None => (None, Vec::new(), Vec::new(), None),
+        let (prepared, params) = match t.portals.get(&portal) {
+            Some(p) => (p.statement.clone(), p.params.clone()),
+            // A cursor declared in SQL, executed as a portal: its rows are masked with the
+            // cursor's plan; the audit names the cursor.
+            None => (None, Vec::new()),
         };
-        let text = prepared
-            .as_ref()
-            .map(|p| p.text.as_str())
-            .unwrap_or_default();
+        let text = match &prepared {
+            Some(p) => p.text.clone(),
+            None => format!("-- execute portal {portal:?}"),
+        };
         let note = prepared.as_ref().map(|p| &p.note);
-        match self.audit_for(text, params, note) {
+        match self.audit_for(&text, params, note) {
             Ok(mut a) => {
-                a.formats = Some(formats);
-                a.statement_name = name;
+                a.result = Plan::Cursor(portal.clone());
+                a.portal = Some(portal);
                 t.out.extend_from_slice(frame.raw());
                 self.expect(Expect::Execute(a)).await
             }
@@ -433,12 +607,40 @@ impl Up {
             n.apply(&mut event);
         }
         Ok(StmtAudit {
-            mask: note.and_then(|n| n.mask.clone()),
-            formats: None,
-            statement_name: None,
+            result: Plan::Own(note.and_then(|n| n.mask.clone())),
+            effects: Arc::from(Vec::new()),
+            portal: None,
             event,
             slot,
             started: Instant::now(),
         })
+    }
+}
+
+fn named(target: wire_pg::frontend::Target, name: String) -> Named {
+    match target {
+        wire_pg::frontend::Target::Statement => Named::Statement(name),
+        wire_pg::frontend::Target::Portal => Named::Portal(name),
+    }
+}
+
+fn prepared(text: &str, note: Annotation, facts: &StatementFacts) -> Arc<Prepared> {
+    Arc::new(Prepared {
+        text: text.to_owned(),
+        note,
+        facts: Some(facts.clone()),
+    })
+}
+
+/// A relation unknown to the catalog even after a reload: refused (the principal may not
+/// see every sensitive column, or lineage would not have been needed).
+fn unknown_relation(rel: String) -> Decision {
+    Decision::Deny {
+        reason: format!(
+            "relation {rel} is not in the catalog, so what it returns cannot be checked for sensitive columns"
+        ),
+        policy_id: "gatehouse.masking".into(),
+        hint: Some("if it was just created, retry in a moment".into()),
+        policies: Vec::new(),
     }
 }

@@ -238,6 +238,12 @@ async fn relay(
     let (up_r, up_w) = crate::stream::split(up.stream);
     let pipeline = Arc::new(crate::pipeline::Pipeline::default());
     let tx_status = Arc::new(AtomicU8::new(b'I'));
+    let origins = crate::result::OriginsCell::default();
+    let binder = crate::result::Binder {
+        masking: guard.masking(),
+        safety_net: state.config.detect_all_text && detectors.is_some(),
+        origins: origins.clone(),
+    };
     let up_half = Up {
         state: state.clone(),
         ctx,
@@ -246,6 +252,7 @@ async fn relay(
         buf,
         pipeline: pipeline.clone(),
         guard,
+        origins,
     };
     let down_half = Down {
         upstream: up_r,
@@ -254,8 +261,8 @@ async fn relay(
         pipeline,
         tx_status,
         mask_key: state.mask_key.clone(),
-        safety_net: state.config.detect_all_text && detectors.is_some(),
         detectors,
+        binder,
     };
     let mut up_task = tokio::spawn(up_half.run());
     let down = down_half.run();

@@ -5,16 +5,20 @@
 //! [`lineage`] parses one statement with the real PostgreSQL grammar and walks it with a
 //! [`Catalog`] the caller supplies (loaded from the upstream server): `SELECT *` and `t.*`
 //! expand through it, views expand through their definitions, unqualified names resolve
-//! against the `search_path` as the server would. Besides the outputs it reports the side
-//! channels: columns used to filter, join, group or order ([`Lineage::predicate_columns`]),
-//! columns whose values a write copies elsewhere ([`Lineage::written_from`]), and functions
-//! whose bodies are unknown ([`Lineage::unknown_functions`]).
+//! against the `search_path` as the server would. Relations of `pg_catalog` and
+//! `information_schema` hold metadata, not user values: they are leaves without sources
+//! (see `system`), so catalog introspection (psql's `\d`, ORM inspectors) traces cleanly.
+//! Besides the outputs it reports the side channels: columns used to filter, join, group or
+//! order ([`Lineage::predicate_columns`]), columns whose values a write copies elsewhere
+//! ([`Lineage::written_from`]), and functions whose bodies are unknown
+//! ([`Lineage::unknown_functions`]).
 //!
 //! It fails closed: anything it does not understand in a position that could carry values is
 //! [`LineageError::Unsupported`], a relation the catalog does not know is
-//! [`LineageError::UnknownRelation`], and text that does not parse is
-//! [`LineageError::Unparsed`]. The caller refuses those (unless the principal may unmask
-//! everything). This module decides nothing and does no I/O.
+//! [`LineageError::UnknownRelation`], a system relation holding sample values of user
+//! columns (`pg_stats` and kin) is [`LineageError::SystemSamples`], and text that does not
+//! parse is [`LineageError::Unparsed`]. The caller refuses those (unless the principal may
+//! unmask everything). This module decides nothing and does no I/O.
 //!
 //! Not owned here: which columns are sensitive, masking, and tracking state across
 //! statements (cursors, prepared statements, temporary tables) — see the `statement` child
@@ -33,13 +37,23 @@ mod memory;
 mod relation;
 mod resolve;
 mod select;
+mod srf;
 mod statement;
+mod system;
 mod tablefunc;
 #[cfg(test)]
 mod tests;
 mod walker;
 
 pub use memory::MemoryCatalog;
+
+/// Whether `name`, dotted as in `StatementFacts::functions`, is a built-in whose result
+/// depends only on its arguments and which has no effect on the session (unqualified or in
+/// `pg_catalog`).
+pub fn is_builtin(name: &str) -> bool {
+    let parts: Vec<String> = name.split('.').map(str::to_owned).collect();
+    builtins::is_builtin(&parts)
+}
 
 use pg_query::protobuf::Node;
 use serde::Serialize;
@@ -135,6 +149,14 @@ pub enum LineageError {
     Unsupported(String),
     /// A relation the catalog does not know (qualified name as resolved, or as written).
     UnknownRelation(String),
+    /// A system relation whose columns hold copies of user values was read (qualified name
+    /// as resolved): the statistics relations `pg_catalog.pg_stats`, `pg_stats_ext`,
+    /// `pg_stats_ext_exprs`, `pg_statistic`, `pg_statistic_ext_data` (most common values,
+    /// histogram bounds) and `pg_catalog.pg_largeobject`. No column mask can name those
+    /// values, so the whole statement is refused unless the principal may unmask every
+    /// sensitive column. Every other `pg_catalog` and `information_schema` relation is
+    /// metadata whose columns have no sources.
+    SystemSamples(String),
 }
 
 impl fmt::Display for LineageError {
@@ -143,6 +165,9 @@ impl fmt::Display for LineageError {
             LineageError::Unparsed(m) => write!(f, "statement does not parse: {m}"),
             LineageError::Unsupported(m) => write!(f, "lineage not provable: {m}"),
             LineageError::UnknownRelation(r) => write!(f, "unknown relation {r}"),
+            LineageError::SystemSamples(r) => {
+                write!(f, "{r} holds sample values of user columns")
+            }
         }
     }
 }

@@ -101,12 +101,21 @@ fn expressions_and_functions_derive() {
             &[("?column?", &["users.ssn"], Derived)],
         ),
         (
+            // A CASE is named after its ELSE branch when that has a name of its own.
             "SELECT CASE WHEN ssn LIKE '1%' THEN email ELSE phone END FROM users",
             &[(
-                "case",
+                "phone",
                 &["users.email", "users.phone", "users.ssn"],
                 Derived,
             )],
+        ),
+        (
+            "SELECT CASE WHEN ssn LIKE '1%' THEN email END, \
+             CASE WHEN true THEN 1 ELSE 2::int END FROM users",
+            &[
+                ("case", &["users.email", "users.ssn"], Derived),
+                ("case", &[], Derived),
+            ],
         ),
         (
             "SELECT COALESCE(email, phone), NULLIF(name, ''), GREATEST(id, manager_id) FROM users",
@@ -209,6 +218,18 @@ fn scalar_and_other_subqueries_in_the_target_list() {
         (
             "SELECT id IN (SELECT user_id FROM orders) FROM users",
             &[("?column?", &["orders.user_id", "users.id"], Derived)],
+        ),
+        // Names as the server gives them (checked against PostgreSQL 15): a subquery's
+        // name is strong even when it is `?column?`, so a cast does not rename it; a cast
+        // over a cast is named after the outer type; a set operation after its first arm.
+        (
+            "SELECT (SELECT 1)::int, '1'::regclass::oid, \
+             (SELECT email FROM users UNION ALL SELECT phone FROM users)",
+            &[
+                ("?column?", &[], Derived),
+                ("oid", &[], Derived),
+                ("email", &["users.email", "users.phone"], Direct),
+            ],
         ),
     ]);
 }

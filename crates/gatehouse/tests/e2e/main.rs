@@ -24,3 +24,4 @@ mod masking;
 mod pgbench;
 mod psql;
 mod python;
+mod session_integrity;

@@ -7,53 +7,74 @@ use pg_query::NodeEnum as N;
 
 const UNNAMED: &str = "?column?";
 
+/// How firmly a name was chosen (FigureColnameInternal's return value): a cast over an
+/// expression with at most a weak name is named after its type, and a CASE after its ELSE
+/// branch only when that branch has a strong name.
+const WEAK: u8 = 1;
+const STRONG: u8 = 2;
+
 pub(crate) fn column_name(node: &Node) -> String {
-    figure(node).unwrap_or_else(|| UNNAMED.to_owned())
+    figure(node).map_or_else(|| UNNAMED.to_owned(), |(name, _)| name)
 }
 
+/// The last String among name parts (`*` and subscripts skipped).
 fn last_string(nodes: &[Node]) -> Option<String> {
-    match nodes.last()?.node.as_ref()? {
+    nodes.iter().rev().find_map(|n| match n.node.as_ref()? {
         N::String(s) => Some(s.sval.clone()),
         _ => None,
+    })
+}
+
+fn figure(node: &Node) -> Option<(String, u8)> {
+    let n = node.node.as_ref()?;
+    match n {
+        N::ColumnRef(c) => last_string(&c.fields).map(|n| (n, STRONG)),
+        N::AIndirection(i) => match last_string(&i.indirection) {
+            Some(n) => Some((n, STRONG)),
+            None => figure(i.arg.as_deref()?),
+        },
+        N::FuncCall(f) => last_string(&f.funcname).map(|n| (n, STRONG)),
+        N::TypeCast(t) => {
+            let inner = t.arg.as_deref().and_then(figure);
+            if inner.as_ref().is_some_and(|(_, s)| *s > WEAK) {
+                return inner;
+            }
+            let ty = t.type_name.as_ref().and_then(|ty| last_string(&ty.names));
+            ty.map(|n| (n, WEAK)).or(inner)
+        }
+        N::CollateClause(c) => figure(c.arg.as_deref()?),
+        // The subquery's single target, whose own name is `?column?` if it has none.
+        N::SubLink(s) if s.sub_link_type == SubLinkType::ExprSublink as i32 => {
+            let name = s.subselect.as_deref().and_then(first_target_name);
+            Some((name.unwrap_or_else(|| UNNAMED.to_owned()), STRONG))
+        }
+        N::CaseExpr(c) => match c.defresult.as_deref().and_then(figure) {
+            Some((n, s)) if s > WEAK => Some((n, s)),
+            _ => Some(("case".to_owned(), WEAK)),
+        },
+        other => fixed_name(other).map(|n| (n.to_owned(), STRONG)),
     }
 }
 
-fn figure(node: &Node) -> Option<String> {
-    let name = match node.node.as_ref()? {
-        N::ColumnRef(c) => return last_string(&c.fields),
-        N::AIndirection(i) => {
-            return last_string(&i.indirection).or_else(|| figure(i.arg.as_deref()?))
-        }
-        N::FuncCall(f) => return last_string(&f.funcname),
-        N::AExpr(e) => {
-            let nullif = e.kind == pg_query::protobuf::AExprKind::AexprNullif as i32;
-            return nullif.then(|| "nullif".to_owned());
-        }
-        N::TypeCast(t) => {
-            return figure(t.arg.as_deref()?).or_else(|| last_string(&t.type_name.as_ref()?.names))
-        }
-        N::CollateClause(c) => return figure(c.arg.as_deref()?),
+/// Expressions named by a keyword, as if they were functions.
+fn fixed_name(n: &N) -> Option<&'static str> {
+    Some(match n {
+        N::AExpr(e) if e.kind == pg_query::protobuf::AExprKind::AexprNullif as i32 => "nullif",
         N::SubLink(s) => match SubLinkType::try_from(s.sub_link_type).ok()? {
             SubLinkType::ExistsSublink => "exists",
             SubLinkType::ArraySublink => "array",
-            SubLinkType::ExprSublink => return first_target_name(s.subselect.as_deref()?),
             _ => return None,
         },
-        N::CaseExpr(_) => "case",
         N::AArrayExpr(_) => "array",
         N::RowExpr(_) => "row",
         N::CoalesceExpr(_) => "coalesce",
-        N::MinMaxExpr(m) => {
-            if m.op == pg_query::protobuf::MinMaxOp::IsGreatest as i32 {
-                "greatest"
-            } else {
-                "least"
-            }
-        }
+        N::MinMaxExpr(m) if m.op == pg_query::protobuf::MinMaxOp::IsGreatest as i32 => "greatest",
+        N::MinMaxExpr(_) => "least",
         N::SqlvalueFunction(f) => sql_value_function(f.op)?,
         N::XmlExpr(x) => xml_name(x.op)?,
         N::XmlSerialize(_) => "xmlserialize",
         N::GroupingFunc(_) => "grouping",
+        N::MergeSupportFunc(_) => "merge_action",
         N::JsonObjectConstructor(_) | N::JsonObjectAgg(_) => "json_object",
         N::JsonArrayConstructor(_) | N::JsonArrayQueryConstructor(_) | N::JsonArrayAgg(_) => {
             "json_array"
@@ -61,34 +82,35 @@ fn figure(node: &Node) -> Option<String> {
         N::JsonParseExpr(_) => "json",
         N::JsonScalarExpr(_) => "json_scalar",
         N::JsonSerializeExpr(_) => "json_serialize",
-        N::JsonFuncExpr(j) => {
-            return Some(
-                match JsonExprOp::try_from(j.op).ok()? {
-                    JsonExprOp::JsonExistsOp => "json_exists",
-                    JsonExprOp::JsonQueryOp => "json_query",
-                    JsonExprOp::JsonValueOp => "json_value",
-                    _ => return None,
-                }
-                .to_owned(),
-            )
-        }
+        N::JsonFuncExpr(j) => match JsonExprOp::try_from(j.op).ok()? {
+            JsonExprOp::JsonExistsOp => "json_exists",
+            JsonExprOp::JsonQueryOp => "json_query",
+            JsonExprOp::JsonValueOp => "json_value",
+            _ => return None,
+        },
         _ => return None,
-    };
-    Some(name.to_owned())
+    })
 }
 
-/// `(SELECT x …)` is named after its single target.
+/// `(SELECT x …)` is named after its single target (for a set operation, the first arm's).
 fn first_target_name(q: &Node) -> Option<String> {
     let Some(N::SelectStmt(s)) = q.node.as_ref() else {
         return None;
     };
-    let Some(N::ResTarget(rt)) = s.target_list.first()?.node.as_ref() else {
+    target_name(s)
+}
+
+fn target_name(s: &pg_query::protobuf::SelectStmt) -> Option<String> {
+    let Some(first) = s.target_list.first() else {
+        return target_name(s.larg.as_deref()?);
+    };
+    let Some(N::ResTarget(rt)) = first.node.as_ref() else {
         return None;
     };
     if !rt.name.is_empty() {
         return Some(rt.name.clone());
     }
-    figure(rt.val.as_deref()?)
+    Some(column_name(rt.val.as_deref()?))
 }
 
 fn sql_value_function(op: i32) -> Option<&'static str> {

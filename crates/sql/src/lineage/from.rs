@@ -7,10 +7,10 @@
 //! A LATERAL subquery, and every function in FROM, sees the items before it; the right side
 //! of a join sees the left side.
 
-use super::builtins;
 use super::call::func_parts;
 use super::flow::{rename, Col, Flow, Ns};
 use super::walker::{Levels, Walker};
+use super::{builtins, srf};
 use super::{unsupported, Result};
 use pg_query::protobuf::{Alias, JoinExpr, JoinType, Node, RangeFunction, RangeVar};
 use pg_query::NodeEnum as N;
@@ -156,21 +156,7 @@ impl Walker<'_> {
                 }
             }
         }
-        if open.is_some() && rf.is_rowsfrom {
-            return unsupported("ROWS FROM with a function of unknown shape");
-        }
-        if let (true, Some(a)) = (scalar, rf.alias.as_ref()) {
-            if let Some(c) = cols.first_mut() {
-                c.name.clone_from(&a.aliasname);
-            }
-        }
-        if rf.ordinality {
-            cols.push(Col::new("ordinality", Flow::constant()));
-        }
-        let default = rf.functions.first().and_then(first_call_name);
-        let mut ns = aliased(rf.alias.as_ref(), default, cols)?;
-        ns.open = open;
-        Ok(ns)
+        function_item(rf, cols, open, scalar)
     }
 
     /// A join: its inputs' items (hidden as PostgreSQL hides them) plus the join's own.
@@ -260,6 +246,43 @@ impl Walker<'_> {
     }
 }
 
+/// The FROM item of a function whose columns are known (`open`: plus columns of unknown
+/// name): ordinality appended, aliases applied.
+fn function_item(
+    rf: &RangeFunction,
+    mut cols: Vec<Col>,
+    open: Option<Flow>,
+    scalar: bool,
+) -> Result<Ns> {
+    if open.is_some() && rf.is_rowsfrom {
+        return unsupported("ROWS FROM with a function of unknown shape");
+    }
+    match (rf.alias.as_ref(), &open) {
+        (Some(a), None) if scalar => {
+            if let Some(c) = cols.first_mut() {
+                c.name.clone_from(&a.aliasname);
+            }
+        }
+        // Unknown shape: the alias list names its first columns (the server rejects more
+        // names than columns), each carrying the function's flow; the rest stay open.
+        // pg_get_viewdef writes extension views this way (`FROM f(true) f(a, b, …)`).
+        (Some(a), Some(o)) if !rf.ordinality => {
+            cols = strings(&a.colnames)?
+                .into_iter()
+                .map(|n| Col::new(n, o.clone()))
+                .collect();
+        }
+        _ => {}
+    }
+    if rf.ordinality {
+        cols.push(Col::new("ordinality", Flow::constant()));
+    }
+    let default = rf.functions.first().and_then(first_call_name);
+    let mut ns = aliased(rf.alias.as_ref(), default, cols)?;
+    ns.open = open;
+    Ok(ns)
+}
+
 /// The levels a LATERAL item sees: the enclosing ones plus the items before it.
 fn with_lateral<'x>(lv: &[&'x [Ns]], lateral: &'x [Ns]) -> Vec<&'x [Ns]> {
     let mut v = lv.to_vec();
@@ -308,10 +331,10 @@ fn function_shape(call: &Node) -> Shape {
             let Some(name) = builtins::builtin_name(&parts) else {
                 return Shape::Unknown;
             };
-            if builtins::srf_needs_definition(name) {
+            if srf::srf_needs_definition(name) {
                 return Shape::Unknown;
             }
-            if let Some(cols) = builtins::srf_columns(name) {
+            if let Some(cols) = srf::srf_columns(name) {
                 return Shape::Named(cols);
             }
             // Multi-argument unnest returns one column per array.

@@ -6,8 +6,12 @@
 //! first and `pg_catalog` next unless the path lists them itself, then the path in order,
 //! `$user` skipped (the user is not known here). The first schema where the catalog knows
 //! the name wins. A proxy that tracks temporary tables can expose them as schema `pg_temp`.
+//!
+//! What the name resolved to decides how it is read: a system relation (`system`) is a leaf
+//! whose definition is never walked; a user view is expanded; a table's columns are sources.
 
 use super::flow::{rename, Col, Flow, Rel};
+use super::system::{self, System};
 use super::walker::Walker;
 use super::{unsupported, ColumnRef, LineageError, Result};
 use pg_query::protobuf::RangeVar;
@@ -44,6 +48,7 @@ pub(crate) struct Found {
     pub name: String,
     columns: Option<Vec<String>>,
     definition: Option<String>,
+    system: System,
 }
 
 impl Found {
@@ -54,8 +59,14 @@ impl Found {
 
 impl Walker<'_> {
     fn lookup(&self, schema: &str, name: &str) -> Option<Found> {
+        let system = system::classify(schema, name);
         let columns = self.catalog.columns(schema, name);
-        let definition = self.catalog.view_definition(schema, name);
+        // A system view is never expanded: its (long) definition is fetched only when the
+        // columns are missing, to stop resolution where the server would stop.
+        let definition = match (system, &columns) {
+            (System::No, _) | (_, None) => self.catalog.view_definition(schema, name),
+            _ => None,
+        };
         if columns.is_none() && definition.is_none() {
             return None;
         }
@@ -64,6 +75,7 @@ impl Walker<'_> {
             name: name.to_owned(),
             columns,
             definition,
+            system,
         })
     }
 
@@ -87,24 +99,43 @@ impl Walker<'_> {
             .ok_or_else(|| LineageError::UnknownRelation(name.to_owned()))
     }
 
-    /// The columns of a table (direct flows) or view (its definition's flows).
+    /// The columns of a table (direct flows), view (its definition's flows) or system
+    /// relation (see `system`).
     pub(crate) fn relation_cols(&mut self, found: Found) -> Result<Rel> {
         let Found {
             schema,
             name,
             columns,
             definition,
+            system,
         } = found;
+        if system != System::No {
+            return self.system_cols(&schema, &name, columns, system);
+        }
         if let Some(sql) = definition {
             return self.view_cols(&schema, &name, columns, &sql);
         }
+        Ok(table_cols(&schema, &name, columns.unwrap_or_default()))
+    }
+
+    /// A system relation: a leaf named by the catalog's column list, without sources.
+    /// Without that list its shape is unknown (its definition is not walked).
+    fn system_cols(
+        &self,
+        schema: &str,
+        name: &str,
+        columns: Option<Vec<String>>,
+        system: System,
+    ) -> Result<Rel> {
+        if system == System::Samples {
+            return Err(LineageError::SystemSamples(format!("{schema}.{name}")));
+        }
+        let Some(columns) = columns else {
+            return Err(LineageError::UnknownRelation(format!("{schema}.{name}")));
+        };
         Ok(columns
-            .unwrap_or_default()
             .into_iter()
-            .map(|c| {
-                let flow = Flow::column(ColumnRef::new(&schema, &name, &c));
-                Col::new(c, flow)
-            })
+            .map(|c| Col::new(c, Flow::constant()))
             .collect())
     }
 
@@ -188,6 +219,17 @@ impl Walker<'_> {
             cols,
         })
     }
+}
+
+/// A table's columns: each is its own source, unchanged.
+fn table_cols(schema: &str, name: &str, columns: Vec<String>) -> Rel {
+    columns
+        .into_iter()
+        .map(|c| {
+            let flow = Flow::column(ColumnRef::new(schema, name, &c));
+            Col::new(c, flow)
+        })
+        .collect()
 }
 
 /// Split `a.b` / `"A"."b.c"` as identifiers: unquoted parts folded to lower case, quoted

@@ -4,6 +4,7 @@
 use super::builtins::{FUNCTIONS, OPERATORS};
 use super::flow::Flow;
 use super::relation::split_qualified;
+use super::srf::SHAPES;
 use super::ColumnRef;
 
 #[test]
@@ -12,6 +13,20 @@ fn builtin_list_is_sorted_for_binary_search() {
         assert!(pair[0] < pair[1], "{} before {}", pair[0], pair[1]);
     }
     assert!(!OPERATORS.is_empty());
+}
+
+#[test]
+fn function_shapes_are_sorted_and_name_builtins() {
+    for pair in SHAPES.windows(2) {
+        assert!(pair[0].0 < pair[1].0, "{} before {}", pair[0].0, pair[1].0);
+    }
+    for (name, cols) in SHAPES {
+        assert!(
+            FUNCTIONS.binary_search(name).is_ok(),
+            "{name} is no built-in"
+        );
+        assert!(!cols.is_empty());
+    }
 }
 
 #[test]

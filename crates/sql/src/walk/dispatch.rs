@@ -42,13 +42,30 @@ impl Walker<'_> {
                 (C::Copy, "COPY")
             }
             N::DeclareCursorStmt(s) => {
+                // CURSOR_OPT_HOLD (PostgreSQL parsenodes.h): the cursor outlives COMMIT.
+                const CURSOR_OPT_HOLD: i32 = 0x0020;
+                self.facts.cursor = Some(model::facts::CursorOp::Declare {
+                    name: s.portalname.clone(),
+                    hold: s.options & CURSOR_OPT_HOLD != 0,
+                });
                 if let Some(q) = &s.query {
                     self.dispatch(q);
                 }
                 (C::Read, "DECLARE CURSOR")
             }
-            N::FetchStmt(s) => (C::Read, if s.ismove { "MOVE" } else { "FETCH" }),
-            N::ClosePortalStmt(_) => (C::Read, "CLOSE CURSOR"),
+            N::FetchStmt(s) => {
+                self.facts.cursor = Some(model::facts::CursorOp::Fetch {
+                    name: s.portalname.clone(),
+                    moves: s.ismove,
+                });
+                (C::Read, if s.ismove { "MOVE" } else { "FETCH" })
+            }
+            N::ClosePortalStmt(s) => {
+                // An empty name is CLOSE ALL.
+                let name = (!s.portalname.is_empty()).then(|| s.portalname.clone());
+                self.facts.cursor = Some(model::facts::CursorOp::Close { name });
+                (C::Read, "CLOSE CURSOR")
+            }
             N::LockStmt(s) => {
                 self.write_targets(&s.relations);
                 (C::Write, "LOCK TABLE")
@@ -73,7 +90,11 @@ impl Walker<'_> {
     /// Transaction control, session state, DO/CALL and maintenance.
     fn dispatch_session(&mut self, n: &N) -> (C, String) {
         let (class, tag): (C, &str) = match n {
-            N::DeallocateStmt(_) => (C::Session, "DEALLOCATE"),
+            N::DeallocateStmt(s) => {
+                let name = (!s.isall && !s.name.is_empty()).then(|| s.name.clone());
+                self.facts.deallocate = Some(name);
+                (C::Session, "DEALLOCATE")
+            }
             N::TransactionStmt(s) => (C::Transaction, transaction_tag(s.kind)),
             N::ConstraintsSetStmt(_) => (C::Transaction, "SET CONSTRAINTS"),
             N::VariableSetStmt(s) => return self.variable_set(s),

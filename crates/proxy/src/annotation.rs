@@ -1,0 +1,68 @@
+//! What the audit trail records of an analysed statement besides its text, and the
+//! client-facing text of a refusal. Shared by every path that audits a statement.
+
+use crate::mask_plan::MaskPlan;
+use model::decision::Decision;
+use model::facts::StatementFacts;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// The client-facing text of a refusal: message, DETAIL (policy id) and HINT.
+pub fn refusal_text(decision: &Decision) -> (String, String, Option<String>) {
+    match decision {
+        Decision::Deny { reason, policy_id, hint, .. } => (
+            format!("gatehouse: {reason}"),
+            format!("policy: {policy_id}"),
+            hint.clone(),
+        ),
+        Decision::NeedsApproval { reason, policy_id, approver_group, .. } => (
+            format!("gatehouse: approval required: {reason}"),
+            format!("policy: {policy_id}; approver group: {approver_group}"),
+            Some(format!(
+                "ask a member of \"{approver_group}\" to approve; approvals are not yet available, so this statement is refused"
+            )),
+        ),
+        Decision::Allow { .. } => ("gatehouse: allowed".into(), String::new(), None),
+    }
+}
+
+/// What the audit trail records of an analysed statement besides its text.
+#[derive(Debug, Clone, Default)]
+pub struct Annotation {
+    pub decision: Option<String>,
+    pub policies: Vec<String>,
+    pub command: Option<String>,
+    pub tables: Vec<String>,
+    pub mask: Option<Arc<MaskPlan>>,
+}
+
+impl Annotation {
+    pub fn new(facts: Option<&StatementFacts>, decision: &Decision, shadow: bool) -> Self {
+        let label = if shadow {
+            "shadow_deny"
+        } else {
+            decision.label()
+        };
+        let mut note = Annotation {
+            decision: Some(label.to_owned()),
+            policies: decision.policies().to_vec(),
+            ..Annotation::default()
+        };
+        if let Some(f) = facts {
+            note.command = Some(format!("{}:{}", f.class, f.command));
+            let tables: BTreeSet<&String> = f.tables_read.iter().chain(&f.tables_written).collect();
+            note.tables = tables.into_iter().cloned().collect();
+        }
+        note
+    }
+
+    pub fn apply(&self, ev: &mut model::AuditEvent) {
+        ev.decision.clone_from(&self.decision);
+        ev.policies.clone_from(&self.policies);
+        ev.command.clone_from(&self.command);
+        ev.tables.clone_from(&self.tables);
+        if let Some(m) = &self.mask {
+            ev.masked = m.summary();
+        }
+    }
+}

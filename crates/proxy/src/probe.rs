@@ -1,0 +1,142 @@
+//! Asking the server, inside the client's own session and invisibly to it, what the protocol
+//! does not report: the schemas unqualified names resolve against (`current_schemas`, with
+//! `$user` expanded and missing schemas left out, exactly as the server searches them), the
+//! raw `search_path` (where `pg_temp` sits), and the session's temporary tables.
+//!
+//! The client→upstream half sends the probe as a simple Query between the client's requests,
+//! only where that cannot change the meaning of what the client sent (no extended-protocol
+//! batch open, no COPY in progress); the upstream→client half answers it from the responses
+//! and forwards none of them. In a failed transaction the probe fails too; the caller then
+//! keeps its previous knowledge, which matters little since the server refuses everything but
+//! the end of the transaction there.
+
+use std::collections::{BTreeSet, HashMap};
+
+/// One row per fact: kind, name, detail, order. Kinds: `s` a schema in search order, `p` the
+/// raw setting, `t` a temporary table, `c` a column of a temporary relation (name, column,
+/// attribute number), `v` a temporary view (name, definition as the session would resolve
+/// it now).
+pub const PROBE_SQL: &str = "SELECT 's', u.s::pg_catalog.text, NULL::pg_catalog.text, u.n \
+     FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, n) \
+     UNION ALL SELECT 'p', pg_catalog.current_setting('search_path'), NULL, 0 \
+     UNION ALL SELECT 't', c.relname::pg_catalog.text, NULL, 0 FROM pg_catalog.pg_class c \
+     WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind IN ('r', 'p', 'v') \
+     UNION ALL SELECT 'c', c.relname::pg_catalog.text, a.attname::pg_catalog.text, a.attnum \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+     WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind IN ('r', 'p', 'v') \
+     AND a.attnum > 0 AND NOT a.attisdropped \
+     UNION ALL SELECT 'v', c.relname::pg_catalog.text, pg_catalog.pg_get_viewdef(c.oid), 0 \
+     FROM pg_catalog.pg_class c \
+     WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind = 'v' \
+     ORDER BY 1, 4, 2";
+
+/// What the server said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probed {
+    /// Schemas searched for unqualified names, in order (implicit `pg_catalog` and the
+    /// temporary schema excluded).
+    pub schemas: Vec<String>,
+    /// The session's temporary tables and views.
+    pub temps: BTreeSet<String>,
+    /// Columns (in order) of the session's temporary tables and views, and the views'
+    /// definitions: what lineage needs to see through a temporary view.
+    pub temp_columns: HashMap<String, Vec<String>>,
+    pub temp_views: HashMap<String, String>,
+    /// Unqualified names find temporary tables first (`pg_temp` is not listed explicitly
+    /// after another schema).
+    pub temps_first: bool,
+    /// The session was outside any transaction block when asked: what it said is committed.
+    pub idle: bool,
+}
+
+/// The probe's answer, or why there is none (an error, typically 25P02 in a failed
+/// transaction).
+pub type ProbeResult = Result<Probed, String>;
+
+/// Reads the probe's rows.
+pub fn parse(rows: &[Vec<Option<String>>]) -> Probed {
+    let mut p = Probed::default();
+    let mut raw = String::new();
+    for row in rows {
+        let [Some(kind), Some(value), detail, _] = row.as_slice() else {
+            continue;
+        };
+        match (kind.as_str(), detail) {
+            ("s", _) => p.schemas.push(value.clone()),
+            ("t", _) => {
+                p.temps.insert(value.clone());
+            }
+            ("c", Some(column)) => p
+                .temp_columns
+                .entry(value.clone())
+                .or_default()
+                .push(column.clone()),
+            ("v", Some(definition)) => {
+                p.temp_views.insert(value.clone(), definition.clone());
+            }
+            ("p", _) => raw.clone_from(value),
+            _ => {}
+        }
+    }
+    p.temps_first = temps_first(&raw);
+    p
+}
+
+/// PostgreSQL searches the temporary schema first unless `pg_temp` is named in the path, in
+/// which case it is searched where it is named.
+fn temps_first(raw: &str) -> bool {
+    let entries: Vec<String> = raw
+        .split(',')
+        .map(|e| e.trim().trim_matches('"').to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .collect();
+    match entries.iter().position(|e| e == "pg_temp") {
+        None => true,
+        Some(i) => i == 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(k: &str, v: &str, n: i32) -> Vec<Option<String>> {
+        vec![Some(k.into()), Some(v.into()), None, Some(n.to_string())]
+    }
+
+    fn row4(k: &str, v: &str, d: &str, n: i32) -> Vec<Option<String>> {
+        vec![
+            Some(k.into()),
+            Some(v.into()),
+            Some(d.into()),
+            Some(n.to_string()),
+        ]
+    }
+
+    #[test]
+    fn reads_schemas_in_order_and_temps() {
+        let p = parse(&[
+            row("p", "shadow, public", 0),
+            row("s", "shadow", 1),
+            row("s", "public", 2),
+            row("t", "orders", 0),
+            row4("c", "tv", "id", 1),
+            row4("c", "tv", "email", 2),
+            row4("v", "tv", " SELECT users.id, users.email FROM users;", 0),
+        ]);
+        assert_eq!(p.temp_columns.get("tv").map(Vec::len), Some(2));
+        assert!(p.temp_views.contains_key("tv"));
+        assert_eq!(p.schemas, ["shadow", "public"]);
+        assert!(p.temps.contains("orders"));
+        assert!(p.temps_first);
+    }
+
+    #[test]
+    fn pg_temp_named_later_is_not_searched_first() {
+        assert!(!temps_first("public, pg_temp"));
+        assert!(!temps_first("\"$user\", public, \"pg_temp\""));
+        assert!(temps_first("pg_temp, public"));
+        assert!(temps_first("\"$user\", public"));
+        assert!(temps_first(""));
+    }
+}
