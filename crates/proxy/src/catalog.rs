@@ -28,6 +28,9 @@ pub struct CatalogSnapshot {
     /// configured sensitive column, mapped to that configured column: sensitivity follows
     /// the data into every child, whatever name it is read by.
     pub children: HashMap<ColumnRef, ColumnRef>,
+    /// `probe::FINGERPRINT_SQL` when this snapshot was taken (read first, so a change
+    /// during the load shows as a difference).
+    pub fingerprint: String,
 }
 
 impl CatalogSnapshot {
@@ -72,6 +75,12 @@ pub async fn load(target: &TargetConfig) -> Result<CatalogSnapshot, SessionError
     ];
     let mut up = upstream::connect(target, &params).await?;
     let mut snap = CatalogSnapshot::default();
+    // One snapshot of the catalog for every query below.
+    query(&mut up, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+    let fp = query(&mut up, crate::probe::FINGERPRINT_SQL).await?;
+    if let Some(Some(f)) = fp.first().and_then(|r| r.first()) {
+        snap.fingerprint.clone_from(f);
+    }
     for row in query(&mut up, COLUMNS_SQL).await? {
         if let [Some(s), Some(t), Some(c), Some(oid), Some(num), Some(kind)] = row.as_slice() {
             snap.names.insert(t.clone());
@@ -102,6 +111,7 @@ pub async fn load(target: &TargetConfig) -> Result<CatalogSnapshot, SessionError
             snap.views.insert((s.clone(), v.clone()), d.clone());
         }
     }
+    query(&mut up, "COMMIT").await?;
     let mut out = BytesMut::new();
     encode::terminate(&mut out);
     let _ = up.stream.write_all(&out).await;

@@ -85,6 +85,9 @@ pub enum Verdict {
     },
     /// A relation the catalog does not know: reload the catalog, then check again once.
     UnknownRelation(String),
+    /// The string reads a view, and the catalog's view definitions were not confirmed to be
+    /// the server's in this check: probe, reload the catalog if it differs, check again.
+    Stale,
 }
 
 /// How one statement's rows are masked and what it changes in the session's namespaces.
@@ -137,6 +140,10 @@ pub struct SessionGuard {
     temp_catalog: TempCatalog,
     /// Something that can change the search path ran since the last probe.
     path_dirty: bool,
+    /// The catalog fingerprint the session saw at the last probe, and whether that probe
+    /// was made for the check in progress.
+    server_fingerprint: Option<String>,
+    fresh: bool,
     /// A search path change happened in a transaction not yet seen to end: its end (a
     /// rollback) can undo it.
     path_in_tx: bool,
@@ -169,6 +176,8 @@ impl SessionGuard {
             // statement where masking depends on it.
             path_dirty: masked,
             path_in_tx: false,
+            server_fingerprint: None,
+            fresh: false,
             decisions: DecisionCache::new(1024),
         }
     }
@@ -194,9 +203,16 @@ impl SessionGuard {
         };
         self.temps_stale = false;
         self.path_dirty = false;
+        self.server_fingerprint = p.fingerprint;
         if p.idle {
             self.path_in_tx = false;
         }
+    }
+
+    /// Whether a probe was made for the check about to run (view definitions are confirmed
+    /// only by a probe made for the statement that reads them).
+    pub fn set_fresh(&mut self, fresh: bool) {
+        self.fresh = fresh;
     }
 
     /// A Sync ended the extended protocol's implicit transaction.
@@ -245,6 +261,7 @@ impl SessionGuard {
         let masks = match self.masks(&statements, &policies, &ctx) {
             Ok(m) => m,
             Err(MaskError::Unknown(r)) => return Verdict::UnknownRelation(r),
+            Err(MaskError::Stale) => return Verdict::Stale,
             // Masking never fails open, in shadow mode either: shadow mode is for trying
             // policies, and an unmasked result cannot be taken back.
             Err(MaskError::Refused(Refusal(reason))) => return refuse(statements, reason),
@@ -344,6 +361,19 @@ impl SessionGuard {
         if !lineage_needed.iter().any(|b| *b) {
             return Ok(none);
         }
+        // A view read through definitions the server no longer has would be masked by the
+        // wrong lineage (a view replaced directly on the database, a moment ago).
+        let reads_view = statements.iter().zip(&lineage_needed).any(|(f, needed)| {
+            *needed
+                && f.tables_read
+                    .iter()
+                    .any(|t| catalog.view_names.contains(bare(t)))
+        });
+        let confirmed =
+            self.fresh && self.server_fingerprint.as_deref() == Some(catalog.fingerprint.as_str());
+        if reads_view && !confirmed {
+            return Err(MaskError::Stale);
+        }
         if let Some(t) = statements
             .iter()
             .flat_map(|f| &f.tables_read)
@@ -382,7 +412,9 @@ impl SessionGuard {
         // The path each statement is resolved with: a SET earlier in the same string applies
         // to the statements after it (they run only if it succeeded); anything that changes
         // the path in a way that cannot be followed here makes it unknown for the rest.
-        let mut path = Some(expand(&self.analyze_ctx.search_path));
+        // A path that may have changed since the server last said (it could not be asked):
+        // nothing that depends on it is planned.
+        let mut path = (!self.path_dirty).then(|| expand(&self.analyze_ctx.search_path));
         let mut changed = false;
         let mut out = Vec::with_capacity(statements.len());
         for (f, needed) in statements.iter().zip(lineage_needed) {
@@ -402,7 +434,7 @@ impl SessionGuard {
             }
             let Some(search_path) = here else {
                 return Err(MaskError::Refused(Refusal(
-                    "the search path changes earlier in this string in a way Gatehouse cannot follow; send the statements that depend on it separately".into(),
+                    "the search path changed in a way Gatehouse cannot confirm before this statement (earlier in the same string or pipeline, or in a failed transaction); send the statements that depend on it separately, after a Sync".into(),
                 )));
             };
             let overlay = SessionCatalog {
@@ -522,12 +554,6 @@ impl SessionGuard {
             for t in &f.temp_tables_created {
                 self.temps.insert(bare(t).to_owned());
             }
-            // Schema changes can move columns and views: refresh the lineage catalog.
-            if f.class == CommandClass::Ddl {
-                if let Some(m) = &self.masking {
-                    m.catalog.changed.notify_one();
-                }
-            }
         }
     }
 
@@ -593,6 +619,7 @@ impl sql::lineage::Catalog for SessionCatalog<'_> {
 enum MaskError {
     Refused(Refusal),
     Unknown(String),
+    Stale,
 }
 
 /// Whether a statement's rows need lineage: it reads or writes a sensitive table, a view, a

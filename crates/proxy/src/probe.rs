@@ -12,11 +12,27 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+/// The catalog fingerprint: every view's and materialized view's rewrite rule with the
+/// transaction that last wrote it, and every inheritance link. Equal fingerprints mean the
+/// view definitions and the partition tree lineage saw are the server's.
+macro_rules! fingerprint_sql {
+    () => {
+        "SELECT pg_catalog.md5(COALESCE((SELECT pg_catalog.string_agg(r.ev_class::pg_catalog.text \
+         || ':' || r.xmin::pg_catalog.text, ',' ORDER BY r.ev_class, r.oid) \
+         FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
+         WHERE c.relpersistence <> 't'), '') || '/' || COALESCE((SELECT \
+         pg_catalog.string_agg(i.inhrelid::pg_catalog.text || ':' || i.inhparent::pg_catalog.text, \
+         ',' ORDER BY i.inhrelid, i.inhparent) FROM pg_catalog.pg_inherits i \
+         JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid WHERE c.relpersistence <> 't'), ''))"
+    };
+}
+
 /// One row per fact: kind, name, detail, order. Kinds: `s` a schema in search order, `p` the
 /// raw setting, `t` a temporary table, `c` a column of a temporary relation (name, column,
 /// attribute number), `v` a temporary view (name, definition as the session would resolve
-/// it now).
-pub const PROBE_SQL: &str = "SELECT 's', u.s::pg_catalog.text, NULL::pg_catalog.text, u.n \
+/// it now), `f` the catalog fingerprint.
+pub const PROBE_SQL: &str = concat!(
+    "SELECT 's', u.s::pg_catalog.text, NULL::pg_catalog.text, u.n \
      FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, n) \
      UNION ALL SELECT 'p', pg_catalog.current_setting('search_path'), NULL, 0 \
      UNION ALL SELECT 't', c.relname::pg_catalog.text, NULL, 0 FROM pg_catalog.pg_class c \
@@ -28,7 +44,13 @@ pub const PROBE_SQL: &str = "SELECT 's', u.s::pg_catalog.text, NULL::pg_catalog.
      UNION ALL SELECT 'v', c.relname::pg_catalog.text, pg_catalog.pg_get_viewdef(c.oid), 0 \
      FROM pg_catalog.pg_class c \
      WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind = 'v' \
-     ORDER BY 1, 4, 2";
+     UNION ALL SELECT 'f', (",
+    fingerprint_sql!(),
+    "), NULL, 0 ORDER BY 1, 4, 2"
+);
+
+/// [`fingerprint_sql`] as a query of its own (the catalog loader's).
+pub const FINGERPRINT_SQL: &str = fingerprint_sql!();
 
 /// What the server said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,6 +67,8 @@ pub struct Probed {
     /// Unqualified names find temporary tables first (`pg_temp` is not listed explicitly
     /// after another schema).
     pub temps_first: bool,
+    /// The catalog fingerprint as this session sees it (see [`FINGERPRINT_SQL`]).
+    pub fingerprint: Option<String>,
     /// The session was outside any transaction block when asked: what it said is committed.
     pub idle: bool,
 }
@@ -75,6 +99,7 @@ pub fn parse(rows: &[Vec<Option<String>>]) -> Probed {
                 p.temp_views.insert(value.clone(), definition.clone());
             }
             ("p", _) => raw.clone_from(value),
+            ("f", _) => p.fingerprint = Some(value.clone()),
             _ => {}
         }
     }

@@ -199,6 +199,9 @@ impl Down {
                 if tag == "ROLLBACK" {
                     g.state.rolled_back();
                 }
+                if let Some(s) = head_statement(g) {
+                    self.binder.completed(s);
+                }
                 complete(g, out, Outcome::Ok, backend::rows_from_tag(&tag), true)?;
             }
             tag::EMPTY_QUERY => complete(g, out, Outcome::Ok, None, true)?,

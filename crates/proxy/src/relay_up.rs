@@ -152,7 +152,9 @@ impl Up {
         {
             return Ok(Flow::Continue);
         }
-        t.batch_open |= matches!(
+        // Set after the message is handled: a Parse that opens a batch may still be preceded
+        // by a probe of its own.
+        let opens_batch = matches!(
             msg,
             FrontendMessage::Parse(_)
                 | FrontendMessage::Bind(_)
@@ -236,6 +238,7 @@ impl Up {
                 .await?;
             }
         }
+        t.batch_open |= opens_batch;
         Ok(Flow::Continue)
     }
 
@@ -273,18 +276,23 @@ impl Up {
         let mut probed = false;
         loop {
             if !probed && self.guard.wants_probe() {
+                // If it cannot be asked (inside a pipeline, or in a failed transaction), the
+                // guard refuses what would depend on the search path.
                 probed = self.probe(t).await?;
             }
             let statements = &t.statements;
             let lookup = |name: &str| statements.get(name).and_then(|p| p.facts.clone());
+            self.guard.set_fresh(probed);
             let verdict = self.guard.check(sql, hour, &lookup);
             self.publish_origins();
             if self.guard.take_wants_temps() && !probed && self.probe(t).await? {
                 probed = true;
                 continue;
             }
-            let Verdict::UnknownRelation(rel) = verdict else {
-                return Ok(verdict);
+            let rel = match verdict {
+                Verdict::UnknownRelation(rel) => Some(rel),
+                Verdict::Stale => None,
+                v => return Ok(v),
             };
             // Perhaps a temporary relation created since the last probe.
             if !probed && self.probe(t).await? {
@@ -306,7 +314,10 @@ impl Up {
             }
             return Ok(Verdict::Refuse {
                 statements: Vec::new(),
-                decision: unknown_relation(rel),
+                decision: match rel {
+                    Some(rel) => unknown_relation(rel),
+                    None => stale_catalog(),
+                },
             });
         }
     }
@@ -371,9 +382,10 @@ impl Up {
                     .refuse_by_policy(t, &sql, &statements, &decision, true)
                     .await;
             }
-            Verdict::UnknownRelation(rel) => {
-                let decision = unknown_relation(rel);
-                return self.refuse_by_policy(t, &sql, &[], &decision, true).await;
+            Verdict::UnknownRelation(_) | Verdict::Stale => {
+                return self
+                    .refuse_by_policy(t, &sql, &[], &stale_catalog(), true)
+                    .await;
             }
         };
         let mut audits = VecDeque::new();
@@ -463,11 +475,10 @@ impl Up {
                     .refuse_by_policy(t, &p.query, &statements, &decision, false)
                     .await;
             }
-            Verdict::UnknownRelation(rel) => {
+            Verdict::UnknownRelation(_) | Verdict::Stale => {
                 t.statements.remove("");
-                let decision = unknown_relation(rel);
                 return self
-                    .refuse_by_policy(t, &p.query, &[], &decision, false)
+                    .refuse_by_policy(t, &p.query, &[], &stale_catalog(), false)
                     .await;
             }
         };
@@ -630,6 +641,15 @@ fn prepared(text: &str, note: Annotation, facts: &StatementFacts) -> Arc<Prepare
         note,
         facts: Some(facts.clone()),
     })
+}
+
+fn stale_catalog() -> Decision {
+    Decision::Deny {
+        reason: "the definition of a view this statement reads could not be confirmed to be the server's current one".into(),
+        policy_id: "gatehouse.masking".into(),
+        hint: Some("views are confirmed between requests: send Sync before this statement, or retry in a moment".into()),
+        policies: Vec::new(),
+    }
 }
 
 /// A relation unknown to the catalog even after a reload: refused (the principal may not

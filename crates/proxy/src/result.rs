@@ -38,9 +38,24 @@ pub struct Binder {
     /// `[masking] detect_all_text`.
     pub safety_net: bool,
     pub origins: OriginsCell,
+    /// The target's lineage catalog, refreshed once DDL has completed.
+    pub catalog: Option<Arc<crate::catalog::CatalogCell>>,
 }
 
 impl Binder {
+    /// A statement completed: after DDL, the catalog is reloaded (after, not before, so the
+    /// reload sees the change).
+    pub fn completed(&self, s: &StmtAudit) {
+        let ddl = s
+            .event
+            .command
+            .as_deref()
+            .is_some_and(|c| c.starts_with("ddl:"));
+        if let (true, Some(c)) = (ddl, &self.catalog) {
+            c.changed.notify_one();
+        }
+    }
+
     /// Whether RowDescription must be decoded at all.
     pub fn needs_fields(&self) -> bool {
         self.masking || self.safety_net

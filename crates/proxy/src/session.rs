@@ -243,6 +243,7 @@ async fn relay(
         masking: guard.masking(),
         safety_net: state.config.detect_all_text && detectors.is_some(),
         origins: origins.clone(),
+        catalog: guard.catalog(),
     };
     let up_half = Up {
         state: state.clone(),
