@@ -355,9 +355,12 @@ impl Up {
         let Some(o) = self.guard.origins() else {
             return;
         };
-        let mut g = self.origins.write().unwrap_or_else(|p| p.into_inner());
-        if !Arc::ptr_eq(&g, &o) {
-            *g = o;
+        let same = {
+            let g = self.origins.read().unwrap_or_else(|p| p.into_inner());
+            Arc::ptr_eq(&g, &o)
+        };
+        if !same {
+            *self.origins.write().unwrap_or_else(|p| p.into_inner()) = o;
         }
     }
 
