@@ -86,6 +86,9 @@ pub fn parse(rows: &[Vec<Option<String>>]) -> Probed {
             continue;
         };
         match (kind.as_str(), detail) {
+            // The session's own temporary schema, named explicitly in the path, is `pg_temp`
+            // to analysis (which searches it first only when it is not named).
+            ("s", _) if value.starts_with("pg_temp_") => p.schemas.push("pg_temp".into()),
             ("s", _) => p.schemas.push(value.clone()),
             ("t", _) => {
                 p.temps.insert(value.clone());

@@ -3,6 +3,8 @@
 //! may not run. The audit slot is reserved *before* forwarding: no statement reaches the
 //! database unless its event is certain to be accepted (unless the operator opted out).
 
+mod check;
+
 use crate::annotation::{refusal_text, Annotation};
 use crate::config::AuditFailureMode;
 use crate::error::SessionError;
@@ -15,6 +17,7 @@ use crate::server::ProxyState;
 use crate::state::{Effect, Plan};
 use crate::stream::{ReadHalf, WriteHalf};
 use bytes::BytesMut;
+use check::stale_catalog;
 use model::decision::Decision;
 use model::facts::{CursorOp, StatementFacts};
 use model::{AuditKind, Outcome};
@@ -266,102 +269,6 @@ impl Up {
             simple,
         })
         .await
-    }
-
-    /// Analyses and decides a query string or Parse, reloading the catalog once when it
-    /// names a relation the catalog does not know.
-    async fn check(&mut self, t: &mut Tracking, sql: &str) -> Result<Verdict, SessionError> {
-        let hour = self.hour();
-        let mut reloaded = false;
-        let mut probed = false;
-        loop {
-            if !probed && self.guard.wants_probe() {
-                // If it cannot be asked (inside a pipeline, or in a failed transaction), the
-                // guard refuses what would depend on the search path.
-                probed = self.probe(t).await?;
-            }
-            let statements = &t.statements;
-            let lookup = |name: &str| statements.get(name).and_then(|p| p.facts.clone());
-            self.guard.set_fresh(probed);
-            let verdict = self.guard.check(sql, hour, &lookup);
-            self.publish_origins();
-            if self.guard.take_wants_temps() && !probed && self.probe(t).await? {
-                probed = true;
-                continue;
-            }
-            let rel = match verdict {
-                Verdict::UnknownRelation(rel) => Some(rel),
-                Verdict::Stale => None,
-                v => return Ok(v),
-            };
-            // Perhaps a temporary relation created since the last probe.
-            if !probed && self.probe(t).await? {
-                probed = true;
-                continue;
-            }
-            let catalog = self.guard.catalog();
-            let target = self
-                .state
-                .config
-                .targets
-                .get(self.ctx.target.as_deref().unwrap_or_default());
-            if let (false, Some(cell), Some(target)) = (reloaded, catalog, target) {
-                let seen = cell.get();
-                if cell.reload_now(target, &seen).await {
-                    reloaded = true;
-                    continue;
-                }
-            }
-            return Ok(Verdict::Refuse {
-                statements: Vec::new(),
-                decision: match rel {
-                    Some(rel) => unknown_relation(rel),
-                    None => stale_catalog(),
-                },
-            });
-        }
-    }
-
-    /// Asks the server, in this session, for its search path and temporary tables (see
-    /// `probe`). Only between batches: false if it could not be asked or did not answer.
-    async fn probe(&mut self, t: &mut Tracking) -> Result<bool, SessionError> {
-        if t.batch_open || t.discard_until_sync || self.pipeline.lock().copy_in {
-            return Ok(false);
-        }
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.expect(Expect::Probe {
-            reply: Some(reply),
-            rows: Vec::new(),
-            error: None,
-        })
-        .await?;
-        encode::query(&mut t.out, crate::probe::PROBE_SQL);
-        self.flush(t).await?;
-        match answer.await {
-            Ok(Ok(p)) => {
-                self.guard.probed(p);
-                Ok(true)
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(session = %self.ctx.session, error = %e, "probe failed");
-                Ok(false)
-            }
-            Err(_) => Err(SessionError::Protocol("session ended")),
-        }
-    }
-
-    /// Hands the other half the hidden columns by origin when they changed.
-    fn publish_origins(&self) {
-        let Some(o) = self.guard.origins() else {
-            return;
-        };
-        let same = {
-            let g = self.origins.read().unwrap_or_else(|p| p.into_inner());
-            Arc::ptr_eq(&g, &o)
-        };
-        if !same {
-            *self.origins.write().unwrap_or_else(|p| p.into_inner()) = o;
-        }
     }
 
     async fn on_query(
@@ -644,26 +551,4 @@ fn prepared(text: &str, note: Annotation, facts: &StatementFacts) -> Arc<Prepare
         note,
         facts: Some(facts.clone()),
     })
-}
-
-fn stale_catalog() -> Decision {
-    Decision::Deny {
-        reason: "the definition of a view this statement reads could not be confirmed to be the server's current one".into(),
-        policy_id: "gatehouse.masking".into(),
-        hint: Some("views are confirmed between requests: send Sync before this statement, or retry in a moment".into()),
-        policies: Vec::new(),
-    }
-}
-
-/// A relation unknown to the catalog even after a reload: refused (the principal may not
-/// see every sensitive column, or lineage would not have been needed).
-fn unknown_relation(rel: String) -> Decision {
-    Decision::Deny {
-        reason: format!(
-            "relation {rel} is not in the catalog, so what it returns cannot be checked for sensitive columns"
-        ),
-        policy_id: "gatehouse.masking".into(),
-        hint: Some("if it was just created, retry in a moment".into()),
-        policies: Vec::new(),
-    }
 }

@@ -7,27 +7,22 @@
 //!
 //! Nothing here touches sockets; `relay_up` forwards only what a `Verdict::Forward` allows.
 
+mod masks;
+
 use crate::catalog::{CatalogCell, CatalogSnapshot};
 use crate::config::SensitiveSet;
-use crate::mask_plan::{self, MaskPlan, Refusal};
-use crate::result::{OriginMask, Origins};
+use crate::mask_plan::{MaskPlan, Refusal};
+use crate::result::Origins;
 use crate::state::{self, Effect, Plan};
+use masks::{MaskError, TempCatalog};
 use model::decision::Decision;
-use model::facts::{CommandClass, CursorOp, StatementFacts};
+use model::facts::{CommandClass, StatementFacts};
 use model::Identity;
 use policy::{DecisionCache, Mode, Policies, Principal, RequestContext};
-use sql::lineage::{ColumnRef, LineageError};
+use sql::lineage::ColumnRef;
 use sql::{AnalyzeContext, FactsCache};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-
-/// Statistics views and tables that hold sample values of columns.
-const STATS_TABLES: [&str; 4] = [
-    "pg_catalog.pg_stats",
-    "pg_catalog.pg_statistic",
-    "pg_catalog.pg_stats_ext",
-    "pg_catalog.pg_stats_ext_exprs",
-];
 
 /// The policies in force (swapped on reload) and the facts cache all sessions share.
 pub struct PolicyEngine {
@@ -291,194 +286,6 @@ impl SessionGuard {
         }
     }
 
-    /// The sensitive columns in force, rebuilt when the catalog or the policies changed (no
-    /// per-session memo outlives a reload).
-    fn refresh_effective(&mut self, policies: &Arc<Policies>, ctx: &RequestContext) {
-        let Some(m) = &self.masking else { return };
-        let catalog = m.catalog.get();
-        if let Some(e) = &self.effective {
-            if Arc::ptr_eq(&e.catalog, &catalog) && Arc::ptr_eq(&e.policies, policies) {
-                return;
-            }
-            if !Arc::ptr_eq(&e.policies, policies) {
-                self.unmask.clear();
-            }
-        }
-        let mut sensitive = (*m.sensitive).clone();
-        for (child, parent) in &catalog.children {
-            if let Some(s) = m.sensitive.columns.get(parent) {
-                sensitive.columns.insert(child.clone(), s.clone());
-            }
-        }
-        let mut origins = Origins::new();
-        for (c, s) in &sensitive.columns {
-            let canonical = catalog.children.get(c).unwrap_or(c);
-            let visible = *self.unmask.entry(canonical.clone()).or_insert_with(|| {
-                policy::may_unmask(
-                    policies,
-                    &self.principal,
-                    &canonical.to_string(),
-                    &s.tags,
-                    ctx,
-                )
-            });
-            if let (false, Some(id)) = (visible, catalog.ids.get(c)) {
-                let mask = OriginMask {
-                    strategy: s.strategy,
-                    tags: s.tags.clone(),
-                };
-                origins.insert(*id, mask);
-            }
-        }
-        self.effective = Some(Effective {
-            catalog,
-            policies: policies.clone(),
-            sensitive: Arc::new(sensitive),
-            origins: Arc::new(origins),
-        });
-    }
-
-    /// The mask plan of each statement, or why the string must be refused.
-    fn masks(
-        &mut self,
-        statements: &[StatementFacts],
-        policies: &Arc<Policies>,
-        ctx: &RequestContext,
-    ) -> Result<Vec<Option<Arc<MaskPlan>>>, MaskError> {
-        let none = vec![None; statements.len()];
-        self.refresh_effective(policies, ctx);
-        let (Some(m), Some(eff)) = (&self.masking, &self.effective) else {
-            return Ok(none);
-        };
-        let catalog = eff.catalog.clone();
-        let sensitive = eff.sensitive.clone();
-        let temps = &self.temps;
-        let temp_views = &self.temp_catalog.views;
-        let lineage_needed: Vec<bool> = statements
-            .iter()
-            .map(|f| needs_lineage(f, &catalog, &sensitive, temps, temp_views))
-            .collect();
-        if !lineage_needed.iter().any(|b| *b) {
-            return Ok(none);
-        }
-        // A view read through definitions the server no longer has would be masked by the
-        // wrong lineage (a view replaced directly on the database, a moment ago).
-        let reads_view = statements.iter().zip(&lineage_needed).any(|(f, needed)| {
-            *needed
-                && f.tables_read
-                    .iter()
-                    .any(|t| catalog.view_names.contains(bare(t)))
-        });
-        let confirmed =
-            self.fresh && self.server_fingerprint.as_deref() == Some(catalog.fingerprint.as_str());
-        if reads_view && !confirmed {
-            return Err(MaskError::Stale);
-        }
-        if let Some(t) = statements
-            .iter()
-            .flat_map(|f| &f.tables_read)
-            .find(|t| STATS_TABLES.contains(&t.as_str()))
-        {
-            return Err(MaskError::Refused(Refusal(format!(
-                "{t} holds sample values of columns; reading it is not allowed"
-            ))));
-        }
-        let principal = self.principal.clone();
-        let unmask = &mut self.unmask;
-        let children = &catalog.children;
-        let mut visible = |c: &ColumnRef| {
-            let canonical = children.get(c).unwrap_or(c);
-            *unmask.entry(canonical.clone()).or_insert_with(|| {
-                let tags = sensitive
-                    .columns
-                    .get(c)
-                    .map(|s| s.tags.clone())
-                    .unwrap_or_default();
-                policy::may_unmask(policies, &principal, &canonical.to_string(), &tags, ctx)
-            })
-        };
-        let user = m.upstream_user.clone();
-        let expand = |path: &[String]| -> Vec<String> {
-            path.iter()
-                .map(|p| {
-                    if p == "$user" {
-                        user.clone()
-                    } else {
-                        p.clone()
-                    }
-                })
-                .collect()
-        };
-        // The path each statement is resolved with: a SET earlier in the same string applies
-        // to the statements after it (they run only if it succeeded); anything that changes
-        // the path in a way that cannot be followed here makes it unknown for the rest.
-        // A path that may have changed since the server last said (it could not be asked):
-        // nothing that depends on it is planned.
-        let mut path = (!self.path_dirty).then(|| expand(&self.analyze_ctx.search_path));
-        let mut changed = false;
-        let mut out = Vec::with_capacity(statements.len());
-        for (f, needed) in statements.iter().zip(lineage_needed) {
-            let here = path.clone();
-            if changes_path(f) {
-                changed = true;
-                path = match &f.session.search_path {
-                    Some(p) if !p.is_empty() && f.class == CommandClass::Session => Some(expand(p)),
-                    _ => None,
-                };
-            } else if changed && f.class == CommandClass::Transaction {
-                path = None;
-            }
-            if !needed {
-                out.push(None);
-                continue;
-            }
-            let Some(search_path) = here else {
-                return Err(MaskError::Refused(Refusal(
-                    "the search path changed in a way Gatehouse cannot confirm before this statement (earlier in the same string or pipeline, or in a failed transaction); send the statements that depend on it separately, after a Sync".into(),
-                )));
-            };
-            let overlay = SessionCatalog {
-                base: catalog.as_ref(),
-                temp: &self.temp_catalog,
-            };
-            let l = match sql::lineage::lineage(&f.text, &search_path, &overlay) {
-                Ok(l) => l,
-                Err(LineageError::UnknownRelation(r)) => return Err(MaskError::Unknown(r)),
-                Err(e) => {
-                    // Unprovable: allowed only if every sensitive column is visible anyway.
-                    if sensitive.columns.keys().all(&mut visible) {
-                        out.push(None);
-                        continue;
-                    }
-                    return Err(MaskError::Refused(Refusal(format!(
-                        "cannot prove which columns the result carries ({e})"
-                    ))));
-                }
-            };
-            // Functions of unknown body may read sensitive tables themselves (`SELECT
-            // leak()`): allowed only for principals who may see every sensitive column.
-            if let Some(func) = l.unknown_functions.iter().next() {
-                if !sensitive.columns.keys().all(&mut visible) {
-                    return Err(MaskError::Refused(Refusal(format!(
-                        "function {func} has an unknown body and could return sensitive values"
-                    ))));
-                }
-            }
-            let plan = mask_plan::plan(&l, &sensitive, &mut visible).map_err(MaskError::Refused)?;
-            // COPY rows are rewritten only in the default text format; anything else (CSV,
-            // binary, custom delimiters) is refused rather than leaked.
-            let copy_ok =
-                sql::copy::copy_to_stdout(&f.text) == Some(sql::copy::CopyOut::DefaultText);
-            if plan.is_some() && f.class == CommandClass::Copy && !copy_ok {
-                return Err(MaskError::Refused(Refusal(
-                    "COPY of sensitive columns is allowed only TO STDOUT in the default text format".into(),
-                )));
-            }
-            out.push(plan.map(Arc::new));
-        }
-        Ok(out)
-    }
-
     /// `policy::decide_all` through this session's decision cache: allowed only if every
     /// statement is; otherwise the first denial (before any needs-approval).
     fn decide_all(
@@ -583,75 +390,6 @@ fn changes_temps(f: &StatementFacts) -> bool {
         )
         || f.command.starts_with("DISCARD")
         || f.functions.iter().any(|n| !sql::lineage::is_builtin(n))
-}
-
-/// The session's temporary relations, which the shared catalog never holds.
-#[derive(Debug, Default)]
-struct TempCatalog {
-    columns: HashMap<String, Vec<String>>,
-    views: HashMap<String, String>,
-}
-
-/// The shared catalog with this session's temporary relations in `pg_temp`, where lineage
-/// looks first for an unqualified name (as the server does).
-struct SessionCatalog<'a> {
-    base: &'a CatalogSnapshot,
-    temp: &'a TempCatalog,
-}
-
-impl sql::lineage::Catalog for SessionCatalog<'_> {
-    fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>> {
-        if schema == "pg_temp" || schema.starts_with("pg_temp_") {
-            return self.temp.columns.get(table).cloned();
-        }
-        self.base.columns(schema, table)
-    }
-
-    fn view_definition(&self, schema: &str, table: &str) -> Option<String> {
-        if schema == "pg_temp" || schema.starts_with("pg_temp_") {
-            return self.temp.views.get(table).cloned();
-        }
-        self.base.view_definition(schema, table)
-    }
-}
-
-/// Why masking could not plan a string.
-enum MaskError {
-    Refused(Refusal),
-    Unknown(String),
-    Stale,
-}
-
-/// Whether a statement's rows need lineage: it reads or writes a sensitive table, a view, a
-/// statistics table, a relation the catalog does not know, or calls a function. FETCH,
-/// EXECUTE and their kin take the plan of what they name instead.
-fn needs_lineage(
-    f: &StatementFacts,
-    catalog: &CatalogSnapshot,
-    sensitive: &SensitiveSet,
-    temps: &BTreeSet<String>,
-    temp_views: &HashMap<String, String>,
-) -> bool {
-    if (f.executes_prepared.is_some() && f.command == "EXECUTE")
-        || f.deallocate.is_some()
-        || matches!(
-            f.cursor,
-            Some(CursorOp::Fetch { .. } | CursorOp::Close { .. })
-        )
-    {
-        return false;
-    }
-    // Facts name tables syntactically (the first search_path schema), while the server
-    // takes the first schema where the table exists: compare bare names, so a table reached
-    // through another schema still goes through lineage (which uses the catalog).
-    f.tables_read.iter().chain(&f.tables_written).any(|t| {
-        let name = bare(t);
-        sensitive.columns.keys().any(|c| c.table == name)
-            || catalog.view_names.contains(name)
-            || temp_views.contains_key(name)
-            || STATS_TABLES.iter().any(|s| bare(s) == name)
-            || (!catalog.names.contains(name) && !temps.contains(name))
-    }) || !f.functions.is_empty()
 }
 
 /// EXECUTE of a statement prepared in this session is decided as that statement.
