@@ -28,9 +28,18 @@ pub struct OriginMask {
 /// tables themselves and every partition and inheritance child.
 pub type Origins = HashMap<(u32, i16), OriginMask>;
 
-/// The origins in force for a session; replaced by the client→upstream half when the catalog
-/// or the policies change.
-pub type OriginsCell = Arc<RwLock<Arc<Origins>>>;
+/// What this session's principal may not see, as of the last check.
+#[derive(Debug, Default)]
+pub struct Hidden {
+    pub origins: Origins,
+    /// The principal may see every sensitive column: rows of an object our model does not
+    /// hold (a cursor a function opened) need no plan.
+    pub none: bool,
+}
+
+/// The hidden columns in force for a session; replaced by the client→upstream half when the
+/// catalog or the policies change.
+pub type OriginsCell = Arc<RwLock<Arc<Hidden>>>;
 
 pub struct Binder {
     /// The target has sensitive columns: every result needs a plan.
@@ -56,6 +65,13 @@ impl Binder {
         }
     }
 
+    fn hidden(&self) -> Arc<Hidden> {
+        self.origins
+            .read()
+            .map(|o| o.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether RowDescription must be decoded at all.
     pub fn needs_fields(&self) -> bool {
         self.masking || self.safety_net
@@ -72,6 +88,7 @@ impl Binder {
         }
         match state.resolve(plan) {
             Resolved::Plan(p) => Ok(p),
+            Resolved::Unknown(_) if self.hidden().none => Ok(None),
             Resolved::Unknown(what) => Err(SessionError::Desync(format!(
                 "rows of {what}, which this session's model does not hold"
             ))),
@@ -98,9 +115,9 @@ impl Binder {
         let mut bound = plan.map(|p| relay_mask::bind(&p, fields, formats));
         if self.masking {
             if let Some(f) = fields {
-                let origins = self.origins.read().map(|o| o.clone()).ok();
-                if let Some(o) = origins.filter(|o| !o.is_empty()) {
-                    bound = relay_mask::with_origins(bound, f, formats, &o);
+                let hidden = self.hidden();
+                if !hidden.origins.is_empty() {
+                    bound = relay_mask::with_origins(bound, f, formats, &hidden.origins);
                 }
             }
         }

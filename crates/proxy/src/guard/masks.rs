@@ -7,7 +7,7 @@ use super::{bare, changes_path, Effective, SessionGuard};
 use crate::catalog::CatalogSnapshot;
 use crate::config::SensitiveSet;
 use crate::mask_plan::{self, MaskPlan, Refusal};
-use crate::result::{OriginMask, Origins};
+use crate::result::{Hidden, OriginMask, Origins};
 use model::facts::{CommandClass, CursorOp, StatementFacts};
 use policy::{Policies, RequestContext};
 use sql::lineage::{ColumnRef, LineageError};
@@ -43,6 +43,7 @@ impl SessionGuard {
             }
         }
         let mut origins = Origins::new();
+        let mut none = true;
         for (c, s) in &sensitive.columns {
             let canonical = catalog.children.get(c).unwrap_or(c);
             let visible = *self.unmask.entry(canonical.clone()).or_insert_with(|| {
@@ -54,6 +55,7 @@ impl SessionGuard {
                     ctx,
                 )
             });
+            none &= visible;
             if let (false, Some(id)) = (visible, catalog.ids.get(c)) {
                 let mask = OriginMask {
                     strategy: s.strategy,
@@ -66,7 +68,7 @@ impl SessionGuard {
             catalog,
             policies: policies.clone(),
             sensitive: Arc::new(sensitive),
-            origins: Arc::new(origins),
+            hidden: Arc::new(Hidden { origins, none }),
         });
     }
 

@@ -12,7 +12,7 @@ mod masks;
 use crate::catalog::{CatalogCell, CatalogSnapshot};
 use crate::config::SensitiveSet;
 use crate::mask_plan::{MaskPlan, Refusal};
-use crate::result::Origins;
+use crate::result::Hidden;
 use crate::state::{self, Effect, Plan};
 use masks::{MaskError, TempCatalog};
 use model::decision::Decision;
@@ -109,7 +109,7 @@ struct Effective {
     /// Configured columns plus the same columns of every partition and inheritance child.
     sensitive: Arc<SensitiveSet>,
     /// Which of them this principal may not see, by the ids RowDescription reports.
-    origins: Arc<Origins>,
+    hidden: Arc<Hidden>,
 }
 
 /// Per-session analysis state.
@@ -223,8 +223,8 @@ impl SessionGuard {
     }
 
     /// The hidden columns by origin, as of the last `check`.
-    pub fn origins(&self) -> Option<Arc<Origins>> {
-        self.effective.as_ref().map(|e| e.origins.clone())
+    pub fn origins(&self) -> Option<Arc<Hidden>> {
+        self.effective.as_ref().map(|e| e.hidden.clone())
     }
 
     /// Analyses and decides `sql` (every statement of it) at UTC hour `hour`. `prepared`
