@@ -4,8 +4,13 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-cargo build --release -q -p gatehouse
-GH="$ROOT/target/release/gatehouse"
+# GATEHOUSE_BIN runs another build (e.g. an earlier commit's, to compare) instead of this tree's.
+if [ -n "${GATEHOUSE_BIN:-}" ]; then
+  GH=$GATEHOUSE_BIN
+else
+  cargo build --release -q -p gatehouse
+  GH="$ROOT/target/release/gatehouse"
+fi
 BINDIR=$(dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
 WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$WORK"
