@@ -39,13 +39,31 @@ fi
 
 start_gatehouse gatehouse ""
 TOKEN=$("$GH" token issue --config "$WORK/gatehouse.toml" --identity bench-bot --kind agent --ttl 2h)
+declare -A PID_OF=([gatehouse]=$GH_PID)
+# GATEHOUSE_BASELINE_BIN: also run another build (e.g. the previous commit's) as "baseline",
+# interleaved with the others, to compare two builds in one run.
+if [ -n "${GATEHOUSE_BASELINE_BIN:-}" ]; then
+  MAIN_GH=$GH; GH=$GATEHOUSE_BASELINE_BIN
+  start_gatehouse baseline ""
+  BASE_PORT=$GH_PORT; PID_OF[baseline]=$GH_PID
+  BASE_TOKEN=$("$GH" token issue --config "$WORK/baseline.toml" --identity bench-bot --kind agent --ttl 2h)
+  GH=$MAIN_GH
+  TARGETS+=(baseline)
+fi
 sleep 1
+if [[ " ${TARGETS[*]} " == *" pgbouncer "* ]]; then
+  PID_OF[pgbouncer]=$(pgrep -f "^pgbouncer $WORK/pgbouncer.ini" | head -1 || true)
+fi
+# User+system CPU ticks of a process (/proc/PID/stat fields 14 and 15).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 conn() {
   case $1 in
     direct)    echo "-h 127.0.0.1 -p $PG_PORT -U postgres" ;;
     pgbouncer) echo "-h 127.0.0.1 -p $BOUNCER_PORT -U postgres" ;;
     gatehouse) echo "-h 127.0.0.1 -p $GH_PORT -U bench-bot" ;;
+    baseline)  echo "-h 127.0.0.1 -p $BASE_PORT -U bench-bot" ;;
   esac
 }
 
@@ -56,10 +74,14 @@ for round in $(seq "$ROUNDS"); do
   for sc in "${SCENARIOS[@]}"; do
     read -r clients mode <<<"$sc"
     for t in "${TARGETS[@]}"; do
-      out=$(PGPASSWORD=$TOKEN "$PGBENCH" -n -S -T "$DURATION" -c "$clients" -j "$clients" -M "$mode" $(conn "$t") bench 2>&1) || { echo "$out" >&2; exit 1; }
+      pw=$TOKEN; [ "$t" = baseline ] && pw=$BASE_TOKEN
+      pid=${PID_OF[$t]:-}; before=0; [ -n "$pid" ] && before=$(cpu_ticks "$pid")
+      out=$(PGPASSWORD=$pw "$PGBENCH" -n -S -T "$DURATION" -c "$clients" -j "$clients" -M "$mode" $(conn "$t") bench 2>&1) || { echo "$out" >&2; exit 1; }
       tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")
       lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
-      printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$clients/$mode" "$t" "$tps" "$lat" | tee -a "$RESULTS"
+      tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+      cpu="-"; [ -n "$pid" ] && cpu=$(( ($(cpu_ticks "$pid") - before) * TICK_US / (tx > 0 ? tx : 1) ))
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$clients/$mode" "$t" "$tps" "$lat" "$cpu" | tee -a "$RESULTS"
     done
   done
 done
@@ -68,18 +90,24 @@ python3 - "$RESULTS" <<'PY'
 import sys, statistics, collections
 rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines()]
 d = collections.defaultdict(lambda: collections.defaultdict(list))
-for _, sc, t, tps, lat in rows:
-    d[sc][t].append((float(tps), float(lat)))
-print("\nscenario      target      tps (median)  latency ms   gatehouse/direct  gatehouse/pgbouncer")
+for _, sc, t, tps, lat, cpu in rows:
+    d[sc][t].append((float(tps), float(lat), None if cpu == "-" else float(cpu)))
+print("\nscenario      target      tps (median)  latency ms  proxy CPU us/tx  gatehouse/direct  gatehouse/pgbouncer  gatehouse/baseline")
 for sc, ts in d.items():
-    med = {t: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for t, v in ts.items()}
-    g = med.get("gatehouse", (0, 0))[0]
-    for t, (tps, lat) in med.items():
+    med = {}
+    for t, v in ts.items():
+        cpus = [x[2] for x in v if x[2] is not None]
+        med[t] = (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
+                  statistics.median(cpus) if cpus else None)
+    g = med.get("gatehouse", (0, 0, None))[0]
+    for t, (tps, lat, cpu) in med.items():
         extra = ""
         if t == "gatehouse":
             extra = f"  {g / med['direct'][0]:.2f}x"
-            if "pgbouncer" in med:
-                extra += f"             {g / med['pgbouncer'][0]:.2f}x"
-        print(f"{sc:<13} {t:<11} {tps:>12.0f}  {lat:>10.3f}{extra}")
+            extra += f"             {g / med['pgbouncer'][0]:.2f}x" if "pgbouncer" in med else "               -"
+            if "baseline" in med:
+                extra += f"                {g / med['baseline'][0]:.2f}x"
+        cpu_s = f"{cpu:>15.0f}" if cpu is not None else f"{'-':>15}"
+        print(f"{sc:<13} {t:<11} {tps:>12.0f}  {lat:>10.3f} {cpu_s}{extra}")
 PY
 echo "gatehouse audit events: $("$GH" audit verify --config "$WORK/gatehouse.toml")"
