@@ -165,6 +165,17 @@ pub struct SessionFacts {
     pub gatehouse_settings: BTreeSet<String>,
     /// Every setting name the statement changes (lower case), including the ones above.
     pub settings: BTreeSet<String>,
+    /// Settings (lower case) changed in a way that can weaken the server's own enforcement
+    /// or auditing: `session_replication_role` other than `origin` (triggers and foreign keys
+    /// stop firing), `row_security`, `default_transaction_read_only` or
+    /// `transaction_read_only` turned off (including `SET TRANSACTION`/`BEGIN … READ WRITE`),
+    /// any value of `log_*` and `pgaudit.*`, `lo_compat_privileges` or
+    /// `allow_system_table_mods` turned on; every change of these stored for a role, a
+    /// database, the server or a routine (`ALTER ROLE … SET/RESET`, `CREATE FUNCTION … SET`);
+    /// `"*"` for a `set_config` whose name is computed and for a stored `RESET ALL`.
+    /// Returning to the configured value (`RESET`, `SET … TO DEFAULT` in a session) is not a
+    /// weakening.
+    pub weakening_settings: BTreeSet<String>,
 }
 
 /// Everything policy needs to know about one statement.
@@ -215,6 +226,28 @@ pub struct StatementFacts {
     pub temp_tables_created: BTreeSet<String>,
     pub load: bool,
     pub alter_system: bool,
+    /// Safeguards on tables the statement turns off, removes or routes around. `kind` is
+    /// "trigger" (`ALTER TABLE … DISABLE TRIGGER` / `ENABLE REPLICA TRIGGER`, `DROP TRIGGER`,
+    /// `CREATE OR REPLACE TRIGGER`, `CREATE OR REPLACE FUNCTION … RETURNS trigger`),
+    /// "row level security" (`DISABLE` / `NO FORCE ROW LEVEL SECURITY`), "policy" (`DROP` /
+    /// `ALTER POLICY`, a permissive `CREATE POLICY` whose expression is always true), "rule"
+    /// (`CREATE RULE`, `DROP RULE`, `DISABLE` / `ENABLE REPLICA RULE`) or "event trigger"
+    /// (`DROP EVENT TRIGGER`, `ALTER EVENT TRIGGER … DISABLE` / `ENABLE REPLICA`). `name` is
+    /// the table (schema-qualified) followed by the object's name where the statement names
+    /// one (`*` for `ALL`/`USER`), or the event trigger's or function's name.
+    pub disabled_safeguards: BTreeSet<ObjectRef>,
+    /// System relations whose rows the statement changes (INSERT, UPDATE, DELETE, MERGE,
+    /// TRUNCATE, COPY FROM anywhere in the tree), schema-qualified: everything in
+    /// `pg_catalog`, `information_schema` and `pg_toast`, and, conservatively, every
+    /// unqualified `pg_*` name (it is the catalog's unless the search path lists `pg_catalog`
+    /// after a schema holding a table of that name).
+    pub catalog_writes: BTreeSet<String>,
+    /// Some MERGE has an UPDATE or DELETE action that reaches every target row: `WHEN NOT
+    /// MATCHED BY SOURCE` without a restricting condition, or an ON condition that cannot
+    /// restrict the target's rows (always true, or about the source only) together with a
+    /// `WHEN MATCHED` condition that cannot either. Such a MERGE also counts in `has_where` /
+    /// `where_tautology`.
+    pub unfiltered_merge: bool,
     /// Why the statement (or part of it) could not be understood; `Some` must be refused.
     pub opaque: Option<String>,
 }

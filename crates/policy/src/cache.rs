@@ -128,6 +128,9 @@ fn key_hash(p: &Principal, f: &StatementFacts, ctx: &RequestContext) -> u64 {
         temp_tables_created,
         load,
         alter_system,
+        disabled_safeguards,
+        catalog_writes,
+        unfiltered_merge,
         opaque,
     } = f;
     (
@@ -158,6 +161,7 @@ fn key_hash(p: &Principal, f: &StatementFacts, ctx: &RequestContext) -> u64 {
     )
         .hash(&mut h);
     (session, temp_tables_created, load, alter_system, opaque).hash(&mut h);
+    (disabled_safeguards, catalog_writes, unfiltered_merge).hash(&mut h);
     h.finish()
 }
 
@@ -187,6 +191,9 @@ fn same_except_text(a: &StatementFacts, b: &StatementFacts) -> bool {
         temp_tables_created,
         load,
         alter_system,
+        disabled_safeguards,
+        catalog_writes,
+        unfiltered_merge,
         opaque,
     } = a;
     *class == b.class
@@ -211,5 +218,8 @@ fn same_except_text(a: &StatementFacts, b: &StatementFacts) -> bool {
         && *temp_tables_created == b.temp_tables_created
         && *load == b.load
         && *alter_system == b.alter_system
+        && *disabled_safeguards == b.disabled_safeguards
+        && *catalog_writes == b.catalog_writes
+        && *unfiltered_merge == b.unfiltered_merge
         && *opaque == b.opaque
 }

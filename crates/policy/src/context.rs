@@ -58,6 +58,11 @@ fn boolean(b: bool) -> RestrictedExpression {
 pub(crate) fn statement(f: &StatementFacts, ctx: &RequestContext) -> Result<Context, String> {
     let dangerous: Vec<String> = f.dangerous.iter().map(|d| d.as_str().to_owned()).collect();
     let drops: BTreeSet<String> = f.drops.iter().map(|d| d.kind.clone()).collect();
+    let safeguards: BTreeSet<String> = f
+        .disabled_safeguards
+        .iter()
+        .map(|d| d.kind.clone())
+        .collect();
     let mut pairs = vec![
         (
             "target",
@@ -102,6 +107,10 @@ pub(crate) fn statement(f: &StatementFacts, ctx: &RequestContext) -> Result<Cont
             boolean(!f.session.gatehouse_settings.is_empty()),
         ),
         ("settings", strings(&f.session.settings)),
+        ("weakening_settings", strings(&f.session.weakening_settings)),
+        ("disabled_safeguards", strings(&safeguards)),
+        ("catalog_writes", strings(&f.catalog_writes)),
+        ("unfiltered_merge", boolean(f.unfiltered_merge)),
         ("alter_system", boolean(f.alter_system)),
         ("load", boolean(f.load)),
         ("untrusted_language", boolean(f.untrusted_language)),

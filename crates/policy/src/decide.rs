@@ -161,17 +161,39 @@ fn has_approval(policies: &Policies, id: &PolicyId) -> bool {
     policies.meta.get(id).is_some_and(|m| m.approval.is_some())
 }
 
-/// A reason or hint with `{command}` and `{opaque}` filled in.
+/// A reason or hint with `{command}`, `{opaque}`, `{weakening_settings}`,
+/// `{disabled_safeguards}` and `{catalog_writes}` filled in.
 fn fill(text: Option<&str>, id: &PolicyId, facts: &StatementFacts, default: &str) -> String {
     let text = match text {
         Some(t) => t.to_owned(),
         None if default.is_empty() => return String::new(),
         None => format!("{default} by policy {id}"),
     };
-    text.replace("{command}", &facts.command).replace(
+    let mut text = text.replace("{command}", &facts.command).replace(
         "{opaque}",
         facts.opaque.as_deref().unwrap_or("unknown reason"),
-    )
+    );
+    // Lists are only built when the text asks for them (decisions are on the hot path).
+    if text.contains("{weakening_settings}") {
+        let list = join(facts.session.weakening_settings.iter().cloned());
+        text = text.replace("{weakening_settings}", &list);
+    }
+    if text.contains("{disabled_safeguards}") {
+        let items = facts
+            .disabled_safeguards
+            .iter()
+            .map(|s| format!("{} {}", s.kind, s.name));
+        text = text.replace("{disabled_safeguards}", &join(items));
+    }
+    if text.contains("{catalog_writes}") {
+        let list = join(facts.catalog_writes.iter().cloned());
+        text = text.replace("{catalog_writes}", &list);
+    }
+    text
+}
+
+fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(", ")
 }
 
 fn no_permit() -> Decision {

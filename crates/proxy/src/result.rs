@@ -66,10 +66,7 @@ impl Binder {
     }
 
     fn hidden(&self) -> Arc<Hidden> {
-        self.origins
-            .read()
-            .map(|o| o.clone())
-            .unwrap_or_default()
+        self.origins.read().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// Whether RowDescription must be decoded at all.

@@ -19,13 +19,21 @@
 //! SELECT/INSERT/UPDATE/DELETE/MERGE statements whose analysis did not look at any literal
 //! value (the walker tracks this). Everything else is cached by exact text only.
 //!
+//! An entry holds the facts and the COPY TO STDOUT class of each statement, never lineage
+//! (it depends on the catalog and the path, which change): [`FactsCache::analyze_full`]
+//! serves facts from a hit without parsing, and parses once when lineage is asked for; a
+//! miss parses once for facts and lineage both (see `full`). [`CacheStats::parses`] counts
+//! the parser runs.
+//!
 //! Eviction is generational (two maps; when the young one fills, it becomes the old one and
 //! the old one is dropped; a hit in the old one is promoted): O(1), no per-entry bookkeeping,
 //! and close to LRU for a working set smaller than half the capacity.
 
-use crate::{
-    analyze_parsed, analyze_with, clean, shape, Analysis, AnalyzeContext, Ctx, MAX_SQL_BYTES,
-};
+use crate::copy::CopyOut;
+use crate::full::{self, LineageRequest, StatementAnalysis};
+use crate::tree::{self, Depth, Unparsed};
+use crate::{clean, shape, walk_tree, Analysis, AnalyzeContext, Ctx, MAX_SQL_BYTES};
+use pg_query::protobuf::RawStmt;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
@@ -37,6 +45,9 @@ pub struct CacheStats {
     pub exact_hits: u64,
     pub shape_hits: u64,
     pub misses: u64,
+    /// Query strings handed to the parser: one per miss, plus one per hit whose lineage was
+    /// asked for. Text refused before parsing (too large, nested too deeply) is not counted.
+    pub parses: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,7 +61,27 @@ struct Entry {
     kind: KeyKind,
     text: String,
     search_path: Vec<String>,
-    analysis: Arc<Analysis>,
+    cached: Arc<Cached>,
+}
+
+/// What an entry holds: one entry per statement in each list.
+#[derive(Debug, Clone)]
+struct Cached {
+    analysis: Analysis,
+    copy_out: Vec<Option<CopyOut>>,
+}
+
+/// A lookup's answer: from an entry, or from a parse that filled one (the tree is kept for
+/// lineage).
+enum Found {
+    Hit {
+        cached: Cached,
+        depth: Depth,
+    },
+    Miss {
+        cached: Cached,
+        tree: Result<Vec<RawStmt>, Unparsed>,
+    },
 }
 
 impl Entry {
@@ -85,10 +116,56 @@ impl FactsCache {
 
     /// [`crate::analyze`], answered from the cache when possible.
     pub fn analyze(&mut self, sql: &str, ctx: &AnalyzeContext) -> Analysis {
+        match self.find(sql, ctx) {
+            Found::Hit { cached, .. } | Found::Miss { cached, .. } => cached.analysis,
+        }
+    }
+
+    /// [`crate::analyze_full`], with the facts answered from the cache when possible. A hit
+    /// parses only if `lineage` asks for some statement's lineage; a miss parses once for
+    /// facts, lineage and COPY class alike. Lineage is never cached.
+    pub fn analyze_full(
+        &mut self,
+        sql: &str,
+        ctx: &AnalyzeContext,
+        lineage: Option<LineageRequest<'_>>,
+    ) -> Vec<StatementAnalysis> {
+        // A hit keeps how far its text was checked, for a parse should lineage need one.
+        let (cached, tree, depth) = match self.find(sql, ctx) {
+            Found::Hit { cached, depth } => (cached, None, depth),
+            Found::Miss { cached, tree } => (cached, Some(tree), Depth::Checked),
+        };
+        let statements = cached.analysis.statements;
+        let n = statements.len();
+        let traced = match lineage {
+            Some(mut request) => {
+                let paths = full::wanted_paths(&statements, &mut request);
+                if paths.iter().all(Option::is_none) {
+                    full::none_traced(n)
+                } else {
+                    // The same text the facts describe; a split that differs fails closed.
+                    let tree = match tree {
+                        Some(tree) => tree,
+                        None => self.parse(sql, depth),
+                    };
+                    full::trace_all(&tree, paths, request.catalog)
+                }
+            }
+            None => full::none_traced(n),
+        };
+        full::zip(statements, cached.copy_out, traced)
+    }
+
+    /// An entry for `sql`, or a parse that fills one.
+    fn find(&mut self, sql: &str, ctx: &AnalyzeContext) -> Found {
         let path = &ctx.search_path;
         if let Some(hit) = self.get(KeyKind::Exact, sql, path) {
             self.stats.exact_hits += 1;
-            return hit.as_ref().clone();
+            let cached = hit.as_ref().clone();
+            return Found::Hit {
+                cached,
+                depth: Depth::Unchecked,
+            };
         }
         let scanned = (sql.len() <= MAX_SQL_BYTES)
             .then(|| shape::scan(clean(sql), true))
@@ -96,14 +173,19 @@ impl FactsCache {
         let shape = scanned
             .filter(|s| s.depth <= shape::MAX_NESTING_UNITS)
             .map(|s| s.key);
+        // Size and depth are checked by the scan when it yields a shape.
+        let depth = match shape {
+            Some(_) => Depth::Checked,
+            None => Depth::Unchecked,
+        };
         if let Some(shape) = &shape {
             if let Some(hit) = self.get(KeyKind::Shape, shape, path) {
                 self.stats.shape_hits += 1;
-                let mut analysis = hit.as_ref().clone();
-                for s in &mut analysis.statements {
+                let mut cached = hit.as_ref().clone();
+                for s in &mut cached.analysis.statements {
                     s.text = clean(sql).to_owned();
                 }
-                return analysis;
+                return Found::Hit { cached, depth };
             }
         }
         self.stats.misses += 1;
@@ -113,21 +195,38 @@ impl FactsCache {
             vars: &no_vars,
             depth: 0,
         };
-        let (analysis, sensitive) = match shape {
-            // Size and depth already checked by the scan above.
-            Some(_) => analyze_parsed(sql, &inner),
-            None => analyze_with(sql, &inner),
-        };
-        let analysis = Arc::new(analysis);
+        let tree = self.parse(sql, depth);
+        let walked = walk_tree(sql, &tree, &inner);
+        let cached = Arc::new(Cached {
+            analysis: walked.analysis,
+            copy_out: walked.copy_out,
+        });
+        // A shape entry serves other texts: only for statements whose facts (and COPY
+        // class) no literal of this text decided.
+        let one = (
+            cached.analysis.statements.as_slice(),
+            walked.literal_sensitive.as_slice(),
+            cached.copy_out.as_slice(),
+        );
         let by_shape = matches!(
-            (analysis.statements.as_slice(), sensitive.as_slice()),
-            ([one], [false]) if SHAPE_CACHEABLE.contains(&one.command.as_str())
+            one,
+            ([f], [false], [None]) if SHAPE_CACHEABLE.contains(&f.command.as_str())
         );
         if let (true, Some(shape)) = (by_shape, shape) {
-            self.put(KeyKind::Shape, shape, path, Arc::clone(&analysis));
+            self.put(KeyKind::Shape, shape, path, Arc::clone(&cached));
         }
-        self.put(KeyKind::Exact, sql.to_owned(), path, Arc::clone(&analysis));
-        Arc::unwrap_or_clone(analysis)
+        self.put(KeyKind::Exact, sql.to_owned(), path, Arc::clone(&cached));
+        let cached = Arc::unwrap_or_clone(cached);
+        Found::Miss { cached, tree }
+    }
+
+    /// The one place this cache runs the parser, counted.
+    fn parse(&mut self, sql: &str, depth: Depth) -> Result<Vec<RawStmt>, Unparsed> {
+        let tree = tree::parse(sql, depth);
+        if tree.as_ref().map_or_else(Unparsed::parser_ran, |_| true) {
+            self.stats.parses += 1;
+        }
+        tree
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -148,30 +247,28 @@ impl FactsCache {
         self.old.clear();
     }
 
-    fn get(&mut self, kind: KeyKind, text: &str, path: &[String]) -> Option<Arc<Analysis>> {
+    fn get(&mut self, kind: KeyKind, text: &str, path: &[String]) -> Option<Arc<Cached>> {
         let h = hash(&kind, text, path);
         if let Some(e) = self.young.get(&h) {
-            return e
-                .matches(&kind, text, path)
-                .then(|| Arc::clone(&e.analysis));
+            return e.matches(&kind, text, path).then(|| Arc::clone(&e.cached));
         }
         let e = self.old.remove(&h)?;
         if !e.matches(&kind, text, path) {
             self.old.insert(h, e);
             return None;
         }
-        let analysis = Arc::clone(&e.analysis);
+        let cached = Arc::clone(&e.cached);
         self.insert(h, e);
-        Some(analysis)
+        Some(cached)
     }
 
-    fn put(&mut self, kind: KeyKind, text: String, path: &[String], analysis: Arc<Analysis>) {
+    fn put(&mut self, kind: KeyKind, text: String, path: &[String], cached: Arc<Cached>) {
         let h = hash(&kind, &text, path);
         let entry = Entry {
             kind,
             text,
             search_path: path.to_vec(),
-            analysis,
+            cached,
         };
         self.insert(h, entry);
     }
@@ -193,5 +290,7 @@ fn hash(kind: &KeyKind, text: &str, path: &[String]) -> u64 {
     h.finish()
 }
 
+#[cfg(test)]
+mod full_tests;
 #[cfg(test)]
 mod tests;

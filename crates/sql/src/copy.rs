@@ -1,8 +1,13 @@
 //! The shape of a `COPY … TO STDOUT` statement, for masking its rows: which format, and
 //! whether the text format uses the defaults (tab delimiter, `\N` for NULL) that the proxy
 //! knows how to rewrite.
+//!
+//! `copy_out` classifies a statement node of a tree parsed once for facts and lineage
+//! (`crate::analyze_full` reports it per statement); [`copy_to_stdout`] parses text itself.
 
+use crate::tree::{self, Depth};
 use pg_query::protobuf::node::Node as N;
+use pg_query::protobuf::Node;
 
 /// How a COPY TO STDOUT writes its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,13 +18,19 @@ pub enum CopyOut {
     Other,
 }
 
-/// `Some` when `sql` is a single `COPY … TO STDOUT`.
+/// `Some` when `sql` is a single `COPY … TO STDOUT`. Parses the text: where the statement's
+/// facts are needed too, [`crate::analyze_full`] gives both from one parse.
 pub fn copy_to_stdout(sql: &str) -> Option<CopyOut> {
-    let parsed = pg_query::parse(sql).ok()?;
-    let [stmt] = parsed.protobuf.stmts.as_slice() else {
+    let stmts = tree::parse(sql, Depth::Unchecked).ok()?;
+    let [one] = stmts.as_slice() else {
         return None;
     };
-    let N::CopyStmt(c) = stmt.stmt.as_ref()?.node.as_ref()? else {
+    copy_out(one.stmt.as_deref()?)
+}
+
+/// `Some` when the statement node `stmt` is a `COPY … TO STDOUT`.
+pub(crate) fn copy_out(stmt: &Node) -> Option<CopyOut> {
+    let N::CopyStmt(c) = stmt.node.as_ref()? else {
         return None;
     };
     if c.is_from || c.is_program || !c.filename.is_empty() {

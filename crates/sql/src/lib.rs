@@ -7,6 +7,11 @@
 //! analyser does not fully understand, yields facts with [`StatementFacts::opaque`] set, which
 //! policy refuses. [`FactsCache`] avoids re-analysing statements already seen.
 //!
+//! One statement, one analysis: [`analyze_full`] (and [`FactsCache::analyze_full`]) also
+//! gives, from the same parse tree node, the lineage of the statements a caller asks for and
+//! each statement's COPY TO STDOUT class; every parse goes through `tree` (size and nesting
+//! bounds, parser panics contained).
+//!
 //! This crate decides nothing and does no I/O; it knows no catalog, so names are resolved
 //! syntactically (see `names`).
 //!
@@ -27,19 +32,24 @@
 mod cache;
 pub mod copy;
 mod danger;
+mod full;
 pub mod lineage;
 mod names;
 mod plpgsql;
 mod shape;
 mod sweep;
 mod tautology;
+mod tree;
 mod walk;
 
 pub use cache::{CacheStats, FactsCache};
+pub use full::{analyze_full, LineageRequest, StatementAnalysis};
 pub use model::facts::{CommandClass, DangerFamily, StatementFacts};
 
+use pg_query::protobuf::RawStmt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use tree::{Depth, Unparsed};
 
 /// Larger strings are not analysed (opaque): parse time and tree size grow with the text.
 pub const MAX_SQL_BYTES: usize = 8 * 1024 * 1024;
@@ -95,49 +105,49 @@ pub(crate) struct Ctx<'a> {
 
 /// [`analyze`], also saying per statement whether its facts depend on literal values.
 pub(crate) fn analyze_with(sql: &str, ctx: &Ctx<'_>) -> (Analysis, Vec<bool>) {
-    if sql.len() > MAX_SQL_BYTES {
-        return opaque_string(sql, "statement too large to analyse", None);
-    }
-    // A lexer error is left to the parser to report; the depth bound protects the stack.
-    if let Some(s) = shape::scan(sql, false) {
-        if s.depth > shape::MAX_NESTING_UNITS {
-            return opaque_string(sql, "statement nested too deeply to analyse", None);
-        }
-    }
-    analyze_parsed(sql, ctx)
+    let w = walk_tree(sql, &tree::parse(sql, Depth::Unchecked), ctx);
+    (w.analysis, w.literal_sensitive)
 }
 
-/// Parse and walk, once size and nesting have been checked.
-pub(crate) fn analyze_parsed(sql: &str, ctx: &Ctx<'_>) -> (Analysis, Vec<bool>) {
-    let parsed = match std::panic::catch_unwind(|| pg_query::parse(sql)) {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
-            let msg = e.to_string();
-            return opaque_string(sql, &format!("does not parse: {msg}"), Some(msg));
-        }
-        Err(_) => return opaque_string(sql, "parser failed", None),
+/// What one walk over a parsed string yields, per statement in order.
+pub(crate) struct Walked {
+    pub analysis: Analysis,
+    /// Whether the statement's facts depend on literal values (see `cache`).
+    pub literal_sensitive: Vec<bool>,
+    /// The statement's COPY TO STDOUT class, from the same node.
+    pub copy_out: Vec<Option<copy::CopyOut>>,
+}
+
+/// Walk every statement of a string parsed (or refused) by [`tree::parse`].
+pub(crate) fn walk_tree(sql: &str, tree: &Result<Vec<RawStmt>, Unparsed>, ctx: &Ctx<'_>) -> Walked {
+    let stmts = match tree {
+        Ok(stmts) => stmts,
+        Err(u) => return opaque_string(sql, u),
     };
-    let stmts = &parsed.protobuf.stmts;
-    let mut statements = Vec::with_capacity(stmts.len());
-    let mut sensitive = Vec::with_capacity(stmts.len());
+    let mut w = Walked {
+        analysis: Analysis {
+            statements: Vec::with_capacity(stmts.len()),
+            error: None,
+        },
+        literal_sensitive: Vec::with_capacity(stmts.len()),
+        copy_out: Vec::with_capacity(stmts.len()),
+    };
     for raw in stmts {
         let text = if stmts.len() == 1 {
             clean(sql)
         } else {
             statement_text(sql, raw.stmt_location, raw.stmt_len)
         };
-        let (facts, lit) = match &raw.stmt {
+        let (facts, lit) = match raw.stmt.as_deref() {
             Some(node) => walk::statement(node, text, ctx),
             None => (StatementFacts::opaque(text, "empty statement"), true),
         };
-        statements.push(facts);
-        sensitive.push(lit);
+        w.analysis.statements.push(facts);
+        w.literal_sensitive.push(lit);
+        w.copy_out
+            .push(raw.stmt.as_deref().and_then(copy::copy_out));
     }
-    let analysis = Analysis {
-        statements,
-        error: None,
-    };
-    (analysis, sensitive)
+    w
 }
 
 /// Facts of code nested in a statement (a routine or DO body), one level deeper.
@@ -153,7 +163,14 @@ pub(crate) fn nested(sql: &str, parent: &Ctx<'_>, vars: &BTreeSet<String>) -> Ve
     analyze_with(sql, &ctx).0.statements
 }
 
-fn opaque_string(sql: &str, reason: &str, error: Option<String>) -> (Analysis, Vec<bool>) {
+/// One opaque statement for a string that yielded no tree.
+fn opaque_string(sql: &str, why: &Unparsed) -> Walked {
+    let (reason, error) = match why {
+        Unparsed::TooLarge => ("statement too large to analyse".to_owned(), None),
+        Unparsed::TooDeep => ("statement nested too deeply to analyse".to_owned(), None),
+        Unparsed::Syntax(msg) => (format!("does not parse: {msg}"), Some(msg.clone())),
+        Unparsed::Panicked => ("parser failed".to_owned(), None),
+    };
     // Keep huge texts out of the facts (and the audit trail): the first 4 KiB say enough.
     let mut end = sql.len().min(if sql.len() > MAX_SQL_BYTES {
         4096
@@ -164,11 +181,14 @@ fn opaque_string(sql: &str, reason: &str, error: Option<String>) -> (Analysis, V
         end -= 1;
     }
     let text = clean(sql.get(..end).unwrap_or_default());
-    let analysis = Analysis {
-        statements: vec![StatementFacts::opaque(text, reason)],
-        error,
-    };
-    (analysis, vec![true])
+    Walked {
+        analysis: Analysis {
+            statements: vec![StatementFacts::opaque(text, &reason)],
+            error,
+        },
+        literal_sensitive: vec![true],
+        copy_out: vec![None],
+    }
 }
 
 /// One statement's text out of a multi-statement string (pg_query gives byte offsets; a

@@ -181,7 +181,9 @@ pub(crate) fn unsupported<T>(what: impl Into<String>) -> Result<T> {
 }
 
 /// The lineage of one statement. A string with no statement yields an empty [`Lineage`]; a
-/// string with several is `Unsupported` (use [`lineage_each`]).
+/// string with several is `Unsupported` (use [`lineage_each`]). To get the facts of the same
+/// statement from the same parse, use [`crate::analyze_full`] or
+/// [`crate::FactsCache::analyze_full`].
 ///
 /// `search_path` as the session has it. `"$user"` entries are skipped, since the user is not
 /// known here: substitute the session user's name first to resolve names in a schema of
@@ -194,7 +196,7 @@ pub fn lineage(
     let stmts = parse(sql)?;
     match stmts.as_slice() {
         [] => Ok(Lineage::default()),
-        [one] => walker::Walker::new(catalog, search_path).run(one),
+        [one] => trace(one, search_path, catalog),
         many => unsupported(format!(
             "{} statements in one string; analyse them one by one",
             many.len()
@@ -212,33 +214,19 @@ pub fn lineage_each(
 ) -> std::result::Result<Vec<Lineage>, LineageError> {
     parse(sql)?
         .iter()
-        .map(|s| walker::Walker::new(catalog, search_path).run(s))
+        .map(|s| trace(s, search_path, catalog))
         .collect()
 }
 
-/// Parse into statement nodes, with the crate's size and nesting bounds (pg_query's C code
-/// recurses without a depth check, so the lexer-based bound must come first).
+/// The lineage of one statement node of a tree parsed elsewhere (by `crate::tree::parse`).
+pub(crate) fn trace(stmt: &Node, search_path: &[String], catalog: &dyn Catalog) -> Result<Lineage> {
+    walker::Walker::new(catalog, search_path).run(stmt)
+}
+
+/// Parse into statement nodes, with the crate's size and nesting bounds (see `crate::tree`).
 pub(crate) fn parse(sql: &str) -> Result<Vec<Node>> {
-    if sql.len() > crate::MAX_SQL_BYTES {
-        return Err(LineageError::Unparsed("statement too large".into()));
-    }
-    // Each unit of the depth estimate needs a token of at least one byte, so text shorter
-    // than the bound cannot exceed it: skip the lexer pass (a tenth of a point query's cost).
-    if sql.len() >= crate::shape::MAX_NESTING_UNITS {
-        if let Some(s) = crate::shape::scan(sql, false) {
-            if s.depth > crate::shape::MAX_NESTING_UNITS {
-                return Err(LineageError::Unparsed("statement nested too deeply".into()));
-            }
-        }
-    }
-    let parsed = match std::panic::catch_unwind(|| pg_query::parse(sql)) {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return Err(LineageError::Unparsed(brief(&e.to_string()))),
-        Err(_) => return Err(LineageError::Unparsed("parser failed".into())),
-    };
-    parsed
-        .protobuf
-        .stmts
+    crate::tree::parse(sql, crate::tree::Depth::Unchecked)
+        .map_err(|u| u.lineage_error())?
         .into_iter()
         .map(|raw| {
             raw.stmt
@@ -246,17 +234,4 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Node>> {
                 .ok_or_else(|| LineageError::Unparsed("empty statement".into()))
         })
         .collect()
-}
-
-/// A parser message short enough for a client error (protobuf decoding errors list every
-/// level of the tree).
-fn brief(msg: &str) -> String {
-    if msg.contains("recursion limit reached") {
-        return "statement nested too deeply".into();
-    }
-    let mut end = msg.len().min(200);
-    while !msg.is_char_boundary(end) {
-        end -= 1;
-    }
-    msg.get(..end).unwrap_or_default().to_owned()
 }

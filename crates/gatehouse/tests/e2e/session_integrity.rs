@@ -25,6 +25,7 @@ mod cursors;
 mod exfiltration;
 mod ordinary_work;
 mod prepared;
+mod redteam;
 mod relations;
 mod search_path;
 mod temp_objects;

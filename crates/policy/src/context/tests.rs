@@ -18,6 +18,14 @@ fn rich_facts() -> StatementFacts {
         explicit_schema: false,
     });
     f.session.settings.insert("work_mem".into());
+    f.session.weakening_settings.insert("log_statement".into());
+    f.disabled_safeguards.insert(ObjectRef {
+        kind: "trigger".into(),
+        name: "public.b.audit".into(),
+        explicit_schema: false,
+    });
+    f.catalog_writes.insert("pg_catalog.pg_class".into());
+    f.unfiltered_merge = true;
     f
 }
 

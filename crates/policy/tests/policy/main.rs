@@ -1,6 +1,8 @@
 //! Policy tests (one test binary: Cedar and pg_query link once).
 //!
 //! - `builtin`: literal facts → exact decisions for the guardrail pack and an empty set;
+//! - `enforcement`: the guardrails that keep the server's own enforcement on (settings,
+//!   safeguards, catalog writes, unfiltered MERGE), and how an operator lifts one;
 //! - `user`: user policy files (approval, permits, context attributes), `decide_all`, the
 //!   decision cache;
 //! - `load`: file:line errors, ids, validation;
@@ -8,6 +10,7 @@
 
 mod builtin;
 mod common;
+mod enforcement;
 mod guardrails;
 mod load;
 mod user;

@@ -72,33 +72,104 @@ impl SessionGuard {
         });
     }
 
-    /// The mask plan of each statement, or why the string must be refused.
+    /// Analyses `sql` with one parse: every statement's facts, and the lineage of each
+    /// statement masking needs it for, traced with the search path in force for that
+    /// statement (a SET earlier in the same string applies to the statements after it, which
+    /// run only if it succeeded; anything that changes the path in a way that cannot be
+    /// followed here, or a path not confirmed since it may have changed, leaves it unknown).
+    pub(super) fn analyze(
+        &mut self,
+        sql: &str,
+        policies: &Arc<Policies>,
+        ctx: &RequestContext,
+    ) -> (Vec<sql::StatementAnalysis>, Vec<Wanted>) {
+        self.refresh_effective(policies, ctx);
+        let engine = self.engine.clone();
+        let (Some(m), Some(eff)) = (&self.masking, &self.effective) else {
+            let a = engine.analyze_full(sql, &self.analyze_ctx, None);
+            let w = a.iter().map(|_| Wanted::default()).collect();
+            return (a, w);
+        };
+        let catalog = eff.catalog.clone();
+        let sensitive = eff.sensitive.clone();
+        let user = m.upstream_user.clone();
+        let expand = |path: &[String]| -> Vec<String> {
+            path.iter()
+                .map(|p| {
+                    if p == "$user" {
+                        user.clone()
+                    } else {
+                        p.clone()
+                    }
+                })
+                .collect()
+        };
+        let mut path = (!self.path_dirty).then(|| expand(&self.analyze_ctx.search_path));
+        let mut changed = false;
+        let mut wanted = Vec::new();
+        let (temps, temp_views) = (&self.temps, &self.temp_catalog.views);
+        let mut want = |_: usize, f: &StatementFacts| -> Option<Vec<String>> {
+            let here = path.clone();
+            if changes_path(f) {
+                changed = true;
+                path = match &f.session.search_path {
+                    Some(p) if !p.is_empty() && f.class == CommandClass::Session => Some(expand(p)),
+                    _ => None,
+                };
+            } else if changed && f.class == CommandClass::Transaction {
+                path = None;
+            }
+            let needed = needs_lineage(f, &catalog, &sensitive, temps, temp_views);
+            wanted.push(Wanted {
+                needed,
+                path: here.clone(),
+            });
+            if needed {
+                here
+            } else {
+                None
+            }
+        };
+        let overlay = SessionCatalog {
+            base: catalog.as_ref(),
+            temp: &self.temp_catalog,
+        };
+        let request = sql::LineageRequest {
+            catalog: &overlay,
+            wanted: &mut want,
+        };
+        let analyses = engine.analyze_full(sql, &self.analyze_ctx, Some(request));
+        // Every statement must have been asked about; fail closed if not.
+        wanted.resize_with(analyses.len(), || Wanted {
+            needed: true,
+            path: None,
+        });
+        (analyses, wanted)
+    }
+
+    /// The mask plan of each statement, from the lineage `analyze` traced, or why the
+    /// string must be refused.
     pub(super) fn masks(
         &mut self,
         statements: &[StatementFacts],
+        traced: Vec<Traced>,
+        wanted: &[Wanted],
         policies: &Arc<Policies>,
         ctx: &RequestContext,
     ) -> Result<Vec<Option<Arc<MaskPlan>>>, MaskError> {
         let none = vec![None; statements.len()];
-        self.refresh_effective(policies, ctx);
-        let (Some(m), Some(eff)) = (&self.masking, &self.effective) else {
+        let Some(eff) = &self.effective else {
             return Ok(none);
         };
-        let catalog = eff.catalog.clone();
-        let sensitive = eff.sensitive.clone();
-        let temps = &self.temps;
-        let temp_views = &self.temp_catalog.views;
-        let lineage_needed: Vec<bool> = statements
-            .iter()
-            .map(|f| needs_lineage(f, &catalog, &sensitive, temps, temp_views))
-            .collect();
-        if !lineage_needed.iter().any(|b| *b) {
+        if self.masking.is_none() || !wanted.iter().any(|w| w.needed) {
             return Ok(none);
         }
+        let catalog = eff.catalog.clone();
+        let sensitive = eff.sensitive.clone();
         // A view read through definitions the server no longer has would be masked by the
         // wrong lineage (a view replaced directly on the database, a moment ago).
-        let reads_view = statements.iter().zip(&lineage_needed).any(|(f, needed)| {
-            *needed
+        let reads_view = statements.iter().zip(wanted).any(|(f, w)| {
+            w.needed
                 && f.tables_read
                     .iter()
                     .any(|t| catalog.view_names.contains(bare(t)))
@@ -131,45 +202,17 @@ impl SessionGuard {
                 policy::may_unmask(policies, &principal, &canonical.to_string(), &tags, ctx)
             })
         };
-        let user = m.upstream_user.clone();
-        let expand = |path: &[String]| -> Vec<String> {
-            path.iter()
-                .map(|p| {
-                    if p == "$user" {
-                        user.clone()
-                    } else {
-                        p.clone()
-                    }
-                })
-                .collect()
-        };
-        // The path each statement is resolved with: a SET earlier in the same string applies
-        // to the statements after it (they run only if it succeeded); anything that changes
-        // the path in a way that cannot be followed here makes it unknown for the rest.
-        // A path that may have changed since the server last said (it could not be asked):
-        // nothing that depends on it is planned.
-        let mut path = (!self.path_dirty).then(|| expand(&self.analyze_ctx.search_path));
-        let mut changed = false;
         let mut out = Vec::with_capacity(statements.len());
-        for (f, needed) in statements.iter().zip(lineage_needed) {
-            let here = path.clone();
-            if changes_path(f) {
-                changed = true;
-                path = match &f.session.search_path {
-                    Some(p) if !p.is_empty() && f.class == CommandClass::Session => Some(expand(p)),
-                    _ => None,
-                };
-            } else if changed && f.class == CommandClass::Transaction {
-                path = None;
-            }
-            if !needed {
+        for ((f, t), w) in statements.iter().zip(traced).zip(wanted) {
+            if !w.needed {
                 out.push(None);
                 continue;
             }
             // With pg_catalog named after another schema, an unqualified `lower(…)` or `||`
             // may be a function or operator of that schema, not the built-in lineage
             // assumes: only principals who may see everything may run such statements.
-            let shadowed = here
+            let shadowed = w
+                .path
                 .as_ref()
                 .and_then(|p| p.iter().position(|s| s == "pg_catalog"))
                 .is_some_and(|i| i > 0);
@@ -178,16 +221,15 @@ impl SessionGuard {
                     "the search path names pg_catalog after another schema, so built-in functions and operators may be shadowed".into(),
                 )));
             }
-            let Some(search_path) = here else {
+            if w.path.is_none() {
                 return Err(MaskError::Refused(Refusal(
                     "the search path changed in a way Gatehouse cannot confirm before this statement (earlier in the same string or pipeline, or in a failed transaction); send the statements that depend on it separately, after a Sync".into(),
                 )));
-            };
-            let overlay = SessionCatalog {
-                base: catalog.as_ref(),
-                temp: &self.temp_catalog,
-            };
-            let l = match sql::lineage::lineage(&f.text, &search_path, &overlay) {
+            }
+            let traced = t
+                .lineage
+                .unwrap_or_else(|| Err(LineageError::Unsupported("no lineage traced".into())));
+            let l = match traced {
                 Ok(l) => l,
                 Err(LineageError::UnknownRelation(r)) => return Err(MaskError::Unknown(r)),
                 Err(e) => {
@@ -213,8 +255,7 @@ impl SessionGuard {
             let plan = mask_plan::plan(&l, &sensitive, &mut visible).map_err(MaskError::Refused)?;
             // COPY rows are rewritten only in the default text format; anything else (CSV,
             // binary, custom delimiters) is refused rather than leaked.
-            let copy_ok =
-                sql::copy::copy_to_stdout(&f.text) == Some(sql::copy::CopyOut::DefaultText);
+            let copy_ok = t.copy_out == Some(sql::copy::CopyOut::DefaultText);
             if plan.is_some() && f.class == CommandClass::Copy && !copy_ok {
                 return Err(MaskError::Refused(Refusal(
                     "COPY of sensitive columns is allowed only TO STDOUT in the default text format".into(),
@@ -224,6 +265,21 @@ impl SessionGuard {
         }
         Ok(out)
     }
+}
+
+/// What `analyze` decided about one statement's lineage.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Wanted {
+    /// Masking needs its lineage.
+    pub needed: bool,
+    /// The search path it was traced with; `None`: unknown (see `analyze`).
+    pub path: Option<Vec<String>>,
+}
+
+/// What one parse gave besides the facts.
+pub(super) struct Traced {
+    pub lineage: Option<Result<sql::lineage::Lineage, LineageError>>,
+    pub copy_out: Option<sql::copy::CopyOut>,
 }
 
 /// The session's temporary relations, which the shared catalog never holds.

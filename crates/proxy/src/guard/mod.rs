@@ -57,9 +57,16 @@ impl PolicyEngine {
         self.mode
     }
 
-    fn analyze(&self, sql: &str, ctx: &AnalyzeContext) -> Vec<StatementFacts> {
+    /// One parse of `sql` (none on a cache hit that needs no lineage): every statement's
+    /// facts, and the lineage of those `lineage` asks for, from the same tree.
+    fn analyze_full(
+        &self,
+        sql: &str,
+        ctx: &AnalyzeContext,
+        lineage: Option<sql::LineageRequest<'_>>,
+    ) -> Vec<sql::StatementAnalysis> {
         let mut cache = self.facts.lock().unwrap_or_else(|p| p.into_inner());
-        cache.analyze(sql, ctx).statements
+        cache.analyze_full(sql, ctx, lineage)
     }
 }
 
@@ -235,13 +242,23 @@ impl SessionGuard {
         hour: u8,
         prepared: &dyn Fn(&str) -> Option<StatementFacts>,
     ) -> Verdict {
-        let mut statements = self.engine.analyze(sql, &self.analyze_ctx);
-        for f in &mut statements {
-            substitute_execute(f, prepared);
-        }
         let policies = self.engine.current();
         let mut ctx = self.base.clone();
         ctx.hour = hour;
+        let (analyses, wanted) = self.analyze(sql, &policies, &ctx);
+        let (mut statements, traced): (Vec<StatementFacts>, Vec<masks::Traced>) = analyses
+            .into_iter()
+            .map(|a| {
+                let t = masks::Traced {
+                    lineage: a.lineage,
+                    copy_out: a.copy_out,
+                };
+                (a.facts, t)
+            })
+            .unzip();
+        for f in &mut statements {
+            substitute_execute(f, prepared);
+        }
         ctx.multi_statement = statements.len() > 1;
         let decision = self.decide_all(&policies, &statements, &ctx);
         let refuse = |statements, reason: String| Verdict::Refuse {
@@ -253,7 +270,7 @@ impl SessionGuard {
                 policies: Vec::new(),
             },
         };
-        let masks = match self.masks(&statements, &policies, &ctx) {
+        let masks = match self.masks(&statements, traced, &wanted, &policies, &ctx) {
             Ok(m) => m,
             Err(MaskError::Unknown(r)) => return Verdict::UnknownRelation(r),
             Err(MaskError::Stale) => return Verdict::Stale,

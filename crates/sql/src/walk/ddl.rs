@@ -41,6 +41,7 @@ impl Walker<'_> {
         for r in &s.relations {
             if let Some(N::RangeVar(rv)) = &r.node {
                 let name = self.write_target(rv);
+                self.note_catalog_write(rv, &name);
                 self.facts.truncated.insert(name);
             }
         }
@@ -53,6 +54,7 @@ impl Walker<'_> {
             let Some((parts, explicit)) = object_name(obj, in_schema) else {
                 continue;
             };
+            self.dropped_safeguard(&kind, &parts);
             let name = if in_schema && !explicit {
                 names::qualify_parts(&parts, self.search_path())
             } else {
@@ -89,6 +91,9 @@ impl Walker<'_> {
             if let (Some(kind), Some(t)) = (part, &table) {
                 self.dropped(kind, &format!("{t}.{}", c.name), true);
             }
+            if let Some(rv) = &s.relation {
+                self.alter_table_safeguard(rv, c.subtype, &c.name);
+            }
             self.opt_expr(c.def.as_deref());
         }
         self.scopes.pop();
@@ -110,6 +115,10 @@ impl Walker<'_> {
     pub(super) fn create_trigger(&mut self, s: &CreateTrigStmt) {
         if let Some(r) = &s.relation {
             self.write_target(r);
+            if s.replace {
+                // CREATE OR REPLACE TRIGGER: the trigger of that name may do nothing now.
+                self.table_safeguard(super::safeguard::TRIGGER, r, Some(&s.trigname));
+            }
         }
         self.referenced_function(&s.funcname);
         self.opt_expr(s.when_clause.as_deref());
@@ -133,9 +142,11 @@ impl Walker<'_> {
         self.scopes.pop();
     }
 
+    /// CREATE RULE: the rule rewrites (or suppresses) every matching statement on the table.
     pub(super) fn rule(&mut self, s: &RuleStmt) {
         if let Some(r) = &s.relation {
             self.write_target(r);
+            self.table_safeguard(super::safeguard::RULE, r, Some(&s.rulename));
         }
         self.opt_expr(s.where_clause.as_deref());
         for action in &s.actions {
@@ -154,6 +165,8 @@ impl Walker<'_> {
         let name = names::strings(&s.funcname)
             .map(|p| names::function_name(&p))
             .unwrap_or_default();
+        self.replaced_trigger_function(s, &name);
+        self.routine_settings(&s.options);
         self.facts.routines.insert(RoutineDef {
             name,
             language: language.clone(),

@@ -95,7 +95,10 @@ impl Walker<'_> {
                 self.facts.deallocate = Some(name);
                 (C::Session, "DEALLOCATE")
             }
-            N::TransactionStmt(s) => (C::Transaction, transaction_tag(s.kind)),
+            N::TransactionStmt(s) => {
+                self.transaction_modes(&s.options, "");
+                (C::Transaction, transaction_tag(s.kind))
+            }
             N::ConstraintsSetStmt(_) => (C::Transaction, "SET CONSTRAINTS"),
             N::VariableSetStmt(s) => return self.variable_set(s),
             N::VariableShowStmt(_) => (C::Session, "SHOW"),
@@ -132,7 +135,7 @@ impl Walker<'_> {
                 self.facts.alter_system = true;
                 self.danger(DangerFamily::Settings);
                 if let Some(set) = &s.setstmt {
-                    self.setting_changed(&set.name);
+                    self.stored_setting(set);
                 }
                 (C::Utility, "ALTER SYSTEM")
             }
@@ -205,6 +208,14 @@ impl Walker<'_> {
                 (C::Dcl, "DROP OWNED")
             }
             N::CreateFunctionStmt(s) => return self.create_function(s),
+            N::AlterFunctionStmt(s) => {
+                self.routine_settings(&s.actions);
+                (C::Ddl, "ALTER FUNCTION")
+            }
+            N::AlterEventTrigStmt(s) => {
+                self.alter_event_trigger(s);
+                (C::Ddl, "ALTER EVENT TRIGGER")
+            }
             N::CreateTrigStmt(s) => {
                 self.create_trigger(s);
                 (C::Ddl, "CREATE TRIGGER")
@@ -219,10 +230,15 @@ impl Walker<'_> {
             }
             N::CreatePolicyStmt(s) => {
                 self.row_policy(s.table.as_ref(), s.qual.as_deref(), s.with_check.as_deref());
+                self.created_policy(s);
                 (C::Ddl, "CREATE POLICY")
             }
             N::AlterPolicyStmt(s) => {
                 self.row_policy(s.table.as_ref(), s.qual.as_deref(), s.with_check.as_deref());
+                if let Some(t) = &s.table {
+                    // New roles or expressions: it may open the table.
+                    self.table_safeguard(super::safeguard::POLICY, t, Some(&s.policy_name));
+                }
                 (C::Ddl, "ALTER POLICY")
             }
             N::CreateSchemaStmt(s) => {
@@ -284,7 +300,7 @@ impl Walker<'_> {
             N::AlterDatabaseSetStmt(s) => {
                 self.danger(DangerFamily::Settings);
                 if let Some(set) = &s.setstmt {
-                    self.setting_changed(&set.name);
+                    self.stored_setting(set);
                 }
                 (C::Ddl, "ALTER DATABASE")
             }
@@ -292,7 +308,7 @@ impl Walker<'_> {
                 self.facts.privileges = true;
                 self.danger(DangerFamily::Settings);
                 if let Some(set) = &s.setstmt {
-                    self.setting_changed(&set.name);
+                    self.stored_setting(set);
                 }
                 (C::Dcl, "ALTER ROLE")
             }

@@ -4,8 +4,9 @@ use model::facts::StatementFacts;
 
 /// Union `src` into `dst`. `session` says whether `src`'s session changes happen when `dst`
 /// runs (a DO block) or only later, when a created routine is called; in the latter case the
-/// search path is not reported (it is not the session's yet) but role switches and
-/// `gatehouse.*` changes still are, so policy can refuse creating such code.
+/// search path is not reported (it is not the session's yet) but role switches,
+/// `gatehouse.*` changes and weakening settings still are, so policy can refuse creating
+/// such code.
 pub(crate) fn merge(dst: &mut StatementFacts, src: StatementFacts, session: bool) {
     dst.tables_read.extend(src.tables_read);
     dst.tables_written.extend(src.tables_written);
@@ -27,6 +28,9 @@ pub(crate) fn merge(dst: &mut StatementFacts, src: StatementFacts, session: bool
     dst.load |= src.load;
     dst.alter_system |= src.alter_system;
     dst.temp_tables_created.extend(src.temp_tables_created);
+    dst.disabled_safeguards.extend(src.disabled_safeguards);
+    dst.catalog_writes.extend(src.catalog_writes);
+    dst.unfiltered_merge |= src.unfiltered_merge;
     if src.executes_prepared.is_some() && dst.executes_prepared.is_none() {
         dst.executes_prepared = src.executes_prepared;
     }
@@ -34,6 +38,8 @@ pub(crate) fn merge(dst: &mut StatementFacts, src: StatementFacts, session: bool
     dst.session.role_switch |= s.role_switch;
     dst.session.gatehouse_settings.extend(s.gatehouse_settings);
     dst.session.settings.extend(s.settings);
+    // Like role switches: reported for code that runs later too, so creating it is refused.
+    dst.session.weakening_settings.extend(s.weakening_settings);
     if session && s.search_path.is_some() {
         dst.session.search_path = s.search_path;
         dst.session.local = s.local;

@@ -1,6 +1,7 @@
 //! The typed walk over one statement's parse tree: what kind of statement it is, which
-//! relations it writes, which columns it touches, whether its UPDATE/DELETEs are filtered,
-//! and the session, DDL and dynamic-code facts.
+//! relations it writes, which columns it touches, whether its UPDATE/DELETE/MERGEs are
+//! filtered, and the session, DDL and dynamic-code facts (settings that weaken enforcement,
+//! safeguards turned off, catalog writes).
 //!
 //! The walk understands structure (scopes, CTE names, write targets); the [`crate::sweep`]
 //! guarantees completeness. [`statement`] combines them: every relation the sweep found that
@@ -8,14 +9,18 @@
 //! call anywhere is recorded, and if the sweep saw more statement nodes than the walk handled,
 //! some statement sat where the walk does not look, so the facts become opaque.
 
+mod catalog;
 mod ddl;
 mod dispatch;
 mod expr;
 mod json;
 mod merge;
+mod merge_stmt;
 mod query;
+mod safeguard;
 mod session;
 mod tags;
+mod weaken;
 
 use crate::names;
 use crate::sweep::{self, Sweep};

@@ -1,5 +1,5 @@
 //! Queries and DML: SELECT (set operations, CTEs, FROM items, INTO), INSERT, UPDATE, DELETE,
-//! MERGE, COPY, EXPLAIN, PREPARE and CREATE TABLE AS.
+//! COPY, EXPLAIN, PREPARE and CREATE TABLE AS.
 //!
 //! Scoping matters twice here: a bare name that matches a CTE in scope is not a table, and a
 //! column is attributed to a table through the names (and aliases) visible in its FROM list.
@@ -8,9 +8,8 @@ use super::{ScopeRel, Walker};
 use crate::names;
 use model::facts::{CommandClass as C, DangerFamily};
 use pg_query::protobuf::{
-    CmdType, CopyStmt, CreateTableAsStmt, DeleteStmt, ExplainStmt, InsertStmt, MergeMatchKind,
-    MergeStmt, Node, ObjectType, PrepareStmt, RangeVar, SelectStmt, SetOperation, UpdateStmt,
-    WithClause,
+    CopyStmt, CreateTableAsStmt, DeleteStmt, ExplainStmt, InsertStmt, Node, ObjectType,
+    PrepareStmt, RangeVar, SelectStmt, SetOperation, UpdateStmt, WithClause,
 };
 use pg_query::NodeEnum as N;
 
@@ -159,10 +158,11 @@ impl Walker<'_> {
     }
 
     /// The target of INSERT/UPDATE/DELETE/MERGE: written, and in scope for its columns.
-    fn dml_target(&mut self, rv: Option<&RangeVar>) -> Option<String> {
+    pub(super) fn dml_target(&mut self, rv: Option<&RangeVar>) -> Option<String> {
         self.wrote = true;
         let rv = rv?;
         let table = self.write_target(rv);
+        self.note_catalog_write(rv, &table);
         let visible = rv
             .alias
             .as_ref()
@@ -172,7 +172,7 @@ impl Walker<'_> {
     }
 
     /// Columns named by `SET col = …` / `INSERT (col, …)`: they belong to the target.
-    fn target_columns(&mut self, table: Option<&str>, targets: &[Node]) {
+    pub(super) fn target_columns(&mut self, table: Option<&str>, targets: &[Node]) {
         for t in targets {
             if let Some(N::ResTarget(rt)) = &t.node {
                 if let (Some(table), false) = (table, rt.name.is_empty()) {
@@ -241,54 +241,11 @@ impl Walker<'_> {
         self.ctes.truncate(mark);
     }
 
-    /// MERGE: its ON condition plays WHERE for the UPDATE/DELETE actions.
-    pub(super) fn merge_stmt(&mut self, s: &MergeStmt) {
-        let mark = self.ctes.len();
-        self.with_clause(s.with_clause.as_ref());
-        self.scopes.push(Vec::new());
-        let table = self.dml_target(s.relation.as_ref());
-        if let Some(src) = &s.source_relation {
-            self.walk_from_item(src);
-        }
-        self.opt_expr(s.join_condition.as_deref());
-        for clause in &s.merge_when_clauses {
-            let Some(N::MergeWhenClause(w)) = &clause.node else {
-                continue;
-            };
-            self.opt_expr(w.condition.as_deref());
-            self.target_columns(table.as_deref(), &w.target_list);
-            self.exprs(&w.values);
-            let cmd = CmdType::try_from(w.command_type);
-            if matches!(cmd, Ok(CmdType::CmdUpdate | CmdType::CmdDelete)) {
-                let when_taut = w
-                    .condition
-                    .as_deref()
-                    .is_none_or(|c| self.fold.is_tautology(c));
-                let by_source = MergeMatchKind::try_from(w.match_kind)
-                    == Ok(MergeMatchKind::MergeWhenNotMatchedBySource);
-                if by_source {
-                    // NOT MATCHED BY SOURCE acts on the target rows the join does *not*
-                    // match: the ON condition restricts nothing; only the action's own
-                    // condition can.
-                    self.filters.push((w.condition.is_some(), when_taut));
-                } else {
-                    let on = s.join_condition.as_deref();
-                    // Unfiltered when the join matches every row and the action has no
-                    // restricting condition of its own.
-                    let on_taut = on.is_none_or(|c| self.fold.is_tautology(c));
-                    self.filters.push((on.is_some(), on_taut && when_taut));
-                }
-            }
-        }
-        self.exprs(&s.returning_list);
-        self.scopes.pop();
-        self.ctes.truncate(mark);
-    }
-
     pub(super) fn copy(&mut self, s: &CopyStmt) {
         if let Some(rel) = &s.relation {
             if s.is_from {
-                self.write_target(rel);
+                let table = self.write_target(rel);
+                self.note_catalog_write(rel, &table);
                 self.wrote = true;
             }
         }
@@ -325,6 +282,9 @@ impl Walker<'_> {
         self.facts.tables_read.extend(written);
         self.written.clear();
         self.filters.clear();
+        // Only planned: no row changes, in the catalogs or anywhere.
+        self.facts.catalog_writes.clear();
+        self.facts.unfiltered_merge = false;
         self.facts.temp_tables_created.clear();
         self.wrote = false;
         (C::Read, "EXPLAIN".into())

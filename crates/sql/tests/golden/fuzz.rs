@@ -24,6 +24,10 @@ const SEEDS: &[&str] = &[
     "SELECT U&\"a\\0062\" FROM t WHERE x = ANY(ARRAY[1,2]) ORDER BY 1 LIMIT 2",
     "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = 1 WHEN NOT MATCHED THEN INSERT VALUES (1)",
     "COPY (SELECT 1) TO PROGRAM 'x'; SET search_path = a, b; ALTER TABLE t DROP COLUMN c",
+    "MERGE INTO t x USING s ON s.a WHEN NOT MATCHED BY SOURCE AND x.b THEN DELETE",
+    "BEGIN READ WRITE; SET session_replication_role = replica; ALTER TABLE t DISABLE TRIGGER ALL",
+    "CREATE OR REPLACE FUNCTION f() RETURNS trigger LANGUAGE sql SET row_security = off AS 'x'",
+    "UPDATE pg_catalog.pg_class SET relname = 'x' WHERE oid = 1; DROP POLICY p ON t",
 ];
 
 const TOKENS: &[&str] = &[

@@ -37,9 +37,21 @@ pub enum E {
     AlterSystem,
     Prepared(&'static str),
     Executes(&'static str),
+    /// A setting changed in a way that weakens enforcement or auditing.
+    Weakens(&'static str),
+    /// No weakening setting change.
+    NoWeakening,
+    /// A safeguard turned off or removed: (kind, name).
+    Safeguard(&'static str, &'static str),
+    NoSafeguard,
+    /// A system relation whose rows are changed.
+    CatalogWrite(&'static str),
+    NoCatalogWrite,
+    /// `unfiltered_merge`.
+    MergeAll(bool),
     /// Nothing a guardrail would refuse: not opaque, no danger, drops, truncation,
     /// privileges, unfiltered writes, role switches, gatehouse settings, LOAD, ALTER SYSTEM,
-    /// untrusted languages.
+    /// untrusted languages, weakening settings, disabled safeguards, catalog writes.
     Benign,
 }
 
@@ -51,9 +63,14 @@ pub fn ctx() -> AnalyzeContext {
 
 /// Check every case; panic once with all failures.
 pub fn run(table: &[Case]) {
+    run_with(table, &ctx());
+}
+
+/// [`run`] under another session context (a search path).
+pub fn run_with(table: &[Case], ctx: &AnalyzeContext) {
     let mut failures = Vec::new();
     for (sql, expect) in table {
-        let analysis = analyze(sql, &ctx());
+        let analysis = analyze(sql, ctx);
         let mut at = 0;
         for e in expect.iter() {
             if let E::At(i) = e {
@@ -123,6 +140,16 @@ fn check(f: &StatementFacts, e: &E) -> Result<(), String> {
         E::AlterSystem => f.alter_system,
         E::Prepared(n) => f.prepared_name.as_deref() == Some(n),
         E::Executes(n) => f.executes_prepared.as_deref() == Some(n),
+        E::Weakens(s) => has(&f.session.weakening_settings, s),
+        E::NoWeakening => f.session.weakening_settings.is_empty(),
+        E::Safeguard(kind, name) => f
+            .disabled_safeguards
+            .iter()
+            .any(|d| d.kind == kind && d.name == name),
+        E::NoSafeguard => f.disabled_safeguards.is_empty(),
+        E::CatalogWrite(t) => has(&f.catalog_writes, t),
+        E::NoCatalogWrite => f.catalog_writes.is_empty(),
+        E::MergeAll(m) => f.unfiltered_merge == m,
         E::Benign => {
             return benign(f);
         }
@@ -156,6 +183,15 @@ fn benign(f: &StatementFacts) -> Result<(), String> {
     }
     if f.load || f.alter_system || f.untrusted_language {
         bad.push("load/alter system/untrusted".to_owned());
+    }
+    if !f.session.weakening_settings.is_empty() {
+        bad.push("weakening settings".to_owned());
+    }
+    if !f.disabled_safeguards.is_empty() {
+        bad.push("disabled safeguards".to_owned());
+    }
+    if !f.catalog_writes.is_empty() || f.unfiltered_merge {
+        bad.push("catalog write / unfiltered merge".to_owned());
     }
     if bad.is_empty() {
         Ok(())

@@ -5,7 +5,10 @@
 
 mod benign;
 mod bypass;
+mod catalog_merge;
 mod fuzz;
 mod harness;
+mod safeguards;
 mod session;
 mod shapes;
+mod weakening;
