@@ -29,6 +29,10 @@ pub enum SessionError {
     /// of the session can no longer be trusted, so the session ends.
     #[error("desynchronised: {0}")]
     Desync(String),
+    /// The session uses a setting under which the server would read statements differently
+    /// from Gatehouse's analysis (see `lexing`).
+    #[error("unsupported setting: {0}")]
+    UnsafeSetting(String),
 }
 
 impl SessionError {
@@ -36,6 +40,7 @@ impl SessionError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             SessionError::Wire(_) | SessionError::Protocol(_) | SessionError::Desync(_) => "08P01",
+            SessionError::UnsafeSetting(_) => "0A000",
             SessionError::Io(_) | SessionError::Tls(_) => "08006",
             SessionError::AuthFailed => "28P01",
             SessionError::UnknownTarget(_) => "3D000",
@@ -65,6 +70,12 @@ impl SessionError {
                 "gatehouse: the audit trail is unavailable; no statement may run unaudited".into()
             }
             SessionError::Internal(_) => "gatehouse: internal error".into(),
+            SessionError::UnsafeSetting(s) => format!(
+                "gatehouse: {s} is not supported through Gatehouse: under it the server would \
+                 read statements differently from how they are checked; use UTF8 (or another \
+                 encoding whose multi-byte characters never contain ASCII bytes) and \
+                 standard_conforming_strings = on"
+            ),
             SessionError::Desync(_) => "gatehouse: the server's responses no longer match this \
                 session's requests; the session was closed"
                 .into(),

@@ -66,16 +66,22 @@ pub enum Expect {
         plan: Plan,
         effects: Arc<[Effect]>,
     },
-    /// BindComplete: the portal runs the statement.
+    /// BindComplete: the portal runs the statement. `extra`: masks of the statement planned
+    /// again at Bind, added to those it was prepared with.
     Bind {
         portal: String,
         statement: String,
         formats: Vec<i16>,
+        extra: Option<Arc<crate::mask_plan::MaskPlan>>,
     },
     /// ParameterDescription (for a statement), then RowDescription or NoData.
     Describe(Named),
     /// CloseComplete.
     Close(Named),
+    /// A Describe of a portal Gatehouse added before an Execute the client sent without
+    /// one, so the rows' column origins are known: its RowDescription or NoData is kept
+    /// from the client.
+    HiddenDescribe(String),
     /// Rows, then CommandComplete, EmptyQueryResponse or PortalSuspended.
     Execute(StmtAudit),
     /// ReadyForQuery.

@@ -22,6 +22,7 @@ mod events;
 mod expect;
 mod guard;
 mod handshake;
+mod lexing;
 mod mask_plan;
 mod pipeline;
 mod probe;

@@ -24,6 +24,19 @@ pub struct MaskPlan {
 }
 
 impl MaskPlan {
+    /// Every column masked by either plan (by `a`'s mask where both mask it).
+    pub fn union(a: Option<&MaskPlan>, b: &MaskPlan) -> MaskPlan {
+        let Some(a) = a else { return b.clone() };
+        let n = a.columns.len().max(b.columns.len());
+        let columns = (0..n)
+            .map(|i| {
+                let first = a.columns.get(i).cloned().flatten();
+                first.or_else(|| b.columns.get(i).cloned().flatten())
+            })
+            .collect();
+        MaskPlan { columns }
+    }
+
     /// `name:tag,tag` for each masked column.
     pub fn summary(&self) -> Vec<String> {
         self.columns

@@ -20,6 +20,8 @@ pub struct Pipeline {
     local: Notify,
     /// Space became available.
     space: Notify,
+    /// The queue became empty: the server has answered everything sent so far.
+    drained: Notify,
 }
 
 #[derive(Default)]
@@ -31,12 +33,22 @@ pub struct Inner {
     /// The server is in COPY IN mode (its CopyInResponse was seen and the client has not
     /// yet sent CopyDone or CopyFail): Sync and Flush are ignored by the server then.
     pub copy_in: bool,
+    /// Names of prepared statements the server refused to create, for the other half to
+    /// forget its optimistic copies of.
+    pub failed_prepares: Vec<String>,
     closed: bool,
     waiting_for_space: bool,
 }
 
 #[derive(Debug)]
 pub struct Closed;
+
+impl Inner {
+    /// The session ended: no more requests will be answered.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
 
 impl Pipeline {
     /// Locks the queue (never held across an await).
@@ -98,8 +110,27 @@ impl Pipeline {
         self.local.notified().await;
     }
 
+    /// Resolves once every request sent so far has been answered (or the session ended).
+    pub async fn wait_drained(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let g = self.lock();
+                if g.queue.is_empty() || g.closed {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// Called by the consumer after popping: wakes a producer waiting for space.
     pub fn popped(&self, g: &mut Inner) {
+        if g.queue.is_empty() {
+            self.drained.notify_waiters();
+        }
         if g.waiting_for_space && g.queue.len() < MAX_IN_FLIGHT {
             g.waiting_for_space = false;
             self.space.notify_one();
@@ -110,5 +141,6 @@ impl Pipeline {
     pub fn close(&self) {
         self.lock().closed = true;
         self.space.notify_one();
+        self.drained.notify_waiters();
     }
 }

@@ -36,7 +36,7 @@ pub const PROBE_SQL: &str = concat!(
      FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, n) \
      UNION ALL SELECT 'p', pg_catalog.current_setting('search_path'), NULL, 0 \
      UNION ALL SELECT 't', c.relname::pg_catalog.text, NULL, 0 FROM pg_catalog.pg_class c \
-     WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind IN ('r', 'p', 'v') \
+     WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind IN ('r', 'p') \
      UNION ALL SELECT 'c', c.relname::pg_catalog.text, a.attname::pg_catalog.text, a.attnum \
      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
      WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind IN ('r', 'p', 'v') \
@@ -58,7 +58,7 @@ pub struct Probed {
     /// Schemas searched for unqualified names, in order (implicit `pg_catalog` and the
     /// temporary schema excluded).
     pub schemas: Vec<String>,
-    /// The session's temporary tables and views.
+    /// The session's temporary tables (its temporary views are the keys of `temp_views`).
     pub temps: BTreeSet<String>,
     /// Columns (in order) of the session's temporary tables and views, and the views'
     /// definitions: what lineage needs to see through a temporary view.
@@ -118,7 +118,11 @@ fn temps_first(raw: &str) -> bool {
         .map(|e| e.trim().trim_matches('"').to_ascii_lowercase())
         .filter(|e| !e.is_empty())
         .collect();
-    match entries.iter().position(|e| e == "pg_temp") {
+    // The session's own temporary schema may be named as `pg_temp_N`.
+    match entries
+        .iter()
+        .position(|e| e == "pg_temp" || e.starts_with("pg_temp_"))
+    {
         None => true,
         Some(i) => i == 0,
     }
@@ -162,6 +166,7 @@ mod tests {
     #[test]
     fn pg_temp_named_later_is_not_searched_first() {
         assert!(!temps_first("public, pg_temp"));
+        assert!(!temps_first("public, pg_temp_5"));
         assert!(!temps_first("\"$user\", public, \"pg_temp\""));
         assert!(temps_first("pg_temp, public"));
         assert!(temps_first("\"$user\", public"));

@@ -62,9 +62,8 @@ impl Out {
 impl Down {
     pub async fn run(mut self) -> Result<(), SessionError> {
         let result = self.relay().await;
-        if let Err(SessionError::Desync(what)) = &result {
-            tracing::error!(what = %what, "responses do not match requests; closing the session");
-            let e = SessionError::Desync(what.clone());
+        if let Err(e @ (SessionError::Desync(_) | SessionError::UnsafeSetting(_))) = &result {
+            tracing::error!(error = %e, "closing the session");
             let mut out = BytesMut::new();
             encode::error(
                 &mut out,
@@ -135,7 +134,14 @@ impl Down {
         if let (Some(d), tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE) =
             (&self.detectors, frame.tag())
         {
-            if let Some(redacted) = redact_fields(d, &frame) {
+            // An error of a statement whose result is masked can quote a value derived from
+            // a masked column (`reverse(ssn)::int`) that no detector recognises: every
+            // quoted value in its text is withheld.
+            let masked = frame.tag() == tag::ERROR_RESPONSE
+                && head_statement(g)
+                    .map(|s| self.binder.plan_of(&g.state, s))
+                    .is_some_and(|p| !matches!(p, Ok(None)));
+            if let Some(redacted) = redact_fields(d, &frame, masked) {
                 let tag = frame.tag();
                 let mut bytes = BytesMut::new();
                 encode::fields_raw(&mut bytes, tag, &redacted);
@@ -156,6 +162,18 @@ impl Down {
         }
         if matches!(g.queue.front(), Some(Expect::Probe { .. })) {
             return self.on_probe(g, out, frame);
+        }
+        if let (Some(Expect::HiddenDescribe(_)), tag::ROW_DESCRIPTION | tag::NO_DATA) =
+            (g.queue.front(), frame.tag())
+        {
+            if let Some(Expect::HiddenDescribe(portal)) = g.queue.pop_front() {
+                let fields = match frame.tag() {
+                    tag::ROW_DESCRIPTION => Some(backend::row_description(&frame)?),
+                    _ => None,
+                };
+                g.state.describe_portal(&portal, fields);
+            }
+            return Ok(());
         }
         match frame.tag() {
             tag::DATA_ROW => return self.on_data_row(g, out, &frame),
@@ -232,7 +250,12 @@ impl Down {
                     Some(
                         Expect::Sync | Expect::Query(_) | Expect::Refused { simple: true, .. },
                     ) => {
-                        g.queue.pop_front();
+                        if let Some(Expect::Query(skipped)) = g.queue.pop_front() {
+                            // Statements after an error in the string never ran.
+                            for s in skipped {
+                                note_failed_prepares(g, &s.effects);
+                            }
+                        }
                     }
                     _ => return desync("ReadyForQuery without a Sync or Query"),
                 }
@@ -252,8 +275,9 @@ impl Down {
                     portal,
                     statement,
                     formats,
+                    extra,
                 }) => {
-                    if !g.state.bound(portal, &statement, formats) {
+                    if !g.state.bound(portal, &statement, formats, extra) {
                         return desync(&format!("Bind of statement {statement:?} unknown here"));
                     }
                 }
@@ -274,11 +298,8 @@ impl Down {
                     return desync("ParameterDescription without a Describe");
                 }
             }
-            tag::NOTICE_RESPONSE
-            | tag::PARAMETER_STATUS
-            | tag::NOTIFICATION
-            | tag::COPY_DATA
-            | tag::COPY_DONE => {}
+            tag::PARAMETER_STATUS => check_parameter(&frame)?,
+            tag::NOTICE_RESPONSE | tag::NOTIFICATION | tag::COPY_DATA | tag::COPY_DONE => {}
             _ => return desync(&format!("unexpected message {:?}", char::from(frame.tag()))),
         }
         out.bytes.extend_from_slice(frame.raw());
@@ -396,6 +417,18 @@ impl Down {
     }
 }
 
+/// A setting the server reports that would make it read statements differently from
+/// Gatehouse's analysis ends the session before anything else is forwarded (see `lexing`).
+fn check_parameter(frame: &Frame) -> Result<(), SessionError> {
+    let (name, value) = backend::parameter_status(frame)?;
+    if crate::lexing::watched(&name)
+        && crate::lexing::unsafe_setting(&name.to_ascii_lowercase(), &value)
+    {
+        return Err(SessionError::UnsafeSetting(format!("{name} = {value}")));
+    }
+    Ok(())
+}
+
 fn desync<T>(what: &str) -> Result<T, SessionError> {
     Err(SessionError::Desync(what.to_owned()))
 }
@@ -435,8 +468,9 @@ fn on_copy_in(g: &mut Inner) -> Result<(), SessionError> {
     Ok(())
 }
 
-/// The fields of an error or notice with detected sensitive values masked, if any were found.
-fn redact_fields(d: &masking::Detectors, frame: &Frame) -> Option<Vec<(u8, String)>> {
+/// The fields of an error or notice with detected sensitive values masked (and, with
+/// `quotes`, every quoted value withheld), if anything changed.
+fn redact_fields(d: &masking::Detectors, frame: &Frame, quotes: bool) -> Option<Vec<(u8, String)>> {
     let mut fields = backend::all_fields(frame).ok()?;
     let mut changed = false;
     for (kind, value) in fields.iter_mut() {
@@ -446,9 +480,45 @@ fn redact_fields(d: &masking::Detectors, frame: &Frame) -> Option<Vec<(u8, Strin
                 *value = String::from_utf8_lossy(&r).into_owned();
                 changed = true;
             }
+            if quotes {
+                if let Some(r) = withhold_quoted(value) {
+                    *value = r;
+                    changed = true;
+                }
+            }
         }
     }
     changed.then_some(fields)
+}
+
+/// `text` with the contents of every `"…"` and `'…'` replaced by `***`, if it has any.
+fn withhold_quoted(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut open: Option<char> = None;
+    let mut changed = false;
+    for c in text.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push_str("***");
+                out.push(c);
+                open = None;
+                changed = true;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '\'' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        // An unterminated quote: everything after it is withheld.
+        out.push_str("***");
+        changed = true;
+    }
+    changed.then_some(out)
 }
 
 /// Sends a fatal error once everything before it is answered.
@@ -457,6 +527,15 @@ fn emit_locals(g: &mut Inner, out: &mut Out) {
         out.bytes.extend_from_slice(bytes);
         out.fatal = true;
         g.queue.pop_front();
+    }
+}
+
+/// A statement that did not complete created none of the prepared statements it would have.
+fn note_failed_prepares(g: &mut Inner, effects: &[crate::state::Effect]) {
+    for e in effects {
+        if let crate::state::Effect::Prepare { name, .. } = e {
+            g.failed_prepares.push(name.clone());
+        }
     }
 }
 
@@ -475,6 +554,8 @@ fn complete(
             Some(s) => {
                 if succeeded {
                     g.state.apply(&s.effects);
+                } else {
+                    note_failed_prepares(g, &s.effects);
                 }
                 s.complete(outcome, rows);
             }
@@ -517,14 +598,22 @@ fn on_error(g: &mut Inner, out: &mut Out, frame: &Frame) -> Result<(), SessionEr
             let mut outcome = Some(outcome);
             while !matches!(g.queue.front(), Some(Expect::Sync) | None) {
                 match (g.queue.pop_front(), outcome.take()) {
-                    (Some(Expect::Execute(s)), Some(o)) => s.complete(o, None),
+                    (Some(Expect::Execute(s)), Some(o)) => {
+                        let portal = s.portal.as_deref().unwrap_or_default();
+                        if let Some(effects) = g.state.portal(portal).map(|p| p.effects.clone()) {
+                            note_failed_prepares(g, &effects);
+                        }
+                        s.complete(o, None)
+                    }
                     (Some(Expect::Fatal(b)), _) => {
                         // Not skipped: a local answer goes out in order.
                         g.queue.push_front(Expect::Fatal(b));
                         break;
                     }
                     (skipped, o) => {
-                        drop(skipped);
+                        if let Some(Expect::Parse { name, .. }) = &skipped {
+                            g.failed_prepares.push(name.clone());
+                        }
                         outcome = o;
                     }
                 }
@@ -542,7 +631,9 @@ fn skip_to_sync(g: &mut Inner, out: &mut Out) {
         g.queue.front(),
         Some(Expect::Sync) | Some(Expect::Fatal(_)) | None
     ) {
-        g.queue.pop_front();
+        if let Some(Expect::Parse { name, .. }) = g.queue.pop_front() {
+            g.failed_prepares.push(name);
+        }
     }
     out.end_result();
 }

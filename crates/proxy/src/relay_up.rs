@@ -17,7 +17,7 @@ use crate::server::ProxyState;
 use crate::state::{Effect, Plan};
 use crate::stream::{ReadHalf, WriteHalf};
 use bytes::BytesMut;
-use check::stale_catalog;
+use check::{stale_catalog, Recheck};
 use model::decision::Decision;
 use model::facts::{CursorOp, StatementFacts};
 use model::{AuditKind, Outcome};
@@ -41,6 +41,8 @@ struct Prepared {
     text: String,
     note: Annotation,
     facts: Option<StatementFacts>,
+    /// The guard's name-resolution state when it was planned (see `check::recheck`).
+    key: u64,
 }
 
 pub struct Up {
@@ -67,6 +69,8 @@ struct Tracking {
     /// What each SQL cursor declared in this session reads, for the audit events of its
     /// FETCHes (audit only: masking uses the confirmed `state`).
     cursors: HashMap<String, Annotation>,
+    /// Portals described since they were bound (by the client or by Gatehouse).
+    described: std::collections::HashSet<String>,
     /// After a locally refused extended-protocol message, the rest up to Sync is skipped,
     /// exactly as the server does after an error.
     discard_until_sync: bool,
@@ -82,6 +86,7 @@ impl Up {
             statements: HashMap::new(),
             portals: HashMap::new(),
             cursors: HashMap::new(),
+            described: std::collections::HashSet::new(),
             discard_until_sync: false,
             batch_open: false,
             out: BytesMut::with_capacity(8192),
@@ -170,17 +175,30 @@ impl Up {
             FrontendMessage::Query(sql) => self.on_query(t, frame, sql).await?,
             FrontendMessage::Parse(p) => self.on_parse(t, frame, p).await?,
             FrontendMessage::Bind(b) => {
+                let extra = match self.recheck(t, &b.statement, false).await? {
+                    Recheck::Same => None,
+                    Recheck::Planned(p) => p,
+                    Recheck::Refused => {
+                        t.batch_open = true;
+                        return Ok(Flow::Continue);
+                    }
+                };
                 self.on_bind(t, &b);
+                t.described.remove(&b.portal);
                 t.out.extend_from_slice(frame.raw());
                 self.expect(Expect::Bind {
                     portal: b.portal,
                     statement: b.statement,
                     formats: b.result_formats,
+                    extra,
                 })
                 .await?;
             }
             FrontendMessage::Execute { portal, .. } => self.on_execute(t, frame, portal).await?,
             FrontendMessage::Describe { target, name } => {
+                if target == wire_pg::frontend::Target::Portal {
+                    t.described.insert(name.clone());
+                }
                 t.out.extend_from_slice(frame.raw());
                 self.expect(Expect::Describe(named(target, name))).await?;
             }
@@ -271,12 +289,21 @@ impl Up {
         .await
     }
 
+    /// Forgets prepared statements the server refused to create (see `relay_down`).
+    fn forget_failed(&self, t: &mut Tracking) {
+        let failed = std::mem::take(&mut self.pipeline.lock().failed_prepares);
+        for name in failed {
+            t.statements.remove(&name);
+        }
+    }
+
     async fn on_query(
         &mut self,
         t: &mut Tracking,
         frame: Frame,
         sql: String,
     ) -> Result<(), SessionError> {
+        self.forget_failed(t);
         let (statements, decision, shadow, plans) = match self.check(t, &sql).await? {
             Verdict::Forward {
                 statements,
@@ -298,6 +325,32 @@ impl Up {
                     .await;
             }
         };
+        // A name already prepared: the server refuses it (42P05); so does Gatehouse, which
+        // keeps its copy of prepared statements exact that way.
+        if let Some(name) = statements.iter().find_map(|f| {
+            f.prepared_name
+                .as_ref()
+                .filter(|n| t.statements.contains_key(n.as_str()))
+        }) {
+            let msg = format!("prepared statement \"{name}\" already exists");
+            return self.refuse(t, "42P05", &msg, None, None, true).await;
+        }
+        let mut plans = plans;
+        // EXECUTE of a statement the server may have re-analysed since it was planned.
+        for (f, p) in statements.iter().zip(plans.iter_mut()) {
+            let Some(name) = f
+                .executes_prepared
+                .as_ref()
+                .filter(|_| f.command == "EXECUTE")
+            else {
+                continue;
+            };
+            match self.recheck(t, name, true).await? {
+                Recheck::Same | Recheck::Planned(None) => {}
+                Recheck::Planned(Some(m)) => p.result = Plan::Union(Box::new(p.result.clone()), m),
+                Recheck::Refused => return Ok(()),
+            }
+        }
         let mut audits = VecDeque::new();
         // A string without statements still gets one answer (EmptyQueryResponse).
         let planned: Vec<(&str, Option<&StatementFacts>, Option<&Planned>)> =
@@ -345,8 +398,9 @@ impl Up {
                 match e {
                     Effect::Prepare { name, .. } => {
                         let note = Annotation::new(Some(f), &decision, shadow);
+                        let key = self.guard.resolution_key();
                         t.statements
-                            .insert(name.clone(), prepared(&f.text, note, f));
+                            .insert(name.clone(), prepared_entry(&f.text, note, f, key));
                     }
                     Effect::Deallocate(Some(n)) => {
                         t.statements.remove(n);
@@ -367,6 +421,7 @@ impl Up {
         frame: Frame,
         p: Parse,
     ) -> Result<(), SessionError> {
+        self.forget_failed(t);
         let (statements, decision, shadow, plans) = match self.check(t, &p.query).await? {
             Verdict::Forward {
                 statements,
@@ -392,6 +447,10 @@ impl Up {
                     .await;
             }
         };
+        if !p.name.is_empty() && t.statements.contains_key(&p.name) {
+            let msg = format!("prepared statement \"{}\" already exists", p.name);
+            return self.refuse(t, "42P05", &msg, None, None, false).await;
+        }
         self.guard.forwarded(&statements);
         let mut note = Annotation::new(statements.first(), &decision, shadow);
         let planned = plans.into_iter().next();
@@ -402,11 +461,12 @@ impl Up {
         };
         let name = p.name.clone();
         let entry = match statements.first() {
-            Some(f) => prepared(&p.query, note, f),
+            Some(f) => prepared_entry(&p.query, note, f, self.guard.resolution_key()),
             None => Arc::new(Prepared {
                 text: p.query,
                 note,
                 facts: None,
+                key: self.guard.resolution_key(),
             }),
         };
         t.statements.insert(p.name, entry);
@@ -485,11 +545,42 @@ impl Up {
             Some(p) => p.text.clone(),
             None => format!("-- execute portal {portal:?}"),
         };
+        // Running it again changes the session as preparing it did (a prepared SET, a call),
+        // and an SQL PREPARE or DEALLOCATE run this way changes the prepared statements.
+        if let Some(p) = &prepared {
+            if let Some(f) = &p.facts {
+                self.guard.forwarded(std::slice::from_ref(f));
+                if let Some(name) = f
+                    .prepared_name
+                    .as_ref()
+                    .filter(|n| !t.statements.contains_key(n.as_str()))
+                {
+                    let key = self.guard.resolution_key();
+                    let entry = prepared_entry(&p.text, p.note.clone(), f, key);
+                    t.statements.insert(name.clone(), entry);
+                }
+                match &f.deallocate {
+                    Some(Some(n)) => {
+                        t.statements.remove(n);
+                    }
+                    Some(None) => t.statements.clear(),
+                    None if f.command == "DISCARD ALL" => t.statements.clear(),
+                    None => {}
+                }
+            }
+        }
         let note = prepared.as_ref().map(|p| &p.note);
         match self.audit_for(&text, params, note) {
             Ok(mut a) => {
                 a.result = Plan::Cursor(portal.clone());
-                a.portal = Some(portal);
+                a.portal = Some(portal.clone());
+                if self.guard.masking() && !t.described.contains(&portal) {
+                    // The client did not ask for the result's columns: ask for them, so the
+                    // server's word on where each column comes from applies to these rows too.
+                    encode::describe(&mut t.out, b'P', &portal);
+                    self.expect(Expect::HiddenDescribe(portal.clone())).await?;
+                    t.described.insert(portal);
+                }
                 t.out.extend_from_slice(frame.raw());
                 self.expect(Expect::Execute(a)).await
             }
@@ -545,10 +636,11 @@ fn named(target: wire_pg::frontend::Target, name: String) -> Named {
     }
 }
 
-fn prepared(text: &str, note: Annotation, facts: &StatementFacts) -> Arc<Prepared> {
+fn prepared_entry(text: &str, note: Annotation, facts: &StatementFacts, key: u64) -> Arc<Prepared> {
     Arc::new(Prepared {
         text: text.to_owned(),
         note,
         facts: Some(facts.clone()),
+        key,
     })
 }

@@ -114,6 +114,15 @@ async fn session(
             secret_key: up.secret_key,
         },
     );
+    // Settings the login left in force (from the role, the database or the startup packet)
+    // must not make the server read statements differently from Gatehouse.
+    for (k, v) in &up.params {
+        if crate::lexing::watched(k) && crate::lexing::unsafe_setting(&k.to_ascii_lowercase(), v) {
+            let e = SessionError::UnsafeSetting(format!("{k} = {v}"));
+            send_fatal(&mut stream, &e, "").await;
+            return Err(e);
+        }
+    }
     let mut out = BytesMut::new();
     wire_pg::encode::auth_ok(&mut out);
     for (k, v) in &up.params {

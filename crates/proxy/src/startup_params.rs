@@ -56,7 +56,10 @@ pub fn upstream_params(params: &[(String, String)]) -> Result<Vec<(String, Strin
                 continue;
             }
             "options" => check_options(v)?,
-            _ if forbidden_setting(&lower) || !ALLOWED.contains(&lower.as_str()) => {
+            _ if forbidden_setting(&lower)
+                || !ALLOWED.contains(&lower.as_str())
+                || crate::lexing::unsafe_setting(&lower, v) =>
+            {
                 return Err(SessionError::ForbiddenParam(k.clone()));
             }
             _ => {}
@@ -66,15 +69,33 @@ pub fn upstream_params(params: &[(String, String)]) -> Result<Vec<(String, Strin
     Ok(out)
 }
 
-/// `options` is a command line (`-c name=value --name=value`); refuse forbidden names.
+/// `options` is a command line (`-c name=value`, `-cname=value`, `--name=value`): every
+/// setting in it must be one a client may pass directly, with a safe value; anything else
+/// (another switch, a setting off the allow-list) is refused.
 fn check_options(options: &str) -> Result<(), SessionError> {
-    let lower = options.to_ascii_lowercase();
-    // Any mention is refused, whatever the quoting or escaping around it.
-    if lower.contains("gatehouse")
-        || lower.contains("role")
-        || lower.contains("session_authorization")
-    {
-        return Err(SessionError::ForbiddenParam("options".into()));
+    let refuse = || SessionError::ForbiddenParam("options".into());
+    let mut tokens = options.split_ascii_whitespace();
+    while let Some(t) = tokens.next() {
+        let setting = if t == "-c" {
+            tokens.next().ok_or_else(refuse)?
+        } else if let Some(rest) = t.strip_prefix("--").or_else(|| t.strip_prefix("-c")) {
+            rest
+        } else {
+            return Err(refuse());
+        };
+        // Escaped spaces (`\ `) would hide a second setting inside a value: refused.
+        if setting.contains('\\') {
+            return Err(refuse());
+        }
+        let (name, value) = setting.split_once('=').ok_or_else(refuse)?;
+        let name = name.to_ascii_lowercase().replace('-', "_");
+        if name == "options"
+            || forbidden_setting(&name)
+            || !ALLOWED.contains(&name.as_str())
+            || crate::lexing::unsafe_setting(&name, value)
+        {
+            return Err(refuse());
+        }
     }
     Ok(())
 }
@@ -142,6 +163,16 @@ mod tests {
             p("options", "-c role=postgres"),
             p("replication", "database"),
             p("shared_preload_libraries", "x"),
+            p("client_encoding", "SJIS"),
+            p("client_encoding", "win932"),
+            p("standard_conforming_strings", "off"),
+            p("options", "-c session_replication_role=replica"),
+            p("options", "-crow_security=off"),
+            p("options", "--log-statement=none"),
+            p("options", "-c client_encoding=BIG5"),
+            p("options", "-c standard_conforming_strings=off"),
+            p("options", "-c statement_timeout=5\\ -c\\ role=x"),
+            p("options", "-B 100"),
         ] {
             assert!(
                 upstream_params(std::slice::from_ref(&bad)).is_err(),
@@ -158,11 +189,16 @@ mod tests {
             p("client_encoding", "UTF8"),
             p("DateStyle", "ISO"),
             p("replication", "false"),
+            p("options", "-c statement_timeout=5000 --lock-timeout=100"),
         ])
         .unwrap();
         assert_eq!(
             got,
-            vec![p("client_encoding", "UTF8"), p("DateStyle", "ISO")]
+            vec![
+                p("client_encoding", "UTF8"),
+                p("DateStyle", "ISO"),
+                p("options", "-c statement_timeout=5000 --lock-timeout=100")
+            ]
         );
     }
 }

@@ -33,6 +33,10 @@ pub enum Plan {
     Prepared(String),
     /// SQL `FETCH … FROM name`: the rows of that cursor.
     Cursor(String),
+    /// The first plan with the second's masks added: a prepared statement the server may
+    /// have re-analysed since it was planned (a changed search path, a dropped relation)
+    /// is masked both as planned then and as planned now.
+    Union(Box<Plan>, Arc<MaskPlan>),
 }
 
 /// What a statement changes in the server's namespaces once it completed successfully.
@@ -96,10 +100,22 @@ pub struct SessionState {
 impl SessionState {
     /// Follows `plan` through the names it refers to.
     pub fn resolve(&self, plan: &Plan) -> Resolved {
+        self.resolve_within(plan, MAX_LINKS)
+    }
+
+    fn resolve_within(&self, plan: &Plan, links: usize) -> Resolved {
         let mut plan = plan;
-        for _ in 0..MAX_LINKS {
+        for _ in 0..links {
             plan = match plan {
                 Plan::Own(p) => return Resolved::Plan(p.clone()),
+                Plan::Union(first, more) => {
+                    return match self.resolve_within(first, links.saturating_sub(1)) {
+                        Resolved::Plan(p) => {
+                            Resolved::Plan(Some(Arc::new(MaskPlan::union(p.as_deref(), more))))
+                        }
+                        unknown => unknown,
+                    };
+                }
                 Plan::Prepared(n) => match self.statements.get(n) {
                     Some(s) => &s.plan,
                     None => return Resolved::Unknown(format!("prepared statement {n:?}")),
@@ -150,12 +166,23 @@ impl SessionState {
 
     /// BindComplete: the portal runs the statement. False if the statement is unknown to
     /// us, which means our model is wrong (the server found it).
-    pub fn bound(&mut self, portal: String, statement: &str, formats: Vec<i16>) -> bool {
+    /// `extra`: masks of a plan made again at Bind (see [`Plan::Union`]).
+    pub fn bound(
+        &mut self,
+        portal: String,
+        statement: &str,
+        formats: Vec<i16>,
+        extra: Option<Arc<MaskPlan>>,
+    ) -> bool {
         let Some(s) = self.statements.get(statement) else {
             return false;
         };
+        let plan = match extra {
+            Some(m) => Plan::Union(Box::new(s.plan.clone()), m),
+            None => s.plan.clone(),
+        };
         let p = Portal {
-            plan: s.plan.clone(),
+            plan,
             effects: s.effects.clone(),
             fields: s.fields.clone(),
             formats: Some(formats),
@@ -228,6 +255,11 @@ impl SessionState {
     /// gone: all protocol portals and cursors without HOLD, and holdable cursors of a
     /// transaction that rolled back.
     pub fn ready(&mut self, status: u8) {
+        if status == b'T' {
+            // The transaction is healthy again (a ROLLBACK TO SAVEPOINT recovered it): an
+            // earlier error or savepoint rollback does not roll back the whole of it.
+            self.rolled_back = false;
+        }
         if status != b'I' {
             return;
         }

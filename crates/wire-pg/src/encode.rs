@@ -178,6 +178,14 @@ pub fn parse(out: &mut BytesMut, name: &str, sql: &str, types: &[u32]) {
     });
 }
 
+/// Describe (`kind` b'S' statement, b'P' portal).
+pub fn describe(out: &mut BytesMut, kind: u8, name: &str) {
+    framed(out, Some(b'D'), |b| {
+        b.put_u8(kind);
+        cstr(b, name);
+    });
+}
+
 /// Bind with text parameters (format codes all 0) and the given result formats.
 pub fn bind(out: &mut BytesMut, portal: &str, stmt: &str, params: &[Option<&[u8]>], rf: &[i16]) {
     framed(out, Some(b'B'), |b| {

@@ -106,6 +106,9 @@ impl SessionGuard {
         };
         let mut path = (!self.path_dirty).then(|| expand(&self.analyze_ctx.search_path));
         let mut changed = false;
+        // DDL (or code that could run some) earlier in the string changes what lineage would
+        // read in the catalog before the later statements run.
+        let mut schema_changed = false;
         let mut wanted = Vec::new();
         let (temps, temp_views) = (&self.temps, &self.temp_catalog.views);
         let mut want = |_: usize, f: &StatementFacts| -> Option<Vec<String>> {
@@ -123,7 +126,10 @@ impl SessionGuard {
             wanted.push(Wanted {
                 needed,
                 path: here.clone(),
+                after_schema_change: schema_changed,
             });
+            schema_changed |= matches!(f.class, CommandClass::Ddl | CommandClass::CallDo)
+                || f.functions.iter().any(|n| !sql::lineage::is_builtin(n));
             if needed {
                 here
             } else {
@@ -143,6 +149,7 @@ impl SessionGuard {
         wanted.resize_with(analyses.len(), || Wanted {
             needed: true,
             path: None,
+            after_schema_change: true,
         });
         (analyses, wanted)
     }
@@ -161,11 +168,26 @@ impl SessionGuard {
         let Some(eff) = &self.effective else {
             return Ok(none);
         };
-        if self.masking.is_none() || !wanted.iter().any(|w| w.needed) {
+        if self.masking.is_none() {
             return Ok(none);
         }
         let catalog = eff.catalog.clone();
         let sensitive = eff.sensitive.clone();
+        // Schema changes that involve a table with sensitive columns can move its values
+        // where lineage does not look (a trigger, a column default, a function that shadows
+        // a built-in, a renamed column): only for principals who may see them all. A view's
+        // definition is traced by lineage, so views may be created over them.
+        if let Some(f) = statements.iter().find(|f| ddl_on_sensitive(f, &sensitive)) {
+            if !eff.hidden.none {
+                return Err(MaskError::Refused(Refusal(format!(
+                    "{} involves a table with sensitive columns; schema changes to such tables need a principal who may see those columns",
+                    f.command
+                ))));
+            }
+        }
+        if !wanted.iter().any(|w| w.needed) {
+            return Ok(none);
+        }
         // A view read through definitions the server no longer has would be masked by the
         // wrong lineage (a view replaced directly on the database, a moment ago).
         let reads_view = statements.iter().zip(wanted).any(|(f, w)| {
@@ -221,6 +243,11 @@ impl SessionGuard {
                     "the search path names pg_catalog after another schema, so built-in functions and operators may be shadowed".into(),
                 )));
             }
+            if w.after_schema_change {
+                return Err(MaskError::Refused(Refusal(
+                    "a statement earlier in this string changes the schema, so what this one reads cannot be checked before it runs; send it separately".into(),
+                )));
+            }
             if w.path.is_none() {
                 return Err(MaskError::Refused(Refusal(
                     "the search path changed in a way Gatehouse cannot confirm before this statement (earlier in the same string or pipeline, or in a failed transaction); send the statements that depend on it separately, after a Sync".into(),
@@ -267,6 +294,21 @@ impl SessionGuard {
     }
 }
 
+/// DDL that reads or changes a table with sensitive columns, in its own text or in the body
+/// of code it creates. Not: creating a view (lineage traces views), creating a table (a new
+/// table holds nothing; CREATE TABLE AS is traced as a write), dropping (the guardrails
+/// decide drops, and a drop moves no value).
+fn ddl_on_sensitive(f: &StatementFacts, sensitive: &SensitiveSet) -> bool {
+    matches!(f.class, CommandClass::Ddl)
+        && !f.command.ends_with("VIEW")
+        && !f.command.starts_with("CREATE TABLE")
+        && !f.command.starts_with("DROP")
+        && f.tables_read
+            .iter()
+            .chain(&f.tables_written)
+            .any(|t| sensitive.columns.keys().any(|c| c.table == bare(t)))
+}
+
 /// What `analyze` decided about one statement's lineage.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Wanted {
@@ -274,6 +316,8 @@ pub(super) struct Wanted {
     pub needed: bool,
     /// The search path it was traced with; `None`: unknown (see `analyze`).
     pub path: Option<Vec<String>>,
+    /// It comes after DDL in the same string (lineage read the catalog as it was before).
+    pub after_schema_change: bool,
 }
 
 /// What one parse gave besides the facts.

@@ -142,6 +142,10 @@ pub struct SessionGuard {
     temp_catalog: TempCatalog,
     /// Something that can change the search path ran since the last probe.
     path_dirty: bool,
+    /// Something that can change how the server tokenizes text (client_encoding,
+    /// standard_conforming_strings) ran and has not been seen to complete: what the server
+    /// reports about it (ParameterStatus) must arrive before the next statement is analysed.
+    lexing_dirty: bool,
     /// The catalog fingerprint the session saw at the last probe, and whether that probe
     /// was made for the check in progress.
     server_fingerprint: Option<String>,
@@ -178,6 +182,7 @@ impl SessionGuard {
             // statement where masking depends on it.
             path_dirty: masked,
             path_in_tx: false,
+            lexing_dirty: false,
             server_fingerprint: None,
             fresh: false,
             decisions: DecisionCache::new(1024),
@@ -187,6 +192,50 @@ impl SessionGuard {
     /// The search path may have changed since it was last asked for.
     pub fn wants_probe(&self) -> bool {
         self.path_dirty
+    }
+
+    /// A digest of everything name resolution and masking rest on (search path, temporary
+    /// objects, catalog, policies): a statement planned under another key may mean something
+    /// else to the server now.
+    pub fn resolution_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.analyze_ctx.search_path.hash(&mut h);
+        self.temps.hash(&mut h);
+        let mut temp: Vec<_> = self.temp_catalog.columns.iter().collect();
+        temp.sort();
+        temp.hash(&mut h);
+        let mut views: Vec<_> = self.temp_catalog.views.iter().collect();
+        views.sort();
+        views.hash(&mut h);
+        (self.path_dirty, self.temps_stale, self.temps_first).hash(&mut h);
+        if let Some(e) = &self.effective {
+            (Arc::as_ptr(&e.catalog) as usize).hash(&mut h);
+            (Arc::as_ptr(&e.policies) as usize).hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// Whether a statement reads a view (of the catalog or of this session).
+    pub fn reads_view(&self, f: &StatementFacts) -> bool {
+        let Some(e) = &self.effective else {
+            return false;
+        };
+        f.tables_read.iter().any(|t| {
+            let name = bare(t);
+            e.catalog.view_names.contains(name) || self.temp_catalog.views.contains_key(name)
+        })
+    }
+
+    /// Everything sent must be answered (and any setting change the server reports seen)
+    /// before the next statement is analysed.
+    pub fn wants_drain(&self) -> bool {
+        self.lexing_dirty
+    }
+
+    /// The server answered everything sent so far, and reported no unsafe setting.
+    pub fn drained(&mut self) {
+        self.lexing_dirty = false;
     }
 
     /// The last `check` needed to know the session's temporary tables exactly.
@@ -318,7 +367,8 @@ impl SessionGuard {
         // string, they count too, and dropped earlier in it, no longer.
         let exact = !self.temps_stale && self.temps_first;
         let mut temps = if exact {
-            self.temps.clone()
+            let views = self.temp_catalog.views.keys().cloned();
+            self.temps.iter().cloned().chain(views).collect()
         } else {
             BTreeSet::new()
         };
@@ -371,6 +421,13 @@ impl SessionGuard {
             }
             if changes_temps(f) {
                 self.temps_stale = true;
+                // Columns and definitions of temporary relations may be wrong from now on:
+                // resolving a name to a temporary relation that is gone would trace the
+                // wrong lineage, so none is known until the next probe.
+                self.temp_catalog = TempCatalog::default();
+            }
+            if changes_lexing(f) {
+                self.lexing_dirty = true;
             }
             for d in &f.drops {
                 self.temps.remove(bare(&d.name));
@@ -393,6 +450,16 @@ fn changes_path(f: &StatementFacts) -> bool {
     f.session.search_path.is_some()
         || f.session.settings.contains("search_path")
         || f.session.settings.contains("*")
+        || f.class == CommandClass::CallDo
+        || f.functions.iter().any(|n| !sql::lineage::is_builtin(n))
+}
+
+/// Whether a statement can change how the server tokenizes the next query string.
+fn changes_lexing(f: &StatementFacts) -> bool {
+    let s = &f.session.settings;
+    s.contains("client_encoding")
+        || s.contains("standard_conforming_strings")
+        || s.contains("*")
         || f.class == CommandClass::CallDo
         || f.functions.iter().any(|n| !sql::lineage::is_builtin(n))
 }

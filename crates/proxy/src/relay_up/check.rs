@@ -7,11 +7,81 @@ use super::{Tracking, Up};
 use crate::error::SessionError;
 use crate::expect::Expect;
 use crate::guard::Verdict;
+use crate::mask_plan::MaskPlan;
+use crate::state::{Effect, Plan};
 use model::decision::Decision;
 use std::sync::Arc;
 use wire_pg::encode;
 
+/// What a Bind or EXECUTE of a prepared statement needs.
+pub(super) enum Recheck {
+    /// Nothing changed since it was planned.
+    Same,
+    /// Planned again: these masks are added to the ones it was prepared with.
+    Planned(Option<Arc<MaskPlan>>),
+    /// Refused now (the refusal was sent).
+    Refused,
+}
+
 impl Up {
+    /// A prepared statement is decided and planned again before it runs when what its
+    /// decision or plan rested on may have changed: the server re-analyses a prepared
+    /// statement when the search path or an object it uses changes, so the name-resolution
+    /// state it was planned under must still hold; a DROP is decided again on the temporary
+    /// tables that exist now; a statement reading a view has its view definitions confirmed
+    /// each time. The masks of both plans apply (the server may or may not have re-analysed).
+    /// `simple`: for an SQL EXECUTE in a Query (a refusal answers the whole string).
+    pub(super) async fn recheck(
+        &mut self,
+        t: &mut Tracking,
+        name: &str,
+        simple: bool,
+    ) -> Result<Recheck, SessionError> {
+        let Some(p) = t.statements.get(name).cloned() else {
+            return Ok(Recheck::Same);
+        };
+        let Some(f) = &p.facts else {
+            return Ok(Recheck::Same);
+        };
+        let masking = self.guard.masking();
+        let stale = !f.drops.is_empty()
+            || (masking && (p.key != self.guard.resolution_key() || self.guard.reads_view(f)));
+        if !stale {
+            return Ok(Recheck::Same);
+        }
+        match self.check(t, &p.text).await? {
+            Verdict::Forward { plans, .. } => {
+                let planned = plans.into_iter().next();
+                // An SQL PREPARE's own rows are none: its statement's plan is in its effect.
+                let mask = planned.and_then(|p| {
+                    p.effects
+                        .iter()
+                        .find_map(|e| match e {
+                            Effect::Prepare {
+                                plan: Plan::Own(m), ..
+                            } => Some(m.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or(p.mask)
+                });
+                Ok(Recheck::Planned(mask))
+            }
+            Verdict::Refuse {
+                statements,
+                decision,
+            } => {
+                self.refuse_by_policy(t, &p.text, &statements, &decision, simple)
+                    .await?;
+                Ok(Recheck::Refused)
+            }
+            Verdict::UnknownRelation(_) | Verdict::Stale => {
+                self.refuse_by_policy(t, &p.text, &[], &stale_catalog(), simple)
+                    .await?;
+                Ok(Recheck::Refused)
+            }
+        }
+    }
+
     /// Analyses and decides a query string or Parse, reloading the catalog once when it
     /// names a relation the catalog does not know.
     pub(super) async fn check(
@@ -22,6 +92,22 @@ impl Up {
         let hour = self.hour();
         let mut reloaded = false;
         let mut probed = false;
+        if self.guard.wants_drain() {
+            if t.batch_open {
+                // The server has not been asked to answer yet (no Sync): nothing can be
+                // confirmed, so nothing is analysed on a guess.
+                return Ok(Verdict::Refuse {
+                    statements: Vec::new(),
+                    decision: lexing_unconfirmed(),
+                });
+            }
+            self.flush(t).await?;
+            self.pipeline.wait_drained().await;
+            if self.pipeline.lock().is_closed() {
+                return Err(SessionError::Protocol("session ended"));
+            }
+            self.guard.drained();
+        }
         loop {
             if !probed && self.guard.wants_probe() {
                 // If it cannot be asked (inside a pipeline, or in a failed transaction), the
@@ -110,6 +196,15 @@ impl Up {
         if !same {
             *self.origins.write().unwrap_or_else(|p| p.into_inner()) = o;
         }
+    }
+}
+
+fn lexing_unconfirmed() -> Decision {
+    Decision::Deny {
+        reason: "an earlier statement in this pipeline could change how the server reads text (client_encoding, standard_conforming_strings, code that could set them); it must complete first".into(),
+        policy_id: "gatehouse.session-state".into(),
+        hint: Some("send Sync after it, before further statements".into()),
+        policies: Vec::new(),
     }
 }
 

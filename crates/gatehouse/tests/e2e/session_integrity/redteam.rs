@@ -90,7 +90,6 @@ async fn ext(c: &mut RawPg, frames: &[BytesMut], n: usize) -> Reply {
 /// A temporary `users` learnt by a probe is dropped (or discarded); lineage still resolves
 /// `users` to it, while the server reads public.users.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
 async fn finding_dropped_temp_table_still_hides_the_sensitive_table() {
     let (gh, token) = start().await;
     let (gh, token) = (&gh, token.as_str());
@@ -171,7 +170,6 @@ async fn defence_pg_temp_listed_after_public_is_searched_where_listed() {
 /// real name (`pg_temp_N`) puts it after public without the proxy noticing, and DROP TABLE
 /// of "our own temporary table" drops public.orders.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
 async fn finding_pg_temp_n_after_public_lets_drop_reach_the_real_table() {
     let (gh, token) = start().await;
     let mut c = raw(&gh, &token).await;
@@ -200,7 +198,6 @@ async fn finding_pg_temp_n_after_public_lets_drop_reach_the_real_table() {
 /// A temporary view learnt by a probe is replaced (temporary DDL the built-in pack allows); the
 /// proxy keeps reading it with the old definition.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
 async fn finding_replaced_temp_view_is_planned_with_its_old_definition() {
     let (gh, token) = start().await;
     let (gh, token) = (&gh, token.as_str());
@@ -254,7 +251,6 @@ async fn finding_replaced_temp_view_is_planned_with_its_old_definition() {
 /// dropped, or when a view it reads was replaced; utility statements (COPY) are analysed at
 /// every execution. The proxy keeps the mask plan it made at PREPARE/Parse time.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
 async fn finding_prepared_statements_reanalysed_by_the_server_keep_the_stale_plan() {
     let (gh, token) = start().await;
     let (gh, token) = (&gh, token.as_str());
@@ -373,7 +369,6 @@ async fn finding_prepared_statements_reanalysed_by_the_server_keep_the_stale_pla
 /// DROP of the session's own temporary table is decided once, at Parse. The server resolves a
 /// prepared utility statement at every execution: the second run drops public.orders.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
 async fn finding_prepared_drop_of_own_temp_table_drops_the_real_table_when_rerun() {
     let (gh, token) = start().await;
     let mut c = raw(&gh, &token).await;
@@ -439,7 +434,7 @@ async fn defence_query_sent_during_copy_in_ends_the_session() {
 /// table the proxy knows as plain, attached directly as a partition of a sensitive table, is
 /// read in clear (the parent's sensitivity does not follow until the next timed reload).
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
+#[ignore = "known gap: a table attached as a partition directly on the database is seen at the next catalog refresh (at most 60 s); reads of plain tables do not confirm the catalog fingerprint"]
 async fn finding_partition_attached_directly_is_read_in_clear() {
     let (gh, token) = start().await;
     let mut c = raw(&gh, &token).await;
@@ -464,7 +459,6 @@ async fn finding_partition_attached_directly_is_read_in_clear() {
 /// A failing cast quotes the value in its error message. Encoded (reversed, translated) it
 /// passes the detectors, and the client decodes it.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
 async fn finding_cast_errors_quote_sensitive_values() {
     let (gh, token) = start().await;
     let mut c = raw(&gh, &token).await;
@@ -513,7 +507,6 @@ async fn finding_cast_errors_quote_sensitive_values() {
 /// but the new text in the audit; a PREPARE run through the extended protocol is never
 /// remembered, so its executions are audited without text or tables.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
 async fn finding_audit_names_a_statement_the_server_did_not_run() {
     let (gh, token) = start().await;
     let mut c = raw(&gh, &token).await;
@@ -602,7 +595,6 @@ async fn finding_audit_names_a_statement_the_server_did_not_run() {
 /// transaction then removes a holdable cursor the server kept, and FETCH from it ends a
 /// legitimate session (savepoint recovery is what psql's ON_ERROR_ROLLBACK and ORMs do).
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
 async fn finding_savepoint_rollback_forgets_a_committed_holdable_cursor() {
     let (gh, token) = start().await;
     let (gh, token) = (&gh, token.as_str());
@@ -657,15 +649,15 @@ async fn finding_savepoint_rollback_forgets_a_committed_holdable_cursor() {
 /// the proxy takes for a literal, the server runs as SQL: unmasked columns, a DELETE without an
 /// effective WHERE, a DROP TABLE nobody audited.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
-async fn finding_client_encoding_sjis_makes_the_server_run_what_the_proxy_saw_as_a_literal() {
+async fn defence_client_encoding_sjis_cannot_make_the_server_run_what_the_proxy_saw_as_a_literal() {
     let (gh, token) = start().await;
     let (gh, token) = (&gh, token.as_str());
     let mut failures = Vec::new();
     failures.push(
         attempt("raw: SELECT hidden in a literal", async {
             let mut c = raw(gh, token).await;
-            assert_ok("SET", &c.simple("SET client_encoding = 'SJIS'").await);
+            // Secure outcomes: the SET refused, or the session ended before anything else ran.
+            let _ = c.simple("SET client_encoding = 'SJIS'").await;
             let r = c
                 .simple("SELECT E'Á\\', upper(email) AS e, upper(ssn) AS s FROM users -- '")
                 .await;
@@ -676,7 +668,8 @@ async fn finding_client_encoding_sjis_makes_the_server_run_what_the_proxy_saw_as
     failures.push(
         attempt("raw: DELETE whose WHERE hides in a literal", async {
             let mut c = raw(gh, token).await;
-            assert_ok("SET", &c.simple("SET client_encoding = 'SJIS'").await);
+            // Secure outcomes: the SET refused, or the session ended before anything else ran.
+            let _ = c.simple("SET client_encoding = 'SJIS'").await;
             let _ = c
                 .simple("DELETE FROM orders WHERE E'Á\\' = '' OR true --' = 'x' AND id = 10")
                 .await;
@@ -700,7 +693,8 @@ async fn finding_client_encoding_sjis_makes_the_server_run_what_the_proxy_saw_as
     failures.push(
         attempt("raw: DROP TABLE hidden in a literal", async {
             let mut c = raw(gh, token).await;
-            assert_ok("SET", &c.simple("SET client_encoding = 'SJIS'").await);
+            // Secure outcomes: the SET refused, or the session ended before anything else ran.
+            let _ = c.simple("SET client_encoding = 'SJIS'").await;
             let _ = c.simple("SELECT E'Á\\'; DROP TABLE orders; --'").await;
             assert_orders_intact(gh, "SELECT E'Á\\'; DROP TABLE orders; --'").await;
         })
@@ -713,8 +707,13 @@ async fn finding_client_encoding_sjis_makes_the_server_run_what_the_proxy_saw_as
 import sys, psycopg
 port, token = sys.argv[1], sys.argv[2]
 jp = b"\xc3\x81\x5c".decode("shift_jis")
-with psycopg.connect(host="127.0.0.1", port=port, user="alice", password=token,
-                     dbname="app", client_encoding="SJIS", autocommit=True) as conn:
+try:
+    conn = psycopg.connect(host="127.0.0.1", port=port, user="alice", password=token,
+                           dbname="app", client_encoding="SJIS", autocommit=True)
+except psycopg.OperationalError as e:
+    print("refused at login", e)
+    sys.exit(0)
+with conn:
     try:
         rows = conn.execute("SELECT E'" + jp + "', upper(email) AS e, upper(ssn) AS s FROM users -- '").fetchall()
         print(len(rows))
@@ -743,18 +742,15 @@ with psycopg.connect(host="127.0.0.1", port=port, user="alice", password=token,
 /// the proxy's parser keeps the standard meaning. Both see two statements, so nothing is out
 /// of step, but the second is a different statement on each side.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
-async fn finding_standard_conforming_strings_off_makes_the_server_run_a_different_statement() {
+async fn defence_standard_conforming_strings_off_cannot_make_the_server_run_a_different_statement()
+{
     let (gh, token) = start().await;
     let (gh, token) = (&gh, token.as_str());
     let mut failures = Vec::new();
     failures.push(
         attempt("SELECT of names (proxy) / of ssn (server)", async {
             let mut c = raw(gh, token).await;
-            assert_ok(
-                "SET",
-                &c.simple("SET standard_conforming_strings = off").await,
-            );
+            let _ = c.simple("SET standard_conforming_strings = off").await;
             let r = c
                 .simple(
                     "SELECT 'a\\'; SELECT upper(name) AS n FROM users WHERE '' = '; \
@@ -770,10 +766,7 @@ async fn finding_standard_conforming_strings_off_makes_the_server_run_a_differen
             "bounded DELETE (proxy) / unbounded DELETE (server)",
             async {
                 let mut c = raw(gh, token).await;
-                assert_ok(
-                    "SET",
-                    &c.simple("SET standard_conforming_strings = off").await,
-                );
+                let _ = c.simple("SET standard_conforming_strings = off").await;
                 let _ = c
                     .simple(
                         "SELECT 'a\\'; DELETE FROM orders WHERE id = 10 AND '' = '; \
@@ -813,7 +806,6 @@ fn python() -> std::path::PathBuf {
 /// move sensitive values past lineage: a user function that shadows a built-in name (a better
 /// argument match), a trigger, a column default, RENAME COLUMN.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
 async fn finding_ddl_moves_sensitive_values_past_lineage() {
     let (gh, token) = start().await;
     let (gh, token) = (&gh, token.as_str());
@@ -1306,7 +1298,6 @@ async fn defence_origins_mask_plain_columns_when_lineage_is_fooled() {
 /// many drivers send for a statement they described once, and any raw client) carries no
 /// column origins, so where lineage was fooled even plain column references leave in clear.
 #[tokio::test]
-#[ignore = "open finding: being fixed"]
 async fn finding_execute_without_describe_has_no_origin_net() {
     let (gh, token) = start().await;
     let mut c = raw(&gh, &token).await;
