@@ -18,15 +18,19 @@ use std::collections::{BTreeSet, HashMap};
 macro_rules! fingerprint_sql {
     () => {
         "SELECT pg_catalog.md5(COALESCE((SELECT pg_catalog.string_agg(r.ev_class::pg_catalog.text \
-         || ':' || r.xmin::pg_catalog.text, ',' ORDER BY r.ev_class, r.oid) \
-         FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
-         WHERE c.relpersistence <> 't'), '') || '/' || COALESCE((SELECT \
-         pg_catalog.string_agg(i.inhrelid::pg_catalog.text || ':' || i.inhparent::pg_catalog.text, \
+         OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) r.xmin::pg_catalog.text, ',' ORDER BY r.ev_class, r.oid) \
+         FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.ev_class \
+         WHERE c.relpersistence OPERATOR(pg_catalog.<>) 't'), '') OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) COALESCE((SELECT \
+         pg_catalog.string_agg(i.inhrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) i.inhparent::pg_catalog.text, \
          ',' ORDER BY i.inhrelid, i.inhparent) FROM pg_catalog.pg_inherits i \
-         JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid WHERE c.relpersistence <> 't'), ''))"
+         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid WHERE c.relpersistence OPERATOR(pg_catalog.<>) 't'), ''))"
     };
 }
 
+/// Operators are written `OPERATOR(pg_catalog.…)` and functions and types `pg_catalog.`-
+/// qualified: the probe runs under the client's search path, which could put a schema with
+/// look-alike operators before `pg_catalog`.
+///
 /// One row per fact: kind, name, detail, order. Kinds: `s` a schema in search order, `p` the
 /// raw setting, `t` a temporary table, `c` a column of a temporary relation (name, column,
 /// attribute number), `v` a temporary view (name, definition as the session would resolve
@@ -36,14 +40,14 @@ pub const PROBE_SQL: &str = concat!(
      FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, n) \
      UNION ALL SELECT 'p', pg_catalog.current_setting('search_path'), NULL, 0 \
      UNION ALL SELECT 't', c.relname::pg_catalog.text, NULL, 0 FROM pg_catalog.pg_class c \
-     WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind IN ('r', 'p') \
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[]) \
      UNION ALL SELECT 'c', c.relname::pg_catalog.text, a.attname::pg_catalog.text, a.attnum \
-     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
-     WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind IN ('r', 'p', 'v') \
-     AND a.attnum > 0 AND NOT a.attisdropped \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid \
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v}'::pg_catalog.\"char\"[]) \
+     AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped \
      UNION ALL SELECT 'v', c.relname::pg_catalog.text, pg_catalog.pg_get_viewdef(c.oid), 0 \
      FROM pg_catalog.pg_class c \
-     WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind = 'v' \
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND c.relkind OPERATOR(pg_catalog.=) 'v' \
      UNION ALL SELECT 'f', (",
     fingerprint_sql!(),
     "), NULL, 0 ORDER BY 1, 4, 2"
