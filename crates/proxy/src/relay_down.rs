@@ -640,7 +640,7 @@ fn skip_to_sync(g: &mut Inner, out: &mut Out) {
 
 /// The session ended with requests in flight: each statement among them is audited with an
 /// unknown outcome (it may or may not have run).
-fn abandon(g: &mut Inner, reason: &str) {
+pub fn abandon(g: &mut Inner, reason: &str) {
     for e in g.queue.drain(..) {
         match e {
             Expect::Query(stmts) => {

@@ -268,7 +268,7 @@ async fn relay(
         upstream: up_r,
         client: client_w,
         buf: up.buf,
-        pipeline,
+        pipeline: pipeline.clone(),
         tx_status,
         mask_key: state.mask_key.clone(),
         detectors,
@@ -277,7 +277,7 @@ async fn relay(
     let mut up_task = tokio::spawn(up_half.run());
     let down = down_half.run();
     tokio::pin!(down);
-    tokio::select! {
+    let result = tokio::select! {
         r = &mut down => {
             // The upstream ended (or the client is gone): stop reading the client.
             up_task.abort();
@@ -289,7 +289,16 @@ async fn relay(
             Ok(Err(e)) => Err(e),
             Err(e) => Err(SessionError::Internal(e.to_string())),
         }
-    }
+    };
+    // Whatever ended the session (including the drain above timing out), statements still
+    // in flight are audited with an unknown outcome rather than vanishing.
+    let reason = match &result {
+        Ok(()) => "the session ended before the server answered".to_owned(),
+        Err(e) => format!("the session ended before the server answered: {e}"),
+    };
+    pipeline.close();
+    crate::relay_down::abandon(&mut pipeline.lock(), &reason);
+    result
 }
 
 /// Hands a connection-level event to the audit writer.
