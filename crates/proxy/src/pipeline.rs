@@ -33,15 +33,24 @@ pub struct Inner {
     /// The server is in COPY IN mode (its CopyInResponse was seen and the client has not
     /// yet sent CopyDone or CopyFail): Sync and Flush are ignored by the server then.
     pub copy_in: bool,
-    /// Names of prepared statements the server refused to create, for the other half to
-    /// forget its optimistic copies of.
-    pub failed_prepares: Vec<String>,
+    /// What the server confirmed about prepared-statement names, in order, for the other
+    /// half's copy of them (`relay_up::names`).
+    pub prepared_events: Vec<PreparedEvent>,
     closed: bool,
     waiting_for_space: bool,
 }
 
 #[derive(Debug)]
 pub struct Closed;
+
+/// What the server confirmed about a prepared-statement name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreparedEvent {
+    /// A PREPARE or Parse of this name failed (or was skipped): it created nothing.
+    Failed(String),
+    /// The server closed this statement (`None`: all of them).
+    Closed(Option<String>),
+}
 
 impl Inner {
     /// The session ended: no more requests will be answered.

@@ -10,7 +10,7 @@
 
 use crate::error::SessionError;
 use crate::expect::{Expect, Named, StmtAudit};
-use crate::pipeline::{Inner, Pipeline};
+use crate::pipeline::{Inner, Pipeline, PreparedEvent};
 use crate::relay_mask::{self, Bound};
 use crate::result::Binder;
 use crate::stream::{ReadHalf, WriteHalf};
@@ -284,7 +284,10 @@ impl Down {
                 _ => return desync("BindComplete without a Bind"),
             },
             tag::CLOSE_COMPLETE => match g.queue.pop_front() {
-                Some(Expect::Close(Named::Statement(n))) => g.state.close_statement(&n),
+                Some(Expect::Close(Named::Statement(n))) => {
+                    g.state.close_statement(&n);
+                    g.prepared_events.push(PreparedEvent::Closed(Some(n)));
+                }
                 Some(Expect::Close(Named::Portal(n))) => g.state.close_portal(&n),
                 _ => return desync("CloseComplete without a Close"),
             },
@@ -534,9 +537,22 @@ fn emit_locals(g: &mut Inner, out: &mut Out) {
 fn note_failed_prepares(g: &mut Inner, effects: &[crate::state::Effect]) {
     for e in effects {
         if let crate::state::Effect::Prepare { name, .. } = e {
-            g.failed_prepares.push(name.clone());
+            g.prepared_events.push(PreparedEvent::Failed(name.clone()));
         }
     }
+}
+
+/// A statement completed: what it changes takes effect, and names it closed are reported.
+fn apply_effects(g: &mut Inner, effects: &[crate::state::Effect]) {
+    use crate::state::Effect;
+    for e in effects {
+        match e {
+            Effect::Deallocate(n) => g.prepared_events.push(PreparedEvent::Closed(n.clone())),
+            Effect::DiscardAll => g.prepared_events.push(PreparedEvent::Closed(None)),
+            _ => {}
+        }
+    }
+    g.state.apply(effects);
 }
 
 /// One statement ended (CommandComplete, EmptyQueryResponse, PortalSuspended or error).
@@ -553,7 +569,7 @@ fn complete(
         Some(Expect::Query(stmts)) => match stmts.pop_front() {
             Some(s) => {
                 if succeeded {
-                    g.state.apply(&s.effects);
+                    apply_effects(g, &s.effects);
                 } else {
                     note_failed_prepares(g, &s.effects);
                 }
@@ -566,7 +582,7 @@ fn complete(
                 if succeeded {
                     let portal = s.portal.as_deref().unwrap_or_default();
                     if let Some(effects) = g.state.portal(portal).map(|p| p.effects.clone()) {
-                        g.state.apply(&effects);
+                        apply_effects(g, &effects);
                     }
                 }
                 s.complete(outcome, rows);
@@ -612,7 +628,7 @@ fn on_error(g: &mut Inner, out: &mut Out, frame: &Frame) -> Result<(), SessionEr
                     }
                     (skipped, o) => {
                         if let Some(Expect::Parse { name, .. }) = &skipped {
-                            g.failed_prepares.push(name.clone());
+                            g.prepared_events.push(PreparedEvent::Failed(name.clone()));
                         }
                         outcome = o;
                     }
@@ -632,7 +648,7 @@ fn skip_to_sync(g: &mut Inner, out: &mut Out) {
         Some(Expect::Sync) | Some(Expect::Fatal(_)) | None
     ) {
         if let Some(Expect::Parse { name, .. }) = g.queue.pop_front() {
-            g.failed_prepares.push(name);
+            g.prepared_events.push(PreparedEvent::Failed(name));
         }
     }
     out.end_result();

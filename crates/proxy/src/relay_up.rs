@@ -4,6 +4,7 @@
 //! database unless its event is certain to be accepted (unless the operator opted out).
 
 mod check;
+mod names;
 
 use crate::annotation::{refusal_text, Annotation};
 use crate::config::AuditFailureMode;
@@ -64,7 +65,7 @@ enum Flow {
 }
 
 struct Tracking {
-    statements: HashMap<String, Arc<Prepared>>,
+    statements: names::Statements,
     portals: HashMap<String, Portal>,
     /// What each SQL cursor declared in this session reads, for the audit events of its
     /// FETCHes (audit only: masking uses the confirmed `state`).
@@ -83,7 +84,7 @@ struct Tracking {
 impl Up {
     pub async fn run(mut self) -> Result<(), SessionError> {
         let mut t = Tracking {
-            statements: HashMap::new(),
+            statements: names::Statements::default(),
             portals: HashMap::new(),
             cursors: HashMap::new(),
             described: std::collections::HashSet::new(),
@@ -175,6 +176,15 @@ impl Up {
             FrontendMessage::Query(sql) => self.on_query(t, frame, sql).await?,
             FrontendMessage::Parse(p) => self.on_parse(t, frame, p).await?,
             FrontendMessage::Bind(b) => {
+                self.forget_failed(t);
+                if t.statements.get(&b.statement).is_none() {
+                    // The server holds no such statement either (the copy is exact): refused
+                    // here, so no Execute runs a statement Gatehouse cannot name.
+                    let msg = format!("prepared statement \"{}\" does not exist", b.statement);
+                    self.refuse(t, "26000", &msg, None, None, false).await?;
+                    t.batch_open = true;
+                    return Ok(Flow::Continue);
+                }
                 let extra = match self.recheck(t, &b.statement, false).await? {
                     Recheck::Same => None,
                     Recheck::Planned(p) => p,
@@ -204,7 +214,7 @@ impl Up {
             }
             FrontendMessage::Close { target, name } => {
                 if target == wire_pg::frontend::Target::Statement {
-                    t.statements.remove(&name);
+                    t.statements.closing(Some(&name));
                 } else {
                     t.portals.remove(&name);
                 }
@@ -279,7 +289,9 @@ impl Up {
         if simple {
             encode::query(&mut t.out, POISON_SQL);
         } else {
+            // The poison is parsed as the unnamed statement, which the server discards.
             encode::parse(&mut t.out, "", POISON_SQL, &[]);
+            t.statements.forget_unnamed();
             t.discard_until_sync = true;
         }
         self.expect(Expect::Refused {
@@ -291,9 +303,9 @@ impl Up {
 
     /// Forgets prepared statements the server refused to create (see `relay_down`).
     fn forget_failed(&self, t: &mut Tracking) {
-        let failed = std::mem::take(&mut self.pipeline.lock().failed_prepares);
-        for name in failed {
-            t.statements.remove(&name);
+        let events = std::mem::take(&mut self.pipeline.lock().prepared_events);
+        for e in events {
+            t.statements.apply(e);
         }
     }
 
@@ -330,7 +342,7 @@ impl Up {
         if let Some(name) = statements.iter().find_map(|f| {
             f.prepared_name
                 .as_ref()
-                .filter(|n| t.statements.contains_key(n.as_str()))
+                .filter(|n| !t.statements.may_prepare(n.as_str()))
         }) {
             let msg = format!("prepared statement \"{name}\" already exists");
             return self.refuse(t, "42P05", &msg, None, None, true).await;
@@ -400,12 +412,10 @@ impl Up {
                         let note = Annotation::new(Some(f), &decision, shadow);
                         let key = self.guard.resolution_key();
                         t.statements
-                            .insert(name.clone(), prepared_entry(&f.text, note, f, key));
+                            .prepare(name.clone(), prepared_entry(&f.text, note, f, key));
                     }
-                    Effect::Deallocate(Some(n)) => {
-                        t.statements.remove(n);
-                    }
-                    Effect::Deallocate(None) | Effect::DiscardAll => t.statements.clear(),
+                    Effect::Deallocate(n) => t.statements.closing(n.as_deref()),
+                    Effect::DiscardAll => t.statements.closing(None),
                     _ => {}
                 }
             }
@@ -435,19 +445,19 @@ impl Up {
             } => {
                 // The poison is parsed as the unnamed statement, which the server discards; a
                 // named statement already prepared upstream is untouched and keeps its text.
-                t.statements.remove("");
+                t.statements.forget_unnamed();
                 return self
                     .refuse_by_policy(t, &p.query, &statements, &decision, false)
                     .await;
             }
             Verdict::UnknownRelation(_) | Verdict::Stale => {
-                t.statements.remove("");
+                t.statements.forget_unnamed();
                 return self
                     .refuse_by_policy(t, &p.query, &[], &stale_catalog(), false)
                     .await;
             }
         };
-        if !p.name.is_empty() && t.statements.contains_key(&p.name) {
+        if !t.statements.may_prepare(&p.name) {
             let msg = format!("prepared statement \"{}\" already exists", p.name);
             return self.refuse(t, "42P05", &msg, None, None, false).await;
         }
@@ -469,7 +479,7 @@ impl Up {
                 key: self.guard.resolution_key(),
             }),
         };
-        t.statements.insert(p.name, entry);
+        t.statements.prepare(p.name, entry);
         t.out.extend_from_slice(frame.raw());
         self.expect(Expect::Parse {
             name,
@@ -553,18 +563,15 @@ impl Up {
                 if let Some(name) = f
                     .prepared_name
                     .as_ref()
-                    .filter(|n| !t.statements.contains_key(n.as_str()))
+                    .filter(|n| t.statements.may_prepare(n.as_str()))
                 {
                     let key = self.guard.resolution_key();
                     let entry = prepared_entry(&p.text, p.note.clone(), f, key);
-                    t.statements.insert(name.clone(), entry);
+                    t.statements.prepare(name.clone(), entry);
                 }
                 match &f.deallocate {
-                    Some(Some(n)) => {
-                        t.statements.remove(n);
-                    }
-                    Some(None) => t.statements.clear(),
-                    None if f.command == "DISCARD ALL" => t.statements.clear(),
+                    Some(n) => t.statements.closing(n.as_deref()),
+                    None if f.command == "DISCARD ALL" => t.statements.closing(None),
                     None => {}
                 }
             }

@@ -26,6 +26,7 @@ mod exfiltration;
 mod ordinary_work;
 mod prepared;
 mod redteam;
+mod redteam2;
 mod relations;
 mod search_path;
 mod temp_objects;
