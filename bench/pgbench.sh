@@ -43,11 +43,11 @@ declare -A PID_OF=([gatehouse]=$GH_PID)
 # GATEHOUSE_BASELINE_BIN: also run another build (e.g. the previous commit's) as "baseline",
 # interleaved with the others, to compare two builds in one run.
 if [ -n "${GATEHOUSE_BASELINE_BIN:-}" ]; then
-  MAIN_GH=$GH; GH=$GATEHOUSE_BASELINE_BIN
+  MAIN_GH=$GH; MAIN_PORT=$GH_PORT; GH=$GATEHOUSE_BASELINE_BIN
   start_gatehouse baseline ""
   BASE_PORT=$GH_PORT; PID_OF[baseline]=$GH_PID
   BASE_TOKEN=$("$GH" token issue --config "$WORK/baseline.toml" --identity bench-bot --kind agent --ttl 2h)
-  GH=$MAIN_GH
+  GH=$MAIN_GH; GH_PORT=$MAIN_PORT
   TARGETS+=(baseline)
 fi
 sleep 1
