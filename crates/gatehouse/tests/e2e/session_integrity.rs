@@ -28,6 +28,7 @@ mod prepared;
 mod redteam;
 mod redteam2;
 mod relations;
+mod reload;
 mod search_path;
 mod temp_objects;
 mod vanished;
