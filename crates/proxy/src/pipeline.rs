@@ -22,6 +22,10 @@ pub struct Pipeline {
     space: Notify,
     /// The queue became empty: the server has answered everything sent so far.
     drained: Notify,
+    /// Someone waits on `drained` (so the consumer signals only then).
+    drain_waiting: std::sync::atomic::AtomicBool,
+    /// `Inner::prepared_events` is not empty (read without the lock on the hot path).
+    pub events_pending: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -121,6 +125,8 @@ impl Pipeline {
 
     /// Resolves once every request sent so far has been answered (or the session ended).
     pub async fn wait_drained(&self) {
+        use std::sync::atomic::Ordering;
+        self.drain_waiting.store(true, Ordering::SeqCst);
         loop {
             let notified = self.drained.notified();
             tokio::pin!(notified);
@@ -128,6 +134,7 @@ impl Pipeline {
             {
                 let g = self.lock();
                 if g.queue.is_empty() || g.closed {
+                    self.drain_waiting.store(false, Ordering::SeqCst);
                     return;
                 }
             }
@@ -137,8 +144,12 @@ impl Pipeline {
 
     /// Called by the consumer after popping: wakes a producer waiting for space.
     pub fn popped(&self, g: &mut Inner) {
-        if g.queue.is_empty() {
+        use std::sync::atomic::Ordering;
+        if g.queue.is_empty() && self.drain_waiting.load(Ordering::SeqCst) {
             self.drained.notify_waiters();
+        }
+        if !g.prepared_events.is_empty() {
+            self.events_pending.store(true, Ordering::Release);
         }
         if g.waiting_for_space && g.queue.len() < MAX_IN_FLIGHT {
             g.waiting_for_space = false;

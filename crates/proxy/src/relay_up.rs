@@ -303,6 +303,11 @@ impl Up {
 
     /// Forgets prepared statements the server refused to create (see `relay_down`).
     fn forget_failed(&self, t: &mut Tracking) {
+        use std::sync::atomic::Ordering;
+        // Set by the other half after it reported anything (see `Pipeline::popped`).
+        if !self.pipeline.events_pending.swap(false, Ordering::Acquire) {
+            return;
+        }
         let events = std::mem::take(&mut self.pipeline.lock().prepared_events);
         for e in events {
             t.statements.apply(e);
