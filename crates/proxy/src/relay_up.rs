@@ -472,7 +472,7 @@ impl Up {
         note.mask = planned.as_ref().and_then(|p| p.mask.clone());
         let (plan, effects) = match planned {
             Some(p) => (p.result, p.effects),
-            None => (Plan::Own(None), Arc::from(Vec::new())),
+            None => (Plan::Own(None), crate::state::no_effects()),
         };
         let name = p.name.clone();
         let entry = match statements.first() {
@@ -632,7 +632,7 @@ impl Up {
         }
         Ok(StmtAudit {
             result: Plan::Own(note.and_then(|n| n.mask.clone())),
-            effects: Arc::from(Vec::new()),
+            effects: crate::state::no_effects(),
             portal: None,
             event,
             slot,

@@ -82,6 +82,13 @@ pub struct Portal {
     pub in_tx: bool,
 }
 
+/// No effects, shared: most statements change nothing, and this keeps them from allocating.
+pub fn no_effects() -> Arc<[Effect]> {
+    static NONE: std::sync::LazyLock<Arc<[Effect]>> =
+        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    NONE.clone()
+}
+
 /// A plan once every name was followed.
 pub enum Resolved {
     Plan(Option<Arc<MaskPlan>>),
@@ -208,7 +215,7 @@ impl SessionState {
         for e in effects {
             match e {
                 Effect::Prepare { name, plan } => {
-                    self.parsed(name.clone(), plan.clone(), Arc::from(Vec::new()))
+                    self.parsed(name.clone(), plan.clone(), no_effects())
                 }
                 Effect::Deallocate(Some(n)) => {
                     self.statements.remove(n);
@@ -223,7 +230,7 @@ impl SessionState {
                     };
                     let p = Portal {
                         plan,
-                        effects: Arc::from(Vec::new()),
+                        effects: no_effects(),
                         fields: None,
                         formats: None,
                         hold: *hold,
@@ -305,7 +312,12 @@ pub fn of_statement(f: &StatementFacts, own: Plan) -> (Plan, Arc<[Effect]>) {
             None => (own, Vec::new()),
         },
     };
-    (plan, Arc::from(effects))
+    let effects = if effects.is_empty() {
+        no_effects()
+    } else {
+        Arc::from(effects)
+    };
+    (plan, effects)
 }
 
 #[cfg(test)]
