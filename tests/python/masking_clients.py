@@ -1,5 +1,5 @@
 """psycopg 3 (text and binary results, server-side prepared) and SQLAlchemy reading a table
-with masked columns through Gatehouse. Prints every value received as one JSON list; the
+with masked columns through Gatehouse, and SQLAlchemy's inspector reading its shape. Prints every value received as one JSON list; the
 Rust test checks that no clear value is among them.
 
 Usage: masking_clients.py HOST PORT USER DBNAME   (password in PGPASSWORD)
@@ -23,4 +23,13 @@ engine = sa.create_engine(f"postgresql+psycopg://{user}@{host}:{port}/{db}")
 users = sa.Table("users", sa.MetaData(), sa.Column("id", sa.Integer), sa.Column("email", sa.Text))
 with engine.connect() as c:
     seen += [str(r.email) for r in c.execute(sa.select(users.c.id, users.c.email))]
+# The inspector's catalog queries must work for a principal who may not unmask: a refusal
+# raises here and fails the test.
+insp = sa.inspect(engine)
+columns = [col["name"] for col in insp.get_columns("users")]
+assert "email" in columns and "ssn" in columns, columns
+insp.get_pk_constraint("users")
+insp.get_foreign_keys("users")
+insp.get_indexes("users")
+assert "users" in insp.get_table_names()
 print(json.dumps(seen))
