@@ -81,6 +81,15 @@ pub struct Probed {
 /// transaction).
 pub type ProbeResult = Result<Probed, String>;
 
+/// Whether the rows hold the parts every answer has (the raw setting and the fingerprint).
+pub fn complete(rows: &[Vec<Option<String>>]) -> bool {
+    let has = |k: &str| {
+        rows.iter()
+            .any(|r| matches!(r.first(), Some(Some(kind)) if kind == k))
+    };
+    has("p") && has("f")
+}
+
 /// Reads the probe's rows.
 pub fn parse(rows: &[Vec<Option<String>>]) -> Probed {
     let mut p = Probed::default();
@@ -165,6 +174,13 @@ mod tests {
         assert_eq!(p.schemas, ["shadow", "public"]);
         assert!(p.temps.contains("orders"));
         assert!(p.temps_first);
+    }
+
+    #[test]
+    fn an_answer_without_setting_or_fingerprint_is_incomplete() {
+        assert!(!complete(&[]));
+        assert!(!complete(&[row("s", "public", 1)]));
+        assert!(complete(&[row("p", "public", 0), row("f", "x", 0)]));
     }
 
     #[test]

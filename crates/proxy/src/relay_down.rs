@@ -334,6 +334,11 @@ impl Down {
                 if let Some(Expect::Probe { reply, rows, error }) = g.queue.pop_front() {
                     let result = match error {
                         Some(e) => Err(e),
+                        // Rows without the setting and the fingerprint are no answer (a
+                        // probe the server skipped, for one): never taken as the truth.
+                        None if !crate::probe::complete(&rows) => {
+                            Err("incomplete probe answer".to_owned())
+                        }
                         None => Ok(crate::probe::parse(&rows)),
                     };
                     if let Some(r) = reply {
