@@ -37,6 +37,10 @@ pub struct Inner {
     /// The server is in COPY IN mode (its CopyInResponse was seen and the client has not
     /// yet sent CopyDone or CopyFail): Sync and Flush are ignored by the server then.
     pub copy_in: bool,
+    /// An extended-protocol error made the server discard every message up to the next
+    /// Sync: requests queued after the error (Queries included) get no answer, and the next
+    /// ReadyForQuery answers that Sync.
+    pub discarding: bool,
     /// What the server confirmed about prepared-statement names, in order, for the other
     /// half's copy of them (`relay_up::names`).
     pub prepared_events: Vec<PreparedEvent>,

@@ -237,6 +237,7 @@ impl Down {
                     if !*simple {
                         g.queue.pop_front();
                         skip_to_sync(g, out);
+                        g.discarding = true;
                     }
                     g.state.rolled_back();
                     return Ok(());
@@ -246,6 +247,11 @@ impl Down {
             tag::READY_FOR_QUERY => {
                 let status = backend::ready_for_query(&frame)?.as_byte();
                 self.tx_status.store(status, Ordering::Relaxed);
+                if std::mem::take(&mut g.discarding) {
+                    // What was queued after the error was discarded by the server: it never
+                    // ran (nothing to audit), and this ReadyForQuery answers the Sync.
+                    discard_to_sync(g);
+                }
                 match g.queue.front() {
                     Some(
                         Expect::Sync | Expect::Query(_) | Expect::Refused { simple: true, .. },
@@ -640,9 +646,34 @@ fn on_error(g: &mut Inner, out: &mut Out, frame: &Frame) -> Result<(), SessionEr
                 }
             }
             out.end_result();
+            g.discarding = true;
         }
     }
     Ok(())
+}
+
+/// Drops everything queued before the first Sync (the server discarded it), answering a
+/// probe among it with an error.
+fn discard_to_sync(g: &mut Inner) {
+    while !matches!(
+        g.queue.front(),
+        Some(Expect::Sync) | Some(Expect::Fatal(_)) | None
+    ) {
+        match g.queue.pop_front() {
+            Some(Expect::Parse { name, .. }) => {
+                g.prepared_events.push(PreparedEvent::Failed(name));
+            }
+            Some(Expect::Query(skipped)) => {
+                for s in skipped {
+                    note_failed_prepares(g, &s.effects);
+                }
+            }
+            Some(Expect::Probe { reply: Some(r), .. }) => {
+                let _ = r.send(Err("discarded by the server".into()));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// After an error in the extended protocol the server skips everything up to Sync; what it

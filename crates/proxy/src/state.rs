@@ -56,6 +56,8 @@ pub enum Effect {
     Close(Option<String>),
     /// DISCARD ALL: no prepared statements, no portals.
     DiscardAll,
+    /// SQL EXECUTE: the effects of the prepared statement the server holds under the name.
+    RunPrepared(String),
 }
 
 /// A prepared statement as the server holds it.
@@ -212,6 +214,10 @@ impl SessionState {
 
     /// A statement completed successfully: apply what it changes.
     pub fn apply(&mut self, effects: &[Effect]) {
+        self.apply_within(effects, MAX_LINKS);
+    }
+
+    fn apply_within(&mut self, effects: &[Effect], links: usize) {
         for e in effects {
             match e {
                 Effect::Prepare { name, plan } => {
@@ -247,6 +253,12 @@ impl SessionState {
                 Effect::DiscardAll => {
                     self.statements.clear();
                     self.portals.clear();
+                }
+                Effect::RunPrepared(n) => {
+                    let inner = self.statements.get(n).map(|s| s.effects.clone());
+                    if let (Some(inner), Some(links)) = (inner, links.checked_sub(1)) {
+                        self.apply_within(&inner, links);
+                    }
                 }
             }
         }
@@ -284,6 +296,16 @@ impl SessionState {
 /// query they hold).
 pub fn of_statement(f: &StatementFacts, own: Plan) -> (Plan, Arc<[Effect]>) {
     let none = Plan::Own(None);
+    // An SQL EXECUTE runs whatever the server holds under that name: its rows and effects are
+    // that statement's, looked up when they arrive, whatever this session's copy says.
+    if let Some(name) = f
+        .executes_prepared
+        .as_ref()
+        .filter(|_| f.command == "EXECUTE")
+    {
+        let effects: Arc<[Effect]> = Arc::from(vec![Effect::RunPrepared(name.clone())]);
+        return (Plan::Prepared(name.clone()), effects);
+    }
     let (plan, effects) = match (&f.cursor, &f.prepared_name, &f.executes_prepared) {
         (Some(CursorOp::Declare { name, hold }), _, _) => (
             none,

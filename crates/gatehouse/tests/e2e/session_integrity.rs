@@ -23,6 +23,7 @@ pub mod rawpg;
 mod copy_in;
 mod cursors;
 mod exfiltration;
+mod interleave;
 mod ordinary_work;
 mod prepared;
 mod redteam;
