@@ -23,6 +23,7 @@ pub mod rawpg;
 mod copy_in;
 mod cursors;
 mod exfiltration;
+mod fuzz;
 mod interleave;
 mod ordinary_work;
 mod prepared;
