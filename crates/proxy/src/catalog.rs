@@ -143,6 +143,14 @@ fn descendants(
     out
 }
 
+/// A DataRow's cells as text (NULL as `None`).
+pub(crate) fn text_row(frame: &wire_pg::Frame) -> Result<Vec<Option<String>>, SessionError> {
+    Ok(backend::data_row(frame)?
+        .into_iter()
+        .map(|c| c.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .collect())
+}
+
 /// Runs one simple query and returns its rows as text.
 pub(crate) async fn query(
     up: &mut upstream::Upstream,
@@ -156,12 +164,7 @@ pub(crate) async fn query(
     loop {
         let frame = read_frame(&mut up.stream, &mut up.buf, MAX_UPSTREAM_MESSAGE).await?;
         match frame.tag() {
-            tag::DATA_ROW => rows.push(
-                backend::data_row(&frame)?
-                    .into_iter()
-                    .map(|c| c.map(|b| String::from_utf8_lossy(&b).into_owned()))
-                    .collect(),
-            ),
+            tag::DATA_ROW => rows.push(text_row(&frame)?),
             tag::ERROR_RESPONSE => {
                 let e = backend::error_fields(&frame)?;
                 failure = Some(SessionError::Upstream(format!(

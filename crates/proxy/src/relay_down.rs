@@ -322,12 +322,7 @@ impl Down {
             return Ok(());
         };
         match frame.tag() {
-            tag::DATA_ROW => rows.push(
-                backend::data_row(&frame)?
-                    .into_iter()
-                    .map(|c| c.map(|b| String::from_utf8_lossy(&b).into_owned()))
-                    .collect(),
-            ),
+            tag::DATA_ROW => rows.push(crate::catalog::text_row(&frame)?),
             tag::ERROR_RESPONSE => {
                 let e = backend::error_fields(&frame)?;
                 *error = Some(format!("{} {}", e.code, e.message));
