@@ -81,12 +81,20 @@ fn message(rng: &mut Rng) -> (BytesMut, String) {
         }
         4 => {
             let (portal, name) = (rng.pick(PORTAL_NAMES), rng.pick(STATEMENT_NAMES));
-            let formats: &[i16] = if rng.next().is_multiple_of(2) { &[] } else { &[1] };
+            let formats: &[i16] = if rng.next().is_multiple_of(2) {
+                &[]
+            } else {
+                &[1]
+            };
             let m = bind(portal, name, &[], formats);
             (m, format!("B {portal:?} {name:?} {formats:?}"))
         }
         5 => {
-            let kind = if rng.next().is_multiple_of(2) { b'S' } else { b'P' };
+            let kind = if rng.next().is_multiple_of(2) {
+                b'S'
+            } else {
+                b'P'
+            };
             let name = if kind == b'S' {
                 rng.pick(STATEMENT_NAMES)
             } else {
@@ -100,7 +108,11 @@ fn message(rng: &mut Rng) -> (BytesMut, String) {
             (execute(portal, max), format!("E {portal:?} {max}"))
         }
         8 => {
-            let kind = if rng.next().is_multiple_of(2) { b'S' } else { b'P' };
+            let kind = if rng.next().is_multiple_of(2) {
+                b'S'
+            } else {
+                b'P'
+            };
             let name = rng.pick(STATEMENT_NAMES);
             (close(kind, name), format!("C {} {name:?}", kind as char))
         }
