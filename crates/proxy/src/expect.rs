@@ -90,6 +90,11 @@ pub enum Expect {
     /// was seen: Syncs queued before this marker were sent during COPY and the server
     /// ignores them. No response answers it.
     CopyEnd,
+    /// A Sync the client sent during a COPY IN. The server ignores it while in COPY mode, but
+    /// answers it if an error ended the COPY before the server read it: a ReadyForQuery at the
+    /// head answers it; any other response means it was ignored. A COPY that completes had
+    /// every one of them ignored.
+    SyncInCopy,
     /// A poison message stands in for a refused request; its ErrorResponse is replaced by
     /// `error`. `simple`: a Query (then ReadyForQuery follows); else a Parse.
     Refused { error: Bytes, simple: bool },

@@ -49,6 +49,8 @@ struct Out {
     /// DataRows seen for the statement at the head (for PortalSuspended).
     rows: u64,
     fatal: bool,
+    /// The statement at the head is in COPY IN (its CopyInResponse was seen).
+    copying_in: bool,
 }
 
 impl Out {
@@ -92,6 +94,7 @@ impl Down {
             bytes: BytesMut::with_capacity(16 * 1024),
             rows: 0,
             fatal: false,
+            copying_in: false,
         };
         loop {
             tokio::select! {
@@ -157,8 +160,27 @@ impl Down {
     /// forward it (or its masked form).
     fn dispatch(&self, g: &mut Inner, out: &mut Out, frame: Frame) -> Result<(), SessionError> {
         // CopyEnd markers ask for no response: they only matter to a CopyInResponse.
-        while matches!(g.queue.front(), Some(Expect::CopyEnd)) {
-            g.queue.pop_front();
+        // A Sync sent during a COPY IN at the head: a ReadyForQuery answers it; anything else
+        // the server sends now belongs to a later request, so it was ignored.
+        let async_msg = matches!(
+            frame.tag(),
+            tag::NOTICE_RESPONSE | tag::PARAMETER_STATUS | tag::NOTIFICATION
+        );
+        if !async_msg {
+            loop {
+                match g.queue.front() {
+                    Some(Expect::CopyEnd) => {}
+                    Some(Expect::SyncInCopy) if frame.tag() == tag::READY_FOR_QUERY => {
+                        if let Some(e) = g.queue.front_mut() {
+                            *e = Expect::Sync;
+                        }
+                        break;
+                    }
+                    Some(Expect::SyncInCopy) => {}
+                    _ => break,
+                }
+                g.queue.pop_front();
+            }
         }
         if matches!(g.queue.front(), Some(Expect::Probe { .. })) {
             return self.on_probe(g, out, frame);
@@ -199,7 +221,10 @@ impl Down {
                 }
                 return Ok(());
             }
-            tag::COPY_IN => on_copy_in(g)?,
+            tag::COPY_IN => {
+                on_copy_in(g)?;
+                out.copying_in = true;
+            }
             tag::COMMAND_COMPLETE if out.bound.as_ref().is_some_and(|b| b.failed) => {
                 let message =
                     "gatehouse: a result row could not be masked; the result was withheld";
@@ -214,6 +239,9 @@ impl Down {
             }
             tag::COMMAND_COMPLETE => {
                 let tag = backend::command_complete(&frame)?;
+                if std::mem::take(&mut out.copying_in) {
+                    copy_in_completed(g);
+                }
                 if tag == "ROLLBACK" {
                     g.state.rolled_back();
                 }
@@ -461,20 +489,33 @@ fn on_copy_in(g: &mut Inner) -> Result<(), SessionError> {
     }
     let mut i = 1;
     while i < g.queue.len() {
+        match g.queue.get_mut(i) {
+            Some(e @ Expect::Sync) => *e = Expect::SyncInCopy,
+            Some(Expect::CopyEnd) => return Ok(()),
+            _ => {}
+        }
+        i += 1;
+    }
+    // The client has not ended the COPY yet: the other half queues its Syncs as SyncInCopy.
+    g.copy_in = true;
+    Ok(())
+}
+
+/// The COPY IN at the head completed: every Sync sent during it was ignored by the server.
+fn copy_in_completed(g: &mut Inner) {
+    let mut i = 1;
+    while i < g.queue.len() {
         match g.queue.get(i) {
-            Some(Expect::Sync) => {
+            Some(Expect::SyncInCopy) => {
                 g.queue.remove(i);
             }
             Some(Expect::CopyEnd) => {
                 g.queue.remove(i);
-                return Ok(());
+                return;
             }
             _ => i += 1,
         }
     }
-    // The client has not ended the COPY yet: the other half stops queueing Syncs.
-    g.copy_in = true;
-    Ok(())
 }
 
 /// The fields of an error or notice with detected sensitive values masked (and, with
@@ -608,6 +649,7 @@ fn on_error(g: &mut Inner, out: &mut Out, frame: &Frame) -> Result<(), SessionEr
     // Whatever failed, the transaction it ran in will roll back.
     g.state.rolled_back();
     g.copy_in = false;
+    out.copying_in = false;
     match g.queue.front() {
         // The rest of a simple query string is skipped; its ReadyForQuery pops it.
         Some(Expect::Query(_)) => complete(g, out, outcome, None, false)?,

@@ -226,9 +226,15 @@ impl Up {
                 t.batch_open = false;
                 self.guard.synced();
                 t.out.extend_from_slice(frame.raw());
-                // During COPY IN the server ignores Sync: nothing will answer it.
+                // During COPY IN the server ignores Sync, unless an error ended the COPY first.
                 self.pipeline
-                    .push_with(|g| (!g.copy_in).then_some(Expect::Sync))
+                    .push_with(|g| {
+                        Some(if g.copy_in {
+                            Expect::SyncInCopy
+                        } else {
+                            Expect::Sync
+                        })
+                    })
                     .await
                     .map_err(|_| SessionError::Protocol("session ended"))?;
             }
@@ -240,12 +246,8 @@ impl Up {
                 t.out.extend_from_slice(frame.raw());
                 self.pipeline
                     .push_with(|g| {
-                        if g.copy_in {
-                            g.copy_in = false;
-                            None
-                        } else {
-                            Some(Expect::CopyEnd)
-                        }
+                        g.copy_in = false;
+                        Some(Expect::CopyEnd)
                     })
                     .await
                     .map_err(|_| SessionError::Protocol("session ended"))?;
@@ -550,6 +552,13 @@ impl Up {
         frame: Frame,
         portal: String,
     ) -> Result<(), SessionError> {
+        // A portal never bound nor declared in this session does not exist on the server
+        // either: refused here (the server's own path for it has crashed PostgreSQL 15 after
+        // a failed statement in a transaction).
+        if !t.portals.contains_key(&portal) && !t.cursors.contains_key(&portal) {
+            let msg = format!("portal \"{portal}\" does not exist");
+            return self.refuse(t, "34000", &msg, None, None, false).await;
+        }
         let (prepared, params) = match t.portals.get(&portal) {
             Some(p) => (p.statement.clone(), p.params.clone()),
             // A cursor declared in SQL, executed as a portal: its rows are masked with the
@@ -565,6 +574,9 @@ impl Up {
         if let Some(p) = &prepared {
             if let Some(f) = &p.facts {
                 self.guard.forwarded(std::slice::from_ref(f));
+                if let Some(CursorOp::Declare { name, .. }) = &f.cursor {
+                    t.cursors.insert(name.clone(), p.note.clone());
+                }
                 if let Some(name) = f
                     .prepared_name
                     .as_ref()

@@ -286,7 +286,12 @@ async fn relay(
         r = &mut up_task => match r {
             // Terminate or EOF from the client: let the last responses drain, briefly.
             Ok(Ok(())) => tokio::time::timeout(Duration::from_secs(5), down).await.unwrap_or(Ok(())),
-            Ok(Err(e)) => Err(e),
+            // The client half failed (often writing to an upstream that just ended the
+            // session): what the server said last, its FATAL included, still goes out.
+            Ok(Err(e)) => {
+                let _ = tokio::time::timeout(Duration::from_secs(5), &mut down).await;
+                Err(e)
+            }
             Err(e) => Err(SessionError::Internal(e.to_string())),
         }
     };
