@@ -317,3 +317,28 @@ async fn control_the_same_flows_leak_without_the_proxy() {
     let part = c.simple("SELECT ssn FROM people_1").await;
     assert!(!leaked(&part.bytes).is_empty(), "{}", part.describe());
 }
+
+/// Fails unless public.orders still exists with its two rows; if it was dropped, puts it
+/// back first so that the next case of the same test starts from the same state.
+pub async fn assert_orders_intact(gh: &Gatehouse, what: &str) {
+    let db = direct(gh).await;
+    let row = db
+        .query_one("SELECT to_regclass('public.orders') IS NOT NULL", &[])
+        .await
+        .unwrap();
+    if !row.get::<_, bool>(0) {
+        db.batch_execute(
+            "CREATE TABLE public.orders (id int PRIMARY KEY, user_id int, total int);
+             INSERT INTO public.orders VALUES (10, 1, 500), (11, 2, 700);",
+        )
+        .await
+        .unwrap();
+        panic!("{what}: public.orders was dropped");
+    }
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM public.orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2, "{what}: public.orders lost rows");
+}

@@ -33,40 +33,15 @@ use super::rawpg::{
 };
 use super::{
     assert_all_passed, assert_masked, assert_masked_or_refused, assert_no_secrets, assert_ok,
-    assert_refused, attempt, direct, events_until, leaked, raw, run_all, start,
-    statements_containing,
+    assert_orders_intact, assert_refused, attempt, direct, events_until, leaked, raw, run_all,
+    start, statements_containing,
 };
-use crate::harness::Gatehouse;
 use bytes::BytesMut;
 use std::time::Duration;
 
 /// Expressions over both sensitive columns: RowDescription reports no origin for them, so only
 /// the statement's own mask plan can mask them.
 const EXPR_READ: &str = "SELECT email || '' AS e, ssn || '' AS s FROM users";
-
-/// Fails unless public.orders still exists with its two rows (restores it first if dropped).
-async fn assert_orders_intact(gh: &Gatehouse, what: &str) {
-    let db = direct(gh).await;
-    let row = db
-        .query_one("SELECT to_regclass('public.orders') IS NOT NULL", &[])
-        .await
-        .unwrap();
-    if !row.get::<_, bool>(0) {
-        db.batch_execute(
-            "CREATE TABLE public.orders (id int PRIMARY KEY, user_id int, total int);
-             INSERT INTO public.orders VALUES (10, 1, 500), (11, 2, 700);",
-        )
-        .await
-        .unwrap();
-        panic!("{what}: public.orders was dropped");
-    }
-    let n: i64 = db
-        .query_one("SELECT count(*) FROM public.orders", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 2, "{what}: public.orders lost rows");
-}
 
 /// Runs `steps` one simple Query each without judging the replies (the check comes after).
 async fn steps(c: &mut RawPg, sqls: &[&str]) -> Vec<Reply> {

@@ -24,10 +24,9 @@
 
 use super::rawpg::{bind, close, describe, execute, parse, query, sync, RawPg, Reply};
 use super::{
-    assert_all_passed, assert_no_secrets, assert_ok, attempt, direct, events_until, raw, run_all,
-    start, statements_containing,
+    assert_all_passed, assert_no_secrets, assert_ok, assert_orders_intact, attempt, events_until,
+    raw, run_all, start, statements_containing,
 };
-use crate::harness::Gatehouse;
 use bytes::BytesMut;
 use std::time::Duration;
 
@@ -35,30 +34,6 @@ use std::time::Duration;
 async fn ext(c: &mut RawPg, frames: &[BytesMut], n: usize) -> Reply {
     c.send(frames).await;
     c.read_ready(n).await
-}
-
-/// Fails unless public.orders still exists with its two rows (restores it first if dropped).
-async fn assert_orders_intact(gh: &Gatehouse, what: &str) {
-    let db = direct(gh).await;
-    let row = db
-        .query_one("SELECT to_regclass('public.orders') IS NOT NULL", &[])
-        .await
-        .unwrap();
-    if !row.get::<_, bool>(0) {
-        db.batch_execute(
-            "CREATE TABLE public.orders (id int PRIMARY KEY, user_id int, total int);
-             INSERT INTO public.orders VALUES (10, 1, 500), (11, 2, 700);",
-        )
-        .await
-        .unwrap();
-        panic!("{what}: public.orders was dropped");
-    }
-    let n: i64 = db
-        .query_one("SELECT count(*) FROM public.orders", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 2, "{what}: public.orders lost rows");
 }
 
 /// A batch whose Bind fails on the server (division by zero is folded at planning, which for

@@ -4,36 +4,10 @@
 //! must refuse it. Each case checks directly on the database that public.orders survived.
 
 use super::{
-    assert_all_passed, assert_ok, assert_refused, attempt, direct, events_until, raw, run_all,
-    start, statements_containing,
+    assert_all_passed, assert_ok, assert_orders_intact, assert_refused, attempt, events_until, raw,
+    run_all, start, statements_containing,
 };
-use crate::harness::Gatehouse;
 use std::time::Duration;
-
-/// Fails unless public.orders still exists with its two rows; if it was dropped, puts it
-/// back first so that the next case of the same test starts from the same state.
-async fn assert_orders_intact(gh: &Gatehouse, what: &str) {
-    let db = direct(gh).await;
-    let row = db
-        .query_one("SELECT to_regclass('public.orders') IS NOT NULL", &[])
-        .await
-        .unwrap();
-    if !row.get::<_, bool>(0) {
-        db.batch_execute(
-            "CREATE TABLE public.orders (id int PRIMARY KEY, user_id int, total int);
-             INSERT INTO public.orders VALUES (10, 1, 500), (11, 2, 700);",
-        )
-        .await
-        .unwrap();
-        panic!("{what}: public.orders was dropped");
-    }
-    let n: i64 = db
-        .query_one("SELECT count(*) FROM public.orders", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 2, "{what}: public.orders lost rows");
-}
 
 #[tokio::test]
 async fn temp_table_dropped_twice_cannot_drop_the_real_one() {
