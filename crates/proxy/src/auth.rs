@@ -1,6 +1,10 @@
 //! Client authentication with Gatehouse tokens: SCRAM-SHA-256 by default (so plain `psql`
 //! works without TLS and the token never crosses the wire), or a cleartext PasswordMessage
 //! when the connection is TLS and the operator asked for it.
+//!
+//! Over TLS, SCRAM-SHA-256-PLUS is offered first (as PostgreSQL does), bound to Gatehouse's
+//! certificate (`tls-server-end-point`), so `channel_binding=require` clients know no one
+//! terminated TLS between them and Gatehouse. Without TLS only SCRAM-SHA-256 is offered.
 
 use crate::error::SessionError;
 use crate::server::ProxyState;
@@ -66,20 +70,26 @@ async fn scram_exchange(
         ),
     };
 
+    // The binding data is that of the certificate this connection was shown: the one in the
+    // client TLS configuration (see `client_tls`).
+    let offer = match state.config.tls_end_point.as_deref() {
+        Some(end_point) if matches!(stream, MaybeTls::ServerTls(_)) => {
+            scram::Offer::Plus { end_point }
+        }
+        _ => scram::Offer::Plain,
+    };
     let mut out = BytesMut::new();
-    encode::auth_sasl(&mut out, &[scram::MECHANISM]);
+    encode::auth_sasl(&mut out, offer.mechanisms());
     stream.write_all(&out).await?;
 
     let frame = read_password_frame(stream, buf).await?;
     let (mechanism, client_first) = password::sasl_initial(&frame)?;
-    if mechanism != scram::MECHANISM {
-        return Err(SessionError::Protocol("unsupported SASL mechanism"));
-    }
     let mut nonce = [0u8; 18];
     state.entropy.fill(&mut nonce);
     let nonce = base64::engine::general_purpose::STANDARD.encode(nonce);
-    let (awaiting, server_first) = scram::start(&client_first, &salt, iterations, &nonce)
-        .map_err(|_| SessionError::Protocol("malformed SCRAM client-first message"))?;
+    let (awaiting, server_first) =
+        scram::start(offer, &mechanism, &client_first, &salt, iterations, &nonce)
+            .map_err(refusal)?;
     out.clear();
     encode::auth_sasl_continue(&mut out, &server_first);
     stream.write_all(&out).await?;
@@ -97,10 +107,24 @@ async fn scram_exchange(
             Ok(tokens.into_iter().nth(v.candidate))
         }
         Err(scram::ScramError::Proof | scram::ScramError::Nonce) => Ok(None),
-        Err(_) => Err(SessionError::Protocol(
-            "malformed SCRAM client-final message",
-        )),
+        Err(e) => Err(refusal(e)),
     }
+}
+
+/// What the client is told when a SCRAM message breaks the rules (PostgreSQL's wording);
+/// a wrong proof is `AuthFailed` instead, indistinguishable from an unknown identity.
+fn refusal(e: scram::ScramError) -> SessionError {
+    SessionError::Protocol(match e {
+        scram::ScramError::Mechanism => "client selected an invalid SASL authentication mechanism",
+        scram::ScramError::ChannelBinding => "SCRAM channel binding check failed",
+        scram::ScramError::Downgrade => {
+            "SCRAM channel binding negotiation error: the client supports channel binding \
+             but thinks the server does not, though the server offered it"
+        }
+        scram::ScramError::Malformed | scram::ScramError::Proof | scram::ScramError::Nonce => {
+            "malformed SCRAM message"
+        }
+    })
 }
 
 async fn read_password_frame(

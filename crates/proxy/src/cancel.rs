@@ -1,6 +1,9 @@
-//! Cancel keys. Each client gets a BackendKeyData of Gatehouse's own; a CancelRequest
-//! carrying it is mapped to the upstream backend's real key, so clients never learn (or
-//! guess at) upstream keys.
+//! Cancel keys. Each client gets a BackendKeyData with the upstream backend's real process
+//! ID (so `pg_backend_pid()`, `pg_terminate_backend` and NotificationResponse agree with
+//! what the client was told) and a secret key of Gatehouse's own; a CancelRequest carrying
+//! that pair is mapped to the upstream's real key, so clients never learn (or guess at)
+//! upstream keys. Two targets may have backends with the same process ID: the pair, with a
+//! random secret drawn until it is unused, still names one session.
 
 use crate::config::TargetConfig;
 use std::collections::HashMap;
@@ -19,15 +22,18 @@ pub struct CancelRegistry {
 }
 
 impl CancelRegistry {
-    /// Registers `target` under the client-facing key; the guard removes it when dropped.
-    pub fn register(&self, key: (i32, i32), target: CancelTarget) -> CancelGuard {
-        if let Ok(mut m) = self.inner.lock() {
-            m.insert(key, target);
+    /// Registers `target` under the client-facing key, unless that key is taken (then
+    /// `None`: draw another secret); the guard removes it when dropped.
+    pub fn register(&self, key: (i32, i32), target: CancelTarget) -> Option<CancelGuard> {
+        let mut m = self.inner.lock().ok()?;
+        if m.contains_key(&key) {
+            return None;
         }
-        CancelGuard {
+        m.insert(key, target);
+        Some(CancelGuard {
             registry: self.clone(),
             key,
-        }
+        })
     }
 
     pub fn lookup(&self, key: (i32, i32)) -> Option<CancelTarget> {

@@ -65,6 +65,9 @@ pub struct ProxyConfig {
     pub targets: HashMap<String, Arc<TargetConfig>>,
     /// TLS towards clients; without it SSLRequest is answered `N`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `tls-server-end-point` data of the certificate in `tls` (`client_tls::ClientTls`); with
+    /// it, clients over TLS are offered SCRAM-SHA-256-PLUS. Set both from one `ClientTls`.
+    pub tls_end_point: Option<Vec<u8>>,
     /// Over TLS, ask for the token in a PasswordMessage instead of SCRAM (for clients without
     /// SCRAM, and for bearer tokens that cannot be SCRAM-verified).
     pub cleartext_over_tls: bool,
@@ -86,6 +89,7 @@ impl ProxyConfig {
         ProxyConfig {
             targets,
             tls: None,
+            tls_end_point: None,
             cleartext_over_tls: false,
             max_message_len: 64 << 20,
             audit_param_max: 256,
@@ -93,5 +97,11 @@ impl ProxyConfig {
             fake_salt_secret: Vec::new(),
             detect_all_text: false,
         }
+    }
+
+    /// TLS towards clients, with the binding data of its certificate.
+    pub fn set_client_tls(&mut self, tls: crate::client_tls::ClientTls) {
+        self.tls = Some(tls.config);
+        self.tls_end_point = tls.end_point;
     }
 }

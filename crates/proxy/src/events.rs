@@ -32,9 +32,14 @@ impl EventCtx {
     }
 }
 
-/// Renders a bound parameter for the audit trail, truncated to `max` bytes: text as UTF-8
-/// (lossy), binary as `\x` hex.
-pub fn render_param(value: Option<&[u8]>, binary: bool, max: usize) -> Option<String> {
+/// Renders a bound parameter for the audit trail, truncated to `max` bytes: text decoded
+/// from the client encoding (lossy), binary as `\x` hex.
+pub fn render_param(
+    value: Option<&[u8]>,
+    binary: bool,
+    max: usize,
+    enc: wire_pg::encoding::Encoding,
+) -> Option<String> {
     let v = value?;
     let mut s = if binary {
         let mut h = String::with_capacity(2 + 2 * v.len().min(max));
@@ -44,7 +49,8 @@ pub fn render_param(value: Option<&[u8]>, binary: bool, max: usize) -> Option<St
         }
         h
     } else {
-        String::from_utf8_lossy(v.get(..v.len().min(max)).unwrap_or(v)).into_owned()
+        enc.decode_lossy(v.get(..v.len().min(max)).unwrap_or(v))
+            .into_owned()
     };
     if s.len() > max || v.len() > max {
         let mut cut = max.min(s.len());
@@ -61,17 +67,31 @@ pub fn render_param(value: Option<&[u8]>, binary: bool, max: usize) -> Option<St
 mod tests {
     use super::*;
 
+    const UTF8: wire_pg::encoding::Encoding = wire_pg::encoding::Encoding::UTF8;
+
+    #[test]
+    fn params_in_the_client_encoding() {
+        let latin9 = wire_pg::encoding::Encoding::from_name("LATIN9").unwrap();
+        assert_eq!(
+            render_param(Some(b"caf\xe9"), false, 8, latin9).unwrap(),
+            "café"
+        );
+    }
+
     #[test]
     fn params_are_bounded() {
-        assert_eq!(render_param(None, false, 8), None);
-        assert_eq!(render_param(Some(b"abc"), false, 8).unwrap(), "abc");
+        assert_eq!(render_param(None, false, 8, UTF8), None);
+        assert_eq!(render_param(Some(b"abc"), false, 8, UTF8).unwrap(), "abc");
         assert_eq!(
-            render_param(Some(b"abcdefghij"), false, 4).unwrap(),
+            render_param(Some(b"abcdefghij"), false, 4, UTF8).unwrap(),
             "abcd…"
         );
-        assert_eq!(render_param(Some(&[1, 255]), true, 16).unwrap(), "\\x01ff");
         assert_eq!(
-            render_param(Some("héllo".as_bytes()), false, 2).unwrap(),
+            render_param(Some(&[1, 255]), true, 16, UTF8).unwrap(),
+            "\\x01ff"
+        );
+        assert_eq!(
+            render_param(Some("héllo".as_bytes()), false, 2, UTF8).unwrap(),
             "h…"
         );
     }

@@ -1,38 +1,49 @@
-//! Session settings that change how the server splits a query string into tokens, which
-//! statement analysis must agree with byte for byte: a client encoding whose multi-byte
-//! characters can contain the bytes of `\` or `'` (PostgreSQL's client-only encodings SJIS,
-//! BIG5, GBK, UHC, GB18030, JOHAB, SHIFT_JIS_2004), and `standard_conforming_strings = off`
-//! (backslashes escape quotes in ordinary literals). Under either, text the analyser reads as
-//! one literal can be several statements to the server. Gatehouse refuses them at startup,
-//! refuses to go on when the server reports them (ParameterStatus, a probe), and confirms
-//! them with the server after anything that could have changed them.
+//! Session settings that change how the server reads text, which statement analysis must
+//! agree with byte for byte:
+//!
+//! - `client_encoding`: every text of the session is in it (see `wire_pg::encoding`). The
+//!   current one is the server's word (ParameterStatus), kept in an [`EncodingCell`] both
+//!   halves read. Encodings whose multi-byte characters can contain the bytes of `\` or `'`
+//!   (SJIS, BIG5, GBK, UHC, GB18030, JOHAB, SHIFT_JIS_2004), and the few without an exact
+//!   converter here, are refused: under them, text the analyser reads as one literal can be
+//!   several statements to the server.
+//! - `standard_conforming_strings = off` (backslashes escape quotes in ordinary literals), for
+//!   the same reason.
+//!
+//! Gatehouse refuses unsafe values at startup, refuses to go on when the server reports them
+//! (ParameterStatus, a probe), and, after anything that could have changed either setting,
+//! waits for the server to answer everything sent (and report any change) before it reads
+//! the next message's text.
 
-/// Encoding names and aliases PostgreSQL accepts for the unsafe client encodings, normalised
-/// as PostgreSQL does (lower case, only letters and digits).
-const UNSAFE_ENCODINGS: &[&str] = &[
-    "big5",
-    "cp932",
-    "cp936",
-    "cp949",
-    "cp950",
-    "gb18030",
-    "gbk",
-    "johab",
-    "mskanji",
-    "shiftjis",
-    "shiftjis2004",
-    "sjis",
-    "uhc",
-    "win1361",
-    "win932",
-    "win936",
-    "win949",
-    "win950",
-    "windows932",
-    "windows936",
-    "windows949",
-    "windows950",
-];
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use wire_pg::encoding::{Encoding, Unsupported};
+
+/// The session's client encoding as the server last reported it, shared by both halves.
+#[derive(Clone, Default)]
+pub struct EncodingCell(Arc<AtomicU8>);
+
+impl EncodingCell {
+    pub fn get(&self) -> Encoding {
+        Encoding::from_id(self.0.load(Ordering::Acquire))
+    }
+
+    pub fn set(&self, e: Encoding) {
+        self.0.store(e.id(), Ordering::Release);
+    }
+
+    /// Follows a `client_encoding` the server reported; `false` if it is one Gatehouse cannot
+    /// follow (the session must end).
+    pub fn follow(&self, reported: &str) -> bool {
+        match Encoding::from_name(reported) {
+            Ok(e) => {
+                self.set(e);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
 
 fn normalise(value: &str) -> String {
     value
@@ -46,7 +57,12 @@ fn normalise(value: &str) -> String {
 /// differently from Gatehouse's analysis.
 pub fn unsafe_setting(name: &str, value: &str) -> bool {
     match name {
-        "client_encoding" => UNSAFE_ENCODINGS.contains(&normalise(value).as_str()),
+        // Unknown names are the server's to refuse; the ones it accepts but Gatehouse cannot
+        // follow exactly are refused here.
+        "client_encoding" => matches!(
+            Encoding::from_name(value),
+            Err(Unsupported::Unsafe | Unsupported::NoConverter)
+        ),
         "standard_conforming_strings" => !matches!(
             normalise(value).as_str(),
             "on" | "true" | "yes" | "1" | "t" | "y"
@@ -79,7 +95,18 @@ mod tests {
         ] {
             assert!(unsafe_setting("client_encoding", bad), "{bad}");
         }
-        for good in ["UTF8", "utf-8", "LATIN1", "EUC_JP", "SQL_ASCII", "WIN1252"] {
+        for bad in ["EUC_TW", "MULE_INTERNAL"] {
+            assert!(unsafe_setting("client_encoding", bad), "{bad}");
+        }
+        for good in [
+            "UTF8",
+            "utf-8",
+            "LATIN1",
+            "EUC_JP",
+            "SQL_ASCII",
+            "WIN1252",
+            "nonsense",
+        ] {
             assert!(!unsafe_setting("client_encoding", good), "{good}");
         }
         assert!(unsafe_setting("standard_conforming_strings", "off"));

@@ -15,6 +15,7 @@ mod auth;
 mod cancel;
 mod catalog;
 pub mod classify;
+pub mod client_tls;
 mod clock;
 mod config;
 mod error;

@@ -27,7 +27,8 @@ use queue::{
 };
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use texts::{check_parameter, redact_fields};
+pub use texts::ServerView;
+use texts::{parameter, redact_fields};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wire_pg::backend::{self, tag};
 use wire_pg::{decode_frame, encode, Frame};
@@ -46,6 +47,8 @@ pub struct Down {
     pub detectors: Option<Arc<masking::Detectors>>,
     /// How result sets are bound to their plans (masking on or off, safety net, origins).
     pub binder: Binder,
+    /// The client encoding and application_name as the server reports them.
+    pub view: ServerView,
 }
 
 /// Per-read working state of the current result.
@@ -153,7 +156,7 @@ impl Down {
                 && head_statement(g)
                     .map(|s| self.binder.plan_of(&g.state, s))
                     .is_some_and(|p| !matches!(p, Ok(None)));
-            if let Some(redacted) = redact_fields(d, &frame, masked) {
+            if let Some(redacted) = redact_fields(d, &frame, masked, self.view.encoding.get()) {
                 let tag = frame.tag();
                 let mut bytes = BytesMut::new();
                 encode::fields_raw(&mut bytes, tag, &redacted);
@@ -218,10 +221,11 @@ impl Down {
                 out.active = true;
             }
             tag::COPY_DATA if out.bound.is_some() => {
+                let enc = self.view.encoding.get();
                 if let Some(b) = &mut out.bound {
                     if !b.failed {
                         if let Err(e) =
-                            relay_mask::rewrite_copy(b, &frame, &self.mask_key, &mut out.bytes)
+                            relay_mask::rewrite_copy(b, &frame, &self.mask_key, enc, &mut out.bytes)
                         {
                             tracing::error!(error = %e, "COPY masking failed; withholding the rest");
                             b.failed = true;
@@ -279,7 +283,7 @@ impl Down {
                     g.state.rolled_back();
                     return Ok(());
                 }
-                on_error(g, out, &frame)?;
+                on_error(g, out, &frame, self.view.encoding.get())?;
             }
             tag::READY_FOR_QUERY => {
                 let status = backend::ready_for_query(&frame)?.as_byte();
@@ -344,7 +348,11 @@ impl Down {
                     return desync("ParameterDescription without a Describe");
                 }
             }
-            tag::PARAMETER_STATUS => check_parameter(&frame)?,
+            tag::PARAMETER_STATUS => {
+                let frame = parameter(frame, &self.view)?;
+                out.bytes.extend_from_slice(frame.raw());
+                return Ok(());
+            }
             tag::NOTICE_RESPONSE | tag::NOTIFICATION | tag::COPY_DATA | tag::COPY_DONE => {}
             _ => return desync(&format!("unexpected message {:?}", char::from(frame.tag()))),
         }
@@ -365,7 +373,11 @@ impl Down {
                 *error = Some(format!("{} {}", e.code, e.message));
             }
             tag::ROW_DESCRIPTION | tag::COMMAND_COMPLETE | tag::NOTICE_RESPONSE => {}
-            tag::PARAMETER_STATUS | tag::NOTIFICATION => out.bytes.extend_from_slice(frame.raw()),
+            tag::PARAMETER_STATUS => {
+                let frame = parameter(frame, &self.view)?;
+                out.bytes.extend_from_slice(frame.raw());
+            }
+            tag::NOTIFICATION => out.bytes.extend_from_slice(frame.raw()),
             tag::READY_FOR_QUERY => {
                 let status = backend::ready_for_query(&frame)?.as_byte();
                 self.tx_status.store(status, Ordering::Relaxed);
@@ -451,7 +463,10 @@ impl Down {
         match &mut out.bound {
             Some(b) if !b.failed => {
                 let d = self.detectors.as_deref();
-                if let Err(e) = relay_mask::rewrite(b, frame, &self.mask_key, d, &mut out.bytes) {
+                let enc = self.view.encoding.get();
+                if let Err(e) =
+                    relay_mask::rewrite(b, frame, &self.mask_key, d, enc, &mut out.bytes)
+                {
                     tracing::error!(error = %e, "masking failed; withholding the rest of the result");
                     b.failed = true;
                 }

@@ -7,11 +7,20 @@ use crate::mask_plan::MaskPlan;
 use bytes::BytesMut;
 use masking::{ColumnMask, Format};
 use wire_pg::backend::{self, FieldDesc};
+use wire_pg::encoding::Encoding;
 use wire_pg::{encode, Frame};
+
+/// A column's mask, and whether its values are text in the client encoding (text format,
+/// or a text-like type in binary format), which masking reads as UTF-8.
+struct Masked {
+    at: usize,
+    mask: ColumnMask,
+    textual: bool,
+}
 
 /// A plan bound to the result's columns.
 pub struct Bound {
-    masks: Vec<(usize, ColumnMask)>,
+    masks: Vec<Masked>,
     /// Text columns (not otherwise masked) whose values pass through the value detectors:
     /// the opt-in safety net (`[masking] detect_all_text`).
     detect: Vec<usize>,
@@ -41,9 +50,14 @@ pub fn bind(plan: &MaskPlan, fields: Option<&[FieldDesc]>, formats: Option<&[i16
             let m = m.as_ref()?;
             // Unknown type (no RowDescription seen): 0, which masks to NULL.
             let type_oid = fields.and_then(|f| f.get(i)).map_or(0, |f| f.type_oid);
-            let mask = ColumnMask::new(m.strategy, type_oid, format_of(i, formats, fields))
-                .with_tags(m.tags.iter().cloned());
-            Some((i, mask))
+            let format = format_of(i, formats, fields);
+            let mask =
+                ColumnMask::new(m.strategy, type_oid, format).with_tags(m.tags.iter().cloned());
+            Some(Masked {
+                at: i,
+                mask,
+                textual: textual(type_oid, format),
+            })
         })
         .collect();
     Bound {
@@ -67,16 +81,28 @@ pub fn with_origins(
         failed: false,
     });
     for (i, f) in fields.iter().enumerate() {
-        if f.table_oid == 0 || b.masks.iter().any(|(m, _)| *m == i) {
+        if f.table_oid == 0 || b.masks.iter().any(|m| m.at == i) {
             continue;
         }
         if let Some(o) = origins.get(&(f.table_oid, f.column_attr)) {
-            let mask = ColumnMask::new(o.strategy, f.type_oid, format_of(i, formats, Some(fields)))
-                .with_tags(o.tags.iter().cloned());
-            b.masks.push((i, mask));
+            let format = format_of(i, formats, Some(fields));
+            let mask =
+                ColumnMask::new(o.strategy, f.type_oid, format).with_tags(o.tags.iter().cloned());
+            b.masks.push(Masked {
+                at: i,
+                mask,
+                textual: textual(f.type_oid, format),
+            });
         }
     }
     (!b.masks.is_empty()).then_some(b)
+}
+
+/// Whether a value of this type in this format is text in the client encoding: every value
+/// in text format, and the text-like types in binary format (their binary form is the text;
+/// jsonb's after a version byte; xml's).
+fn textual(type_oid: u32, format: Format) -> bool {
+    format == Format::Text || matches!(type_oid, 25 | 1043 | 1042 | 19 | 114 | 3802 | 142)
 }
 
 /// Types whose value, in the given format, is plain text the detectors can read.
@@ -102,7 +128,7 @@ pub fn with_detection(
         .iter()
         .enumerate()
         .filter(|(i, f)| {
-            !b.masks.iter().any(|(m, _)| m == i)
+            !b.masks.iter().any(|m| m.at == *i)
                 && detectable(f.type_oid, format_of(*i, formats, Some(fields)))
         })
         .map(|(i, _)| i)
@@ -110,30 +136,57 @@ pub fn with_detection(
     (!b.masks.is_empty() || !b.detect.is_empty()).then_some(b)
 }
 
-/// Re-encodes `frame` (a DataRow) with masked cells into `out`.
+/// Applies `f`, which reads and writes UTF-8, to a value in client encoding `enc`.
+fn in_utf8(
+    enc: Encoding,
+    value: &[u8],
+    f: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, String>,
+) -> Result<Option<Vec<u8>>, String> {
+    if enc.is_utf8() || value.is_ascii() {
+        return f(value);
+    }
+    // A value that does not decode cannot be masked: the row is withheld (fail closed).
+    let text = enc
+        .decode(value)
+        .map_err(|_| format!("a value is not valid {}", enc.name()))?;
+    let Some(out) = f(text.as_bytes())? else {
+        return Ok(None);
+    };
+    let out = String::from_utf8(out).map_err(|_| "a masked value is not text".to_owned())?;
+    enc.encode(&out)
+        .map(|b| Some(b.into_owned()))
+        .map_err(|_| format!("a masked value cannot be written in {}", enc.name()))
+}
+
+/// Re-encodes `frame` (a DataRow) with masked cells into `out`; text values are in client
+/// encoding `enc`.
 pub fn rewrite(
     bound: &Bound,
     frame: &Frame,
     key: &[u8],
     detectors: Option<&masking::Detectors>,
+    enc: Encoding,
     out: &mut BytesMut,
 ) -> Result<(), String> {
     let body = frame.body();
     let mut cells = backend::data_row_slices(&body).map_err(|e| e.to_string())?;
     // Masked values live here; `cells` then points at them.
     let mut masked: Vec<(usize, Option<Vec<u8>>)> = Vec::with_capacity(bound.masks.len());
-    for (i, mask) in &bound.masks {
-        if let Some(Some(value)) = cells.get(*i) {
-            masked.push((
-                *i,
-                masking::mask_cell(mask, value, key).map_err(|e| e.to_string())?,
-            ));
+    for m in &bound.masks {
+        if let Some(Some(value)) = cells.get(m.at) {
+            let apply = |v: &[u8]| masking::mask_cell(&m.mask, v, key).map_err(|e| e.to_string());
+            let r = if m.textual {
+                in_utf8(enc, value, apply)?
+            } else {
+                apply(value)?
+            };
+            masked.push((m.at, r));
         }
     }
     if let Some(d) = detectors {
         for i in &bound.detect {
             if let Some(Some(value)) = cells.get(*i) {
-                if let Some(r) = d.redact(value) {
+                if let Some(r) = in_utf8(enc, value, |v| Ok(d.redact(v)))? {
                     masked.push((*i, Some(r)));
                 }
             }
@@ -157,10 +210,12 @@ pub fn bind_copy(plan: &MaskPlan) -> Bound {
         .enumerate()
         .filter_map(|(i, m)| {
             let m = m.as_ref()?;
-            Some((
-                i,
-                ColumnMask::new(m.strategy, 25, Format::Text).with_tags(m.tags.iter().cloned()),
-            ))
+            Some(Masked {
+                at: i,
+                mask: ColumnMask::new(m.strategy, 25, Format::Text)
+                    .with_tags(m.tags.iter().cloned()),
+                textual: true,
+            })
         })
         .collect();
     Bound {
@@ -171,11 +226,13 @@ pub fn bind_copy(plan: &MaskPlan) -> Bound {
 }
 
 /// Re-encodes a CopyData message holding one text-format row (tab-separated fields, `\N`
-/// for NULL, backslash escapes, ending in a newline) with its masked fields replaced.
+/// for NULL, backslash escapes, ending in a newline; in client encoding `enc`) with its
+/// masked fields replaced.
 pub fn rewrite_copy(
     bound: &Bound,
     frame: &Frame,
     key: &[u8],
+    enc: Encoding,
     out: &mut BytesMut,
 ) -> Result<(), String> {
     let body = frame.body();
@@ -187,10 +244,12 @@ pub fn rewrite_copy(
         if i > 0 {
             row.push(b'\t');
         }
-        match bound.masks.iter().find(|(at, _)| *at == i) {
-            Some((_, mask)) if field != b"\\N" => {
+        match bound.masks.iter().find(|m| m.at == i) {
+            Some(m) if field != b"\\N" => {
                 let value = unescape(field);
-                match masking::mask_cell(mask, &value, key).map_err(|e| e.to_string())? {
+                let apply =
+                    |v: &[u8]| masking::mask_cell(&m.mask, v, key).map_err(|e| e.to_string());
+                match in_utf8(enc, &value, apply)? {
                     Some(m) => escape(&m, &mut row),
                     None => row.extend_from_slice(b"\\N"),
                 }

@@ -6,6 +6,7 @@
 mod check;
 mod execute;
 mod names;
+mod text;
 
 use crate::annotation::{refusal_text, Annotation};
 use crate::error::SessionError;
@@ -55,6 +56,8 @@ pub struct Up {
     pub guard: SessionGuard,
     /// Where the other half reads the hidden columns by origin.
     pub origins: OriginsCell,
+    /// The client encoding the server last reported (set by the other half).
+    pub encoding: crate::lexing::EncodingCell,
 }
 
 /// Whether the session goes on after a message.
@@ -154,12 +157,12 @@ impl Up {
     }
 
     async fn on_frame(&mut self, t: &mut Tracking, frame: Frame) -> Result<Flow, SessionError> {
-        let msg = FrontendMessage::parse(&frame)?;
-        if t.discard_until_sync
-            && !matches!(msg, FrontendMessage::Sync | FrontendMessage::Terminate)
-        {
+        if t.discard_until_sync && !matches!(frame.tag(), tag::SYNC | tag::TERMINATE) {
             return Ok(Flow::Continue);
         }
+        let Some(msg) = self.decode(t, &frame).await? else {
+            return Ok(Flow::Continue);
+        };
         // Set after the message is handled: a Parse that opens a batch may still be preceded
         // by a probe of its own.
         let opens_batch = matches!(
@@ -286,7 +289,7 @@ impl Up {
         simple: bool,
     ) -> Result<(), SessionError> {
         let mut error = BytesMut::new();
-        encode::error(&mut error, "ERROR", code, message, detail, hint);
+        encode::error_in(&mut error, self.encoding.get(), code, message, detail, hint);
         if simple {
             encode::query(&mut t.out, POISON_SQL);
         } else {

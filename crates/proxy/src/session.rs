@@ -100,20 +100,14 @@ async fn session(
         }
         Err(_) => return Err(SessionError::Protocol("login timed out")),
     };
-    let mut key = [0u8; 8];
-    state.entropy.fill(&mut key);
-    let client_key = (
-        i32::from_be_bytes([key[0], key[1], key[2], key[3]]) & i32::MAX,
-        i32::from_be_bytes([key[4], key[5], key[6], key[7]]),
-    );
-    let _cancel = state.cancels.register(
-        client_key,
-        CancelTarget {
-            target: target.clone(),
-            process_id: up.process_id,
-            secret_key: up.secret_key,
-        },
-    );
+    let (client_key, _cancel) = match register_cancel(state, &target, &up) {
+        Some(k) => k,
+        None => {
+            let e = SessionError::Internal("no unused cancel key".into());
+            send_fatal(&mut stream, &e, "").await;
+            return Err(e);
+        }
+    };
     // Settings the login left in force (from the role, the database or the startup packet)
     // must not make the server read statements differently from Gatehouse.
     for (k, v) in &up.params {
@@ -123,10 +117,24 @@ async fn session(
             return Err(e);
         }
     }
+    let view = crate::relay_down::ServerView {
+        encoding: crate::lexing::EncodingCell::default(),
+        app: crate::startup_params::AppName::new(&identity),
+    };
     let mut out = BytesMut::new();
     wire_pg::encode::auth_ok(&mut out);
     for (k, v) in &up.params {
-        wire_pg::encode::parameter_status(&mut out, k, v);
+        if k.eq_ignore_ascii_case("client_encoding") && !view.encoding.follow(v) {
+            let e = SessionError::UnsafeSetting(format!("{k} = {v}"));
+            send_fatal(&mut stream, &e, "").await;
+            return Err(e);
+        }
+        let shown = if k.eq_ignore_ascii_case("application_name") {
+            view.app.for_client(v)
+        } else {
+            v
+        };
+        wire_pg::encode::parameter_status(&mut out, k, shown);
     }
     wire_pg::encode::backend_key_data(&mut out, client_key.0, client_key.1);
     wire_pg::encode::ready_for_query(&mut out, b'I');
@@ -162,15 +170,38 @@ async fn session(
     let result = relay(
         state,
         Arc::new(ctx.clone()),
-        stream,
-        buf,
+        (stream, buf),
         up,
         guard,
         detectors,
+        view,
     )
     .await;
     active.decrement(1.0);
     result
+}
+
+/// The key the client is given: the upstream's process ID and a secret of Gatehouse's own.
+fn register_cancel(
+    state: &ProxyState,
+    target: &Arc<crate::config::TargetConfig>,
+    up: &upstream::Upstream,
+) -> Option<((i32, i32), crate::cancel::CancelGuard)> {
+    // A secret is 32 random bits: a few draws find an unused pair unless the entropy is broken.
+    for _ in 0..16 {
+        let mut secret = [0u8; 4];
+        state.entropy.fill(&mut secret);
+        let key = (up.process_id, i32::from_be_bytes(secret));
+        let t = CancelTarget {
+            target: target.clone(),
+            process_id: up.process_id,
+            secret_key: up.secret_key,
+        };
+        if let Some(guard) = state.cancels.register(key, t) {
+            return Some((key, guard));
+        }
+    }
+    None
 }
 
 /// Authentication, target selection and upstream login.
@@ -237,11 +268,11 @@ fn refused(state: &ProxyState, ctx: &EventCtx, e: &SessionError) {
 async fn relay(
     state: &ProxyState,
     ctx: Arc<EventCtx>,
-    stream: MaybeTls,
-    buf: BytesMut,
+    (stream, buf): (MaybeTls, BytesMut),
     up: upstream::Upstream,
     guard: crate::guard::SessionGuard,
     detectors: Option<Arc<masking::Detectors>>,
+    view: crate::relay_down::ServerView,
 ) -> Result<(), SessionError> {
     let (client_r, client_w) = crate::stream::split(stream);
     let (up_r, up_w) = crate::stream::split(up.stream);
@@ -263,6 +294,7 @@ async fn relay(
         pipeline: pipeline.clone(),
         guard,
         origins,
+        encoding: view.encoding.clone(),
     };
     let down_half = Down {
         upstream: up_r,
@@ -273,6 +305,7 @@ async fn relay(
         mask_key: state.mask_key.clone(),
         detectors,
         binder,
+        view,
     };
     let mut up_task = tokio::spawn(up_half.run());
     let down = down_half.run();

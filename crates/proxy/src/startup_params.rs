@@ -56,10 +56,10 @@ pub fn upstream_params(params: &[(String, String)]) -> Result<Vec<(String, Strin
                 continue;
             }
             "options" => check_options(v)?,
-            _ if forbidden_setting(&lower)
-                || !ALLOWED.contains(&lower.as_str())
-                || crate::lexing::unsafe_setting(&lower, v) =>
-            {
+            _ if crate::lexing::unsafe_setting(&lower, v) => {
+                return Err(SessionError::UnsafeSetting(format!("{k} = {v}")));
+            }
+            _ if forbidden_setting(&lower) || !ALLOWED.contains(&lower.as_str()) => {
                 return Err(SessionError::ForbiddenParam(k.clone()));
             }
             _ => {}
@@ -111,17 +111,13 @@ pub fn with_identity(
         .iter()
         .position(|(k, _)| k.eq_ignore_ascii_case("application_name"))
         .map(|i| params.remove(i).1);
-    let mut app = format!("gatehouse:{}", identity.name);
+    let mut app = AppName::new(identity).prefix;
     if let Some(c) = client_app.filter(|c| !c.is_empty()) {
         app.push('/');
         app.push_str(&c);
     }
-    // NAMEDATALEN: the server truncates to 63 bytes; do it on a character boundary.
-    let mut cut = app.len().min(63);
-    while !app.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    app.truncate(cut);
+    // The server keeps the whole value (pg_stat_activity shows its first 63 bytes): the
+    // identity at the front is always visible.
     // Identity names and session ids are restricted to characters that need no escaping
     // in `options` (see the identity crate).
     let mut options = format!(
@@ -141,6 +137,31 @@ pub fn with_identity(
     params.push(("application_name".into(), app));
     params.push(("options".into(), options));
     params
+}
+
+/// `application_name` upstream is `gatehouse:<identity>/<what the client set>`, so the
+/// server's own views show who is behind a session; the client is told what it set.
+#[derive(Clone, Debug, Default)]
+pub struct AppName {
+    prefix: String,
+}
+
+impl AppName {
+    pub fn new(identity: &Identity) -> AppName {
+        AppName {
+            prefix: format!("gatehouse:{}", identity.name),
+        }
+    }
+
+    /// The value to report to the client for a value the server reported: Gatehouse's
+    /// prefix removed. A value the client set later with SET is reported as it is.
+    pub fn for_client<'a>(&self, reported: &'a str) -> &'a str {
+        match reported.strip_prefix(self.prefix.as_str()) {
+            Some("") => "",
+            Some(rest) => rest.strip_prefix('/').unwrap_or(reported),
+            None => reported,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +200,21 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn application_name_as_the_client_set_it() {
+        let id = Identity {
+            name: "alice".into(),
+            kind: model::IdentityKind::Human,
+            groups: Vec::new(),
+        };
+        let app = AppName::new(&id);
+        assert_eq!(app.for_client("gatehouse:alice/psql"), "psql");
+        assert_eq!(app.for_client("gatehouse:alice"), "");
+        assert_eq!(app.for_client("gatehouse:alice/"), "");
+        assert_eq!(app.for_client("set later"), "set later");
+        assert_eq!(app.for_client("gatehouse:alicexyz"), "gatehouse:alicexyz");
     }
 
     #[test]

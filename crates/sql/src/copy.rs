@@ -48,8 +48,8 @@ pub(crate) fn copy_out(stmt: &Node) -> Option<CopyOut> {
         };
         match d.defname.as_str() {
             "format" if value == "text" => {}
-            // Other options (header, encoding, force_*) do not change the text layout.
-            "encoding" => {}
+            // Anything else changes the layout or (ENCODING) the bytes of the rows away
+            // from what the proxy rewrites: the session's client encoding.
             _ => default_text = false,
         }
     }
@@ -84,6 +84,10 @@ mod tests {
         );
         assert_eq!(
             copy_to_stdout("COPY users TO STDOUT (DELIMITER '|')"),
+            Some(CopyOut::Other)
+        );
+        assert_eq!(
+            copy_to_stdout("COPY users TO STDOUT (ENCODING 'LATIN1')"),
             Some(CopyOut::Other)
         );
         assert_eq!(copy_to_stdout("COPY users FROM STDIN"), None);

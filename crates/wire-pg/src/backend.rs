@@ -2,6 +2,7 @@
 //! (when it logs in upstream), session status, and the messages that end a statement.
 
 use crate::buf::Reader;
+use crate::encoding::Encoding;
 use crate::{Frame, WireError};
 
 /// Message type bytes sent by the backend (protocol docs, "Message Formats").
@@ -112,11 +113,17 @@ pub fn ready_for_query(frame: &Frame) -> Result<TxStatus, WireError> {
     Ok(s)
 }
 
+/// ParameterStatus name and value (sent in the client encoding; bytes that do not decode
+/// become U+FFFD).
 pub fn parameter_status(frame: &Frame) -> Result<(String, String), WireError> {
+    parameter_status_in(frame, Encoding::UTF8)
+}
+
+pub fn parameter_status_in(frame: &Frame, enc: Encoding) -> Result<(String, String), WireError> {
     let body = frame.body();
     let mut r = Reader::new(&body, "ParameterStatus");
-    let k = r.cstr()?.to_owned();
-    let v = r.cstr()?.to_owned();
+    let k = r.text_lossy(enc)?;
+    let v = r.text_lossy(enc)?;
     r.finish()?;
     Ok((k, v))
 }
@@ -134,7 +141,7 @@ pub fn backend_key_data(frame: &Frame) -> Result<(i32, i32), WireError> {
 pub fn command_complete(frame: &Frame) -> Result<String, WireError> {
     let body = frame.body();
     let mut r = Reader::new(&body, "CommandComplete");
-    let t = r.cstr()?.to_owned();
+    let t = r.text_lossy(Encoding::UTF8)?;
     r.finish()?;
     Ok(t)
 }
@@ -160,7 +167,14 @@ pub struct ErrorFields {
     pub message: String,
 }
 
+/// The fields of an error or notice sent in UTF-8.
 pub fn error_fields(frame: &Frame) -> Result<ErrorFields, WireError> {
+    error_fields_in(frame, Encoding::UTF8)
+}
+
+/// The fields of an error or notice sent in client encoding `enc`; bytes that do not decode
+/// become U+FFFD, so a server text never ends the session.
+pub fn error_fields_in(frame: &Frame, enc: Encoding) -> Result<ErrorFields, WireError> {
     let body = frame.body();
     let mut r = Reader::new(&body, "ErrorResponse");
     let mut f = ErrorFields::default();
@@ -169,12 +183,12 @@ pub fn error_fields(frame: &Frame) -> Result<ErrorFields, WireError> {
         if kind == 0 {
             break;
         }
-        let value = r.cstr()?;
+        let value = r.text_lossy(enc)?;
         match kind {
-            b'V' => value.clone_into(&mut f.severity),
-            b'S' if f.severity.is_empty() => value.clone_into(&mut f.severity),
-            b'C' => value.clone_into(&mut f.code),
-            b'M' => value.clone_into(&mut f.message),
+            b'V' => f.severity = value,
+            b'S' if f.severity.is_empty() => f.severity = value,
+            b'C' => f.code = value,
+            b'M' => f.message = value,
             _ => {}
         }
     }
@@ -264,7 +278,7 @@ pub fn row_description(frame: &Frame) -> Result<Vec<FieldDesc>, WireError> {
     let mut fields = Vec::with_capacity(n);
     for _ in 0..n {
         fields.push(FieldDesc {
-            name: r.cstr()?.to_owned(),
+            name: r.text_lossy(Encoding::UTF8)?,
             table_oid: r.i32()? as u32,
             column_attr: r.i16()?,
             type_oid: r.i32()? as u32,
@@ -290,8 +304,9 @@ pub fn data_row(frame: &Frame) -> Result<Vec<Option<bytes::Bytes>>, WireError> {
     Ok(cells)
 }
 
-/// Every field of an ErrorResponse or NoticeResponse, in order (type byte, value).
-pub fn all_fields(frame: &Frame) -> Result<Vec<(u8, String)>, WireError> {
+/// Every field of an ErrorResponse or NoticeResponse, in order (type byte, raw value in the
+/// client encoding).
+pub fn all_fields(frame: &Frame) -> Result<Vec<(u8, Vec<u8>)>, WireError> {
     let body = frame.body();
     let mut r = Reader::new(&body, "ErrorResponse");
     let mut fields = Vec::new();
@@ -300,7 +315,7 @@ pub fn all_fields(frame: &Frame) -> Result<Vec<(u8, String)>, WireError> {
         if kind == 0 {
             break;
         }
-        fields.push((kind, r.cstr()?.to_owned()));
+        fields.push((kind, r.cstr_bytes()?.to_vec()));
     }
     r.finish()?;
     Ok(fields)

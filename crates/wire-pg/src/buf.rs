@@ -1,6 +1,7 @@
 //! A bounds-checked reader over a message body: every read returns an error instead of
 //! panicking when the body is shorter than the protocol says.
 
+use crate::encoding::Encoding;
 use crate::WireError;
 use bytes::Bytes;
 
@@ -62,6 +63,36 @@ impl<'a> Reader<'a> {
         let s = self.take(pos)?;
         self.take(1)?;
         std::str::from_utf8(s).map_err(|_| WireError::Utf8 { what: self.what })
+    }
+
+    /// A NUL-terminated string, as bytes.
+    pub(crate) fn cstr_bytes(&mut self) -> Result<&'a [u8], WireError> {
+        let pos = self
+            .buf
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| self.err())?;
+        let s = self.take(pos)?;
+        self.take(1)?;
+        Ok(s)
+    }
+
+    /// A NUL-terminated string in the client encoding, decoded exactly (see `encoding`).
+    pub(crate) fn text(&mut self, enc: Encoding) -> Result<String, WireError> {
+        let what = self.what;
+        let b = self.cstr_bytes()?;
+        enc.decode(b)
+            .map(std::borrow::Cow::into_owned)
+            .map_err(|_| WireError::Encoding {
+                what,
+                encoding: enc.name(),
+            })
+    }
+
+    /// A NUL-terminated string the server sent in the client encoding; what cannot be
+    /// decoded becomes U+FFFD (server texts are shown and audited, never analysed).
+    pub(crate) fn text_lossy(&mut self, enc: Encoding) -> Result<String, WireError> {
+        Ok(enc.decode_lossy(self.cstr_bytes()?).into_owned())
     }
 
     /// A length-prefixed value where -1 means NULL (Bind parameters, DataRow cells).

@@ -1,6 +1,7 @@
 //! Encoders for the messages Gatehouse produces itself: errors and the authentication
 //! exchange towards clients, and the startup/auth/query messages it sends upstream.
 
+use crate::encoding::Encoding;
 use bytes::{BufMut, BytesMut};
 
 /// Writes `tag`, a length placeholder, the body from `f`, then patches the length
@@ -19,8 +20,12 @@ fn framed(out: &mut BytesMut, tag: Option<u8>, f: impl FnOnce(&mut BytesMut)) {
 }
 
 fn cstr(out: &mut BytesMut, s: &str) {
+    cbytes(out, s.as_bytes());
+}
+
+fn cbytes(out: &mut BytesMut, s: &[u8]) {
     // A NUL inside would end the string early on the peer's side; drop them.
-    out.extend(s.bytes().filter(|&b| b != 0));
+    out.extend(s.iter().copied().filter(|&b| b != 0));
     out.put_u8(0);
 }
 
@@ -57,22 +62,61 @@ pub fn error(
     detail: Option<&str>,
     hint: Option<&str>,
 ) {
-    fields(out, b'E', severity, code, message, detail, hint);
+    let t = Texts {
+        enc: Encoding::UTF8,
+        severity,
+        code,
+        message,
+        detail,
+        hint,
+    };
+    fields(out, b'E', &t);
 }
 
-pub fn notice(out: &mut BytesMut, code: &str, message: &str, detail: Option<&str>) {
-    fields(out, b'N', "NOTICE", code, message, detail, None);
-}
-
-fn fields(
+/// ErrorResponse with its texts in client encoding `enc` (what it cannot hold becomes `?`).
+pub fn error_in(
     out: &mut BytesMut,
-    tag: u8,
-    severity: &str,
+    enc: Encoding,
     code: &str,
     message: &str,
     detail: Option<&str>,
     hint: Option<&str>,
 ) {
+    let t = Texts {
+        enc,
+        severity: "ERROR",
+        code,
+        message,
+        detail,
+        hint,
+    };
+    fields(out, b'E', &t);
+}
+
+pub fn notice(out: &mut BytesMut, code: &str, message: &str, detail: Option<&str>) {
+    let t = Texts {
+        enc: Encoding::UTF8,
+        severity: "NOTICE",
+        code,
+        message,
+        detail,
+        hint: None,
+    };
+    fields(out, b'N', &t);
+}
+
+/// The fields of an error or notice Gatehouse writes itself.
+struct Texts<'a> {
+    enc: Encoding,
+    severity: &'a str,
+    code: &'a str,
+    message: &'a str,
+    detail: Option<&'a str>,
+    hint: Option<&'a str>,
+}
+
+fn fields(out: &mut BytesMut, tag: u8, t: &Texts<'_>) {
+    let (severity, code, message, detail, hint) = (t.severity, t.code, t.message, t.detail, t.hint);
     framed(out, Some(tag), |b| {
         for (k, v) in [
             (b'S', severity),
@@ -81,12 +125,12 @@ fn fields(
             (b'M', message),
         ] {
             b.put_u8(k);
-            cstr(b, v);
+            cbytes(b, &t.enc.encode_lossy(v));
         }
         for (k, v) in [(b'D', detail), (b'H', hint)] {
             if let Some(v) = v {
                 b.put_u8(k);
-                cstr(b, v);
+                cbytes(b, &t.enc.encode_lossy(v));
             }
         }
         b.put_u8(0);
@@ -129,6 +173,18 @@ pub fn parameter_status(out: &mut BytesMut, name: &str, value: &str) {
     framed(out, Some(b'S'), |b| {
         cstr(b, name);
         cstr(b, value);
+    });
+}
+
+/// NegotiateProtocolVersion (`v`): the newest minor version of protocol 3 supported, and the
+/// protocol options (`_pq_.*`) of the startup packet that were not recognised.
+pub fn negotiate_protocol_version(out: &mut BytesMut, minor: i32, unrecognised: &[&str]) {
+    framed(out, Some(b'v'), |b| {
+        b.put_i32(minor);
+        b.put_i32(i32::try_from(unrecognised.len()).unwrap_or(i32::MAX));
+        for o in unrecognised {
+            cstr(b, o);
+        }
     });
 }
 
@@ -257,11 +313,11 @@ pub fn row_description(out: &mut BytesMut, fields: &[crate::backend::FieldDesc])
 }
 
 /// ErrorResponse (`E`) or NoticeResponse (`N`) from raw fields.
-pub fn fields_raw(out: &mut BytesMut, tag: u8, fields: &[(u8, String)]) {
+pub fn fields_raw(out: &mut BytesMut, tag: u8, fields: &[(u8, Vec<u8>)]) {
     framed(out, Some(tag), |b| {
         for (k, v) in fields {
             b.put_u8(*k);
-            cstr(b, v);
+            cbytes(b, v);
         }
         b.put_u8(0);
     });

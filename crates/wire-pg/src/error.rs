@@ -11,6 +11,13 @@ pub enum WireError {
     Version(u16, u16),
     #[error("invalid UTF-8 in {what}")]
     Utf8 { what: &'static str },
+    /// Text not valid in the session's client encoding (or not decodable exactly): the
+    /// message is refused, the session goes on.
+    #[error("{what} holds text that is not valid {encoding}")]
+    Encoding {
+        what: &'static str,
+        encoding: &'static str,
+    },
 }
 
 impl WireError {

@@ -2,6 +2,7 @@
 //! FunctionCall, …) stays a raw [`Frame`] and is forwarded as is.
 
 use crate::buf::Reader;
+use crate::encoding::Encoding;
 use crate::{Frame, WireError};
 use bytes::Bytes;
 
@@ -84,18 +85,24 @@ pub enum FrontendMessage {
 }
 
 impl FrontendMessage {
-    /// Decodes the messages of the query phase. Tags not listed become `Other`.
+    /// Decodes the messages of the query phase sent in UTF-8.
     pub fn parse(frame: &Frame) -> Result<Self, WireError> {
+        Self::parse_in(frame, Encoding::UTF8)
+    }
+
+    /// Decodes the messages of the query phase, their texts in client encoding `enc`. Tags
+    /// not listed become `Other`.
+    pub fn parse_in(frame: &Frame, enc: Encoding) -> Result<Self, WireError> {
         let body = frame.body();
         match frame.tag() {
             tag::QUERY => {
                 let mut r = Reader::new(&body, "Query");
-                let q = r.cstr()?;
+                let q = r.text(enc)?;
                 r.finish()?;
-                Ok(FrontendMessage::Query(q.to_owned()))
+                Ok(FrontendMessage::Query(q))
             }
-            tag::PARSE => parse_parse(&body).map(FrontendMessage::Parse),
-            tag::BIND => parse_bind(&body).map(FrontendMessage::Bind),
+            tag::PARSE => parse_parse(&body, enc).map(FrontendMessage::Parse),
+            tag::BIND => parse_bind(&body, enc).map(FrontendMessage::Bind),
             tag::DESCRIBE | tag::CLOSE => {
                 let mut r = Reader::new(&body, "Describe/Close");
                 let target = match r.u8()? {
@@ -103,7 +110,7 @@ impl FrontendMessage {
                     b'P' => Target::Portal,
                     _ => return Err(WireError::malformed("Describe/Close")),
                 };
-                let name = r.cstr()?.to_owned();
+                let name = r.text(enc)?;
                 r.finish()?;
                 Ok(if frame.tag() == tag::DESCRIBE {
                     FrontendMessage::Describe { target, name }
@@ -113,7 +120,7 @@ impl FrontendMessage {
             }
             tag::EXECUTE => {
                 let mut r = Reader::new(&body, "Execute");
-                let portal = r.cstr()?.to_owned();
+                let portal = r.text(enc)?;
                 let max_rows = r.i32()?;
                 r.finish()?;
                 Ok(FrontendMessage::Execute { portal, max_rows })
@@ -126,10 +133,10 @@ impl FrontendMessage {
     }
 }
 
-fn parse_parse(body: &[u8]) -> Result<Parse, WireError> {
+fn parse_parse(body: &[u8], enc: Encoding) -> Result<Parse, WireError> {
     let mut r = Reader::new(body, "Parse");
-    let name = r.cstr()?.to_owned();
-    let query = r.cstr()?.to_owned();
+    let name = r.text(enc)?;
+    let query = r.text(enc)?;
     let n = r.count16(4)?;
     let mut param_types = Vec::with_capacity(n);
     for _ in 0..n {
@@ -143,10 +150,10 @@ fn parse_parse(body: &[u8]) -> Result<Parse, WireError> {
     })
 }
 
-fn parse_bind(body: &Bytes) -> Result<Bind, WireError> {
+fn parse_bind(body: &Bytes, enc: Encoding) -> Result<Bind, WireError> {
     let mut r = Reader::new(body, "Bind");
-    let portal = r.cstr()?.to_owned();
-    let statement = r.cstr()?.to_owned();
+    let portal = r.text(enc)?;
+    let statement = r.text(enc)?;
     let nf = r.count16(2)?;
     let mut param_formats = Vec::with_capacity(nf);
     for _ in 0..nf {

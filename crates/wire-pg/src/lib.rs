@@ -12,6 +12,7 @@
 pub mod backend;
 mod buf;
 pub mod encode;
+pub mod encoding;
 mod error;
 mod frame;
 pub mod frontend;
@@ -43,7 +44,16 @@ pub fn exercise(data: &[u8]) {
             let _ = backend::rows_from_tag(&t);
         }
     }
-    if let Ok((state, _)) = scram::start(data, b"salt", 4096, "nonce") {
-        let _ = state.finish(data, &[([0; 32], [0; 32])]);
+    let plus = scram::Offer::Plus {
+        end_point: b"end-point",
+    };
+    for (offer, mechanism) in [
+        (scram::Offer::Plain, scram::MECHANISM),
+        (plus, scram::MECHANISM),
+        (plus, scram::MECHANISM_PLUS),
+    ] {
+        if let Ok((state, _)) = scram::start(offer, mechanism, data, b"salt", 4096, "nonce") {
+            let _ = state.finish(data, &[([0; 32], [0; 32])]);
+        }
     }
 }

@@ -1,24 +1,34 @@
-//! SCRAM-SHA-256 server exchange (RFC 5802, RFC 7677) as PostgreSQL clients speak it
-//! (protocol docs, "SASL Authentication"), without channel binding.
+//! SCRAM-SHA-256 and SCRAM-SHA-256-PLUS server exchange (RFC 5802, RFC 7677) as PostgreSQL
+//! clients speak it (protocol docs, "SASL Authentication"), with `tls-server-end-point`
+//! channel binding when the caller offers it (see [`gs2`]).
 //!
 //! Typestate: [`start`] consumes the client-first message and yields [`AwaitingFinal`], the
-//! only value that can check a client-final message. The caller supplies the salt and
-//! iteration count and, at the end, one or more candidate verifiers; several candidates let
-//! one identity hold several tokens that share a salt.
+//! only value that can check a client-final message. The caller supplies what it offered,
+//! the salt and iteration count and, at the end, one or more candidate verifiers; several
+//! candidates let one identity hold several tokens that share a salt.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-pub const MECHANISM: &str = "SCRAM-SHA-256";
+mod gs2;
+
+pub use gs2::{Offer, MECHANISM, MECHANISM_PLUS, TLS_SERVER_END_POINT};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ScramError {
     #[error("malformed SCRAM message")]
     Malformed,
-    #[error("channel binding is not supported")]
+    #[error("SASL mechanism was not offered")]
+    Mechanism,
+    /// The cbind-flag does not fit the mechanism, names another binding type, or the `c=`
+    /// attribute does not carry the binding data of this connection.
+    #[error("SCRAM channel binding check failed")]
     ChannelBinding,
+    /// The client can bind but believes the server cannot, though the server offered it.
+    #[error("SCRAM channel binding negotiation error")]
+    Downgrade,
     #[error("SCRAM nonce mismatch")]
     Nonce,
     #[error("SCRAM proof does not match")]
@@ -31,7 +41,8 @@ pub struct AwaitingFinal {
     client_first_bare: String,
     server_first: String,
     nonce: String,
-    gs2_header: String,
+    /// What `c=` must decode to (GS2 header and binding data).
+    cbind_input: Vec<u8>,
 }
 
 /// Which candidate matched, and the server-final message to send.
@@ -41,38 +52,29 @@ pub struct Verified {
     pub server_final: Vec<u8>,
 }
 
-/// Handles client-first-message; returns the state and the server-first-message.
+/// Handles client-first-message, sent with `mechanism` after the server made `offer`;
+/// returns the state and the server-first-message.
 pub fn start(
+    offer: Offer<'_>,
+    mechanism: &str,
     client_first: &[u8],
     salt: &[u8],
     iterations: u32,
     server_nonce: &str,
 ) -> Result<(AwaitingFinal, Vec<u8>), ScramError> {
     let msg = std::str::from_utf8(client_first).map_err(|_| ScramError::Malformed)?;
-    // gs2-header: cbind-flag "," [authzid] ","
-    let mut parts = msg.splitn(3, ',');
-    let flag = parts.next().ok_or(ScramError::Malformed)?;
-    let authzid = parts.next().ok_or(ScramError::Malformed)?;
-    let bare = parts.next().ok_or(ScramError::Malformed)?;
-    match flag {
-        "n" | "y" => {}
-        f if f.starts_with("p=") => return Err(ScramError::ChannelBinding),
-        _ => return Err(ScramError::Malformed),
-    }
-    if !authzid.is_empty() {
-        return Err(ScramError::Malformed);
-    }
-    let client_nonce = attr(bare, "r").ok_or(ScramError::Malformed)?;
+    let header = gs2::parse(offer, mechanism, msg)?;
+    let client_nonce = attr(header.bare, "r").ok_or(ScramError::Malformed)?;
     if client_nonce.is_empty() || !client_nonce.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(ScramError::Malformed);
     }
     let nonce = format!("{client_nonce}{server_nonce}");
     let server_first = format!("r={nonce},s={},i={iterations}", B64.encode(salt));
     let state = AwaitingFinal {
-        client_first_bare: bare.to_owned(),
+        client_first_bare: header.bare.to_owned(),
         server_first: server_first.clone(),
         nonce,
-        gs2_header: format!("{flag},{authzid},"),
+        cbind_input: header.cbind_input,
     };
     Ok((state, server_first.into_bytes()))
 }
@@ -89,7 +91,10 @@ impl AwaitingFinal {
         let without_proof = msg.get(..proof_at).ok_or(ScramError::Malformed)?;
         let proof_b64 = msg.get(proof_at + 3..).ok_or(ScramError::Malformed)?;
         let cbind = attr(without_proof, "c").ok_or(ScramError::Malformed)?;
-        if B64.decode(cbind).map_err(|_| ScramError::Malformed)? != self.gs2_header.as_bytes() {
+        let cbind = B64.decode(cbind).map_err(|_| ScramError::Malformed)?;
+        // Constant time: the binding data is the hash of our certificate, not a secret, but
+        // nothing about a comparison an attacker drives should depend on where it differs.
+        if !ct_eq(&cbind, &self.cbind_input) {
             return Err(ScramError::ChannelBinding);
         }
         if attr(without_proof, "r") != Some(self.nonce.as_str()) {

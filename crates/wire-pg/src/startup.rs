@@ -6,8 +6,12 @@ use crate::buf::Reader;
 use crate::WireError;
 use bytes::BytesMut;
 
-/// Protocol 3.0, the only version Gatehouse speaks (`196608`).
+/// Protocol 3.0, the only version Gatehouse speaks (`196608`). A client asking for a newer
+/// minor version of 3 (libpq 18 asks for 3.2) is answered with NegotiateProtocolVersion, as
+/// PostgreSQL itself does ("Protocol versioning" in the protocol docs).
 pub const PROTOCOL_V3: i32 = 196_608;
+/// Prefix of protocol options in the startup packet (`_pq_.name`), negotiated rather than set.
+pub const PROTOCOL_OPTION_PREFIX: &str = "_pq_.";
 /// `80877103`: SSLRequest.
 pub const SSL_REQUEST: i32 = 80_877_103;
 /// `80877104`: GSSENCRequest.
@@ -21,8 +25,15 @@ pub const MAX_STARTUP_LEN: usize = 10_000;
 pub enum StartupPacket {
     SslRequest,
     GssEncRequest,
-    Cancel { process_id: i32, secret_key: i32 },
-    Startup { params: Vec<(String, String)> },
+    Cancel {
+        process_id: i32,
+        secret_key: i32,
+    },
+    Startup {
+        /// The minor protocol version asked for (major is always 3).
+        minor: u16,
+        params: Vec<(String, String)>,
+    },
 }
 
 impl StartupPacket {
@@ -72,7 +83,8 @@ pub fn decode_startup(buf: &mut BytesMut) -> Result<Option<StartupPacket>, WireE
                 secret_key,
             }))
         }
-        PROTOCOL_V3 => Ok(Some(StartupPacket::Startup {
+        v if v >> 16 == 3 => Ok(Some(StartupPacket::Startup {
+            minor: (v & 0xffff) as u16,
             params: startup_params(&mut r)?,
         })),
         other => {
@@ -107,7 +119,7 @@ mod tests {
         let mut out = BytesMut::new();
         encode::startup(&mut out, &[("user", "alice"), ("database", "app")]);
         let p = decode_startup(&mut out).unwrap().unwrap();
-        let StartupPacket::Startup { params } = p else {
+        let StartupPacket::Startup { params, minor: 0 } = p else {
             panic!("not a startup")
         };
         assert_eq!(StartupPacket::param(&params, "user"), Some("alice"));
@@ -127,6 +139,24 @@ mod tests {
                 secret_key: 9
             }))
         );
+    }
+
+    #[test]
+    fn newer_minor_versions_are_startups() {
+        // Protocol 3.2 (libpq 18) with a protocol option.
+        let mut b = BytesMut::new();
+        let body = b"user\0alice\0_pq_.x\0y\0\0";
+        b.extend_from_slice(&((8 + body.len()) as i32).to_be_bytes());
+        b.extend_from_slice(&(3i32 << 16 | 2).to_be_bytes());
+        b.extend_from_slice(body);
+        let Some(StartupPacket::Startup { minor, params }) = decode_startup(&mut b).unwrap() else {
+            panic!("not a startup")
+        };
+        assert_eq!(minor, 2);
+        assert_eq!(StartupPacket::param(&params, "_pq_.x"), Some("y"));
+        // Protocol 2 is refused.
+        let mut b = BytesMut::from(&b"\0\0\0\x0d\0\x02\0\0user\0"[..]);
+        assert_eq!(decode_startup(&mut b), Err(WireError::Version(2, 0)));
     }
 
     #[test]

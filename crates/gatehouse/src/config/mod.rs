@@ -160,7 +160,9 @@ fn build(
     );
     let audit_batch = positive("audit.max_batch", raw.audit.max_batch, 1024, errors);
     let mut proxy = ProxyConfig::new(targets);
-    proxy.tls = tls;
+    if let Some(tls) = tls {
+        proxy.set_client_tls(tls);
+    }
     proxy.cleartext_over_tls = cleartext_over_tls;
     proxy.detect_all_text = raw.masking.detect_all_text.unwrap_or(false);
     proxy.on_audit_failure = on_audit_failure;

@@ -1,14 +1,11 @@
-//! TLS towards clients from `[tls] cert` and `key` (PEM files).
+//! TLS towards clients from `[tls] cert` and `key` (PEM files); `proxy::client_tls` builds the
+//! configuration (ALPN, channel binding data) from them.
 
 use super::raw::RawTls;
+use proxy::client_tls::{self, ClientTls};
 use std::path::Path;
-use std::sync::Arc;
 
-pub fn server_config(
-    t: &RawTls,
-    base: &Path,
-    errors: &mut Vec<String>,
-) -> Option<Arc<rustls::ServerConfig>> {
+pub fn server_config(t: &RawTls, base: &Path, errors: &mut Vec<String>) -> Option<ClientTls> {
     let (Some(cert), Some(key)) = (&t.cert, &t.key) else {
         errors.push("tls: both cert and key are required".into());
         return None;
@@ -47,11 +44,10 @@ pub fn server_config(
             return None;
         }
     };
-    match rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-    {
-        Ok(c) => Some(Arc::new(c)),
+    match client_tls::server(certs, key) {
+        // A certificate whose signature names no hash (Ed25519, RSA-PSS) still serves TLS;
+        // SCRAM-SHA-256-PLUS is then not offered (`ClientTls::end_point`).
+        Ok(c) => Some(c),
         Err(e) => {
             errors.push(format!(
                 "tls: certificate and key do not form a usable pair: {e}"

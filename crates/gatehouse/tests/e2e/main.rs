@@ -25,3 +25,5 @@ mod pgbench;
 mod psql;
 mod python;
 mod session_integrity;
+mod tls_modern;
+mod wire_fidelity;

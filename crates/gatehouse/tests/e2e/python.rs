@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     here.join("../..").canonicalize().unwrap_or(here)
 }
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("GATEHOUSE_TEST_PYTHON").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         assert!(

@@ -93,11 +93,23 @@ pub async fn read_until_closed(
 
 /// Logs in with SCRAM-SHA-256 and reads up to the first ReadyForQuery.
 pub async fn login(port: u16, user: &str, token: &str) -> (TcpStream, BytesMut) {
+    let (s, buf, _) =
+        login_with(port, startup(&[("user", user), ("database", "app")]), token).await;
+    (s, buf)
+}
+
+/// Sends `startup` as given, logs in with SCRAM-SHA-256 and reads up to the first
+/// ReadyForQuery; returns the other messages the proxy sent meanwhile (ParameterStatus,
+/// BackendKeyData, NegotiateProtocolVersion, notices), in order.
+pub async fn login_with(
+    port: u16,
+    startup: BytesMut,
+    token: &str,
+) -> (TcpStream, BytesMut, Vec<Msg>) {
     let mut s = connect(port).await;
     let mut buf = BytesMut::new();
-    s.write_all(&startup(&[("user", user), ("database", "app")]))
-        .await
-        .unwrap();
+    let mut seen = Vec::new();
+    s.write_all(&startup).await.unwrap();
     let mut scram = ScramSha256::new(token.as_bytes(), ChannelBinding::unsupported());
     loop {
         let m = read_msg(&mut s, &mut buf)
@@ -126,8 +138,8 @@ pub async fn login(port: u16, user: &str, token: &str) -> (TcpStream, BytesMut) 
                 }
             }
             b'E' => panic!("login refused: {:?}", m.field(b'M')),
-            b'Z' => return (s, buf),
-            _ => {}
+            b'Z' => return (s, buf, seen),
+            _ => seen.push(m),
         }
     }
 }

@@ -124,6 +124,11 @@ impl RawPg {
         RawPg { s, buf }
     }
 
+    /// A session logged in some other way (see `raw::login_with`).
+    pub fn from_login(s: TcpStream, buf: BytesMut) -> RawPg {
+        RawPg { s, buf }
+    }
+
     /// Logs in directly to a PostgreSQL server (SCRAM or trust), bypassing the proxy.
     pub async fn login_direct(
         host: &str,

@@ -153,6 +153,9 @@ pub struct SessionGuard {
     /// A search path change happened in a transaction not yet seen to end: its end (a
     /// rollback) can undo it.
     path_in_tx: bool,
+    /// Likewise for a change of client_encoding or standard_conforming_strings: a later
+    /// ROLLBACK (to a savepoint) can undo it, so it must be confirmed again.
+    lexing_in_tx: bool,
     decisions: DecisionCache,
 }
 
@@ -182,6 +185,7 @@ impl SessionGuard {
             // statement where masking depends on it.
             path_dirty: masked,
             path_in_tx: false,
+            lexing_in_tx: false,
             lexing_dirty: false,
             server_fingerprint: None,
             fresh: false,
@@ -257,6 +261,7 @@ impl SessionGuard {
         self.server_fingerprint = p.fingerprint;
         if p.idle {
             self.path_in_tx = false;
+            self.lexing_in_tx = false;
         }
     }
 
@@ -427,6 +432,10 @@ impl SessionGuard {
                 self.temp_catalog = TempCatalog::default();
             }
             if changes_lexing(f) {
+                self.lexing_dirty = true;
+                self.lexing_in_tx = true;
+            }
+            if f.class == CommandClass::Transaction && self.lexing_in_tx {
                 self.lexing_dirty = true;
             }
             for d in &f.drops {

@@ -131,8 +131,13 @@ pub(super) fn complete(
     Ok(())
 }
 
-pub(super) fn on_error(g: &mut Inner, out: &mut Out, frame: &Frame) -> Result<(), SessionError> {
-    let fields = backend::error_fields(frame)?;
+pub(super) fn on_error(
+    g: &mut Inner,
+    out: &mut Out,
+    frame: &Frame,
+    enc: wire_pg::encoding::Encoding,
+) -> Result<(), SessionError> {
+    let fields = backend::error_fields_in(frame, enc)?;
     let outcome = Outcome::Error {
         sqlstate: fields.code,
         message: fields.message,

@@ -82,6 +82,22 @@ impl Up {
         }
     }
 
+    /// After anything that could change how the server reads text (see `lexing`), everything
+    /// sent is answered, and any change of setting reported, before more text is read. Inside
+    /// an unsynced batch nothing can be confirmed: `check` refuses what it is asked then.
+    pub(super) async fn settle(&mut self, t: &mut Tracking) -> Result<(), SessionError> {
+        if !self.guard.wants_drain() || t.batch_open {
+            return Ok(());
+        }
+        self.flush(t).await?;
+        self.pipeline.wait_drained().await;
+        if self.pipeline.lock().is_closed() {
+            return Err(SessionError::Protocol("session ended"));
+        }
+        self.guard.drained();
+        Ok(())
+    }
+
     /// Analyses and decides a query string or Parse, reloading the catalog once when it
     /// names a relation the catalog does not know.
     pub(super) async fn check(
@@ -101,12 +117,7 @@ impl Up {
                     decision: lexing_unconfirmed(),
                 });
             }
-            self.flush(t).await?;
-            self.pipeline.wait_drained().await;
-            if self.pipeline.lock().is_closed() {
-                return Err(SessionError::Protocol("session ended"));
-            }
-            self.guard.drained();
+            self.settle(t).await?;
         }
         loop {
             if !probed && self.guard.wants_probe() {

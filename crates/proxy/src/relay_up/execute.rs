@@ -18,11 +18,12 @@ use wire_pg::{encode, Frame};
 impl Up {
     pub(super) fn on_bind(&self, t: &mut Tracking, b: &Bind) {
         let max = self.state.config.audit_param_max;
+        let enc = self.encoding.get();
         let params = b
             .params
             .iter()
             .enumerate()
-            .map(|(i, p)| render_param(p.as_deref(), b.param_is_binary(i), max))
+            .map(|(i, p)| render_param(p.as_deref(), b.param_is_binary(i), max, enc))
             .collect();
         let statement = t.statements.get(&b.statement).cloned();
         t.portals

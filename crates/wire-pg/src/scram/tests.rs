@@ -16,6 +16,8 @@ const SALT_B64: &str = "W22ZaJ0SNY7soEsUEjb6gQ==";
 fn rfc7677_example() {
     let salt = B64.decode(SALT_B64).unwrap();
     let (state, server_first) = start(
+        Offer::Plain,
+        MECHANISM,
         b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
         &salt,
         4096,
@@ -46,6 +48,8 @@ fn wrong_password_and_nonce() {
     let salt = B64.decode(SALT_B64).unwrap();
     let wrong = verifier("nope", &salt, 4096);
     let (state, _) = start(
+        Offer::Plain,
+        MECHANISM,
         b"n,,n=,r=rOprNGfwEbeRWgbNEkqO",
         &salt,
         4096,
@@ -54,7 +58,7 @@ fn wrong_password_and_nonce() {
     .unwrap();
     let final_msg = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
     assert_eq!(state.finish(final_msg, &[wrong]), Err(ScramError::Proof));
-    let (state, _) = start(b"n,,n=,r=abc", &salt, 4096, "def").unwrap();
+    let (state, _) = start(Offer::Plain, MECHANISM, b"n,,n=,r=abc", &salt, 4096, "def").unwrap();
     assert_eq!(
         state.finish(b"c=biws,r=abcxyz,p=AAAA", &[wrong]),
         Err(ScramError::Nonce)
@@ -62,10 +66,15 @@ fn wrong_password_and_nonce() {
 }
 
 #[test]
-fn channel_binding_refused() {
+fn channel_binding_refused_without_an_offer() {
+    let first = b"p=tls-server-end-point,,n=,r=abc";
     assert_eq!(
-        start(b"p=tls-server-end-point,,n=,r=abc", b"s", 4096, "x").unwrap_err(),
+        start(Offer::Plain, MECHANISM, first, b"s", 4096, "x").unwrap_err(),
         ScramError::ChannelBinding
     );
-    assert!(start(b"garbage", b"s", 4096, "x").is_err());
+    assert_eq!(
+        start(Offer::Plain, MECHANISM_PLUS, first, b"s", 4096, "x").unwrap_err(),
+        ScramError::Mechanism
+    );
+    assert!(start(Offer::Plain, MECHANISM, b"garbage", b"s", 4096, "x").is_err());
 }

@@ -1,0 +1,220 @@
+//! Wire fidelity: a client sees through Gatehouse what it sees directly. The backend PID it
+//! is told is the server's (cancellation, pg_terminate_backend and NOTIFY agree with it),
+//! application_name reads as it set it, any client encoding PostgreSQL can convert safely
+//! works (text in and out, errors, masking), text that is not valid in the session's encoding
+//! is refused without ending the session, and a client asking for protocol 3.2 is answered
+//! with NegotiateProtocolVersion.
+
+use crate::harness::{upstream, Gatehouse, Options};
+use crate::raw;
+use crate::session_integrity::rawpg::{self, RawPg};
+use bytes::BytesMut;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const SETUP: &str = "
+CREATE TABLE people (id int PRIMARY KEY, name text, secret text);
+INSERT INTO people VALUES (1, 'Öztürk Çelik', 'hunter2-secret'), (2, '山田太郎', 'x');
+CREATE TABLE notes (v text);
+";
+
+const SENSITIVE: &str = r#"
+[[sensitive]]
+target = "app"
+columns = ["public.people.name"]
+tags = ["pii"]
+mask = "partial"
+[[sensitive]]
+target = "app"
+columns = ["public.people.secret"]
+tags = ["secret"]
+mask = "hash"
+"#;
+
+async fn start() -> Gatehouse {
+    Gatehouse::start_with(Options {
+        extra_toml: SENSITIVE.into(),
+        setup_sql: SETUP.into(),
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn psycopg_sees_the_server_as_it_is() {
+    let gh = start().await;
+    let token = gh.issue("fid", "human", &[]).await;
+    let up = upstream();
+    let mut dsn = format!(
+        "host={} port={} user={} dbname={}",
+        up.host, up.port, up.user, gh.db.name
+    );
+    if let Some(p) = &up.password {
+        dsn.push_str(&format!(" password={p}"));
+    }
+    let out = tokio::process::Command::new(crate::python::python())
+        .arg(crate::python::repo_root().join("tests/python/wire_fidelity.py"))
+        .args(["127.0.0.1", &gh.port.to_string(), "fid", "app"])
+        .env("PGPASSWORD", &token)
+        .env("FID_UPSTREAM_DSN", dsn)
+        .env_remove("PGHOST")
+        .env_remove("PGSERVICE")
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("the Python client timed out")
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python failed:\n{stdout}\n{stderr}");
+    let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no JSON result ({e}):\n{stdout}\n{stderr}"));
+
+    // The backend PID is the server's; NOTIFY, cancel and terminate agree with it.
+    assert_eq!(r["pid_matches"], true, "{r}");
+    assert_eq!(r["notify_payload"], "hello");
+    assert_eq!(r["notify_pid_matches"], true, "{r}");
+    assert_eq!(r["cancel_sqlstate"], "57014", "{r}");
+    assert_eq!(r["after_cancel"], 1);
+    assert_eq!(r["terminated"], true);
+    assert_eq!(r["victim_alive"], false);
+
+    // application_name: the client is told what it set; the server knows who it is.
+    assert_eq!(r["app_reported"], "fid-app");
+    assert_eq!(r["app_server"], "gatehouse:fid/fid-app");
+    assert_eq!(r["app_after_set"], "renamed");
+
+    // LATIN9 end to end.
+    assert_eq!(r["latin9_encoding"], "iso8859-15");
+    assert_eq!(r["latin9_select"], "café € ñ");
+    assert_eq!(r["latin9_roundtrip"], "Grüße €");
+    assert_eq!(r["latin9_error"][0], "22P02");
+    assert!(
+        r["latin9_error"][1].as_str().unwrap_or("").contains("é€"),
+        "{r}"
+    );
+    assert_eq!(r["latin9_after_error"], "ok é");
+    assert_eq!(r["latin9_prepared"], "äü");
+    // Masked the same way as in UTF-8, written in LATIN9.
+    let name = r["utf8_name"].as_str().unwrap();
+    assert_ne!(name, "Öztürk Çelik");
+    assert!(name.starts_with('Ö'), "{name}");
+    assert_eq!(r["latin9_name"], r["utf8_name"]);
+    assert_eq!(r["latin9_hash"], r["utf8_hash"]);
+    assert_ne!(r["utf8_hash"], "hunter2-secret");
+
+    // A multi-byte encoding.
+    assert_eq!(r["eucjp_select"], "日本語");
+    assert_eq!(r["eucjp_error"][0], "22P02");
+    assert!(r["eucjp_error"][1].as_str().unwrap_or("").contains("日本"));
+    let jp = r["eucjp_name"].as_str().unwrap();
+    assert!(jp.starts_with('山') && jp != "山田太郎", "{jp}");
+
+    // Changed mid-session and back.
+    assert_eq!(r["set_encoding"], "iso8859-1");
+    assert_eq!(r["set_select"], "señor");
+    assert_eq!(r["reset_select"], "señor ☃");
+
+    let sjis = r["sjis"].as_str().unwrap();
+    assert!(sjis.contains("client_encoding"), "{sjis}");
+
+    let log = gh.log();
+    for drift in [
+        "does not match",
+        "more statement results",
+        "closing the session",
+    ] {
+        assert!(!log.contains(drift), "drift in the log ({drift}):\n{log}");
+    }
+}
+
+/// Text that is not valid in the session's encoding is refused like the server refuses it:
+/// an error, an audit event, a log line; the session goes on.
+#[tokio::test]
+async fn undecodable_text_is_refused_and_the_session_goes_on() {
+    let gh = start().await;
+    let token = gh.issue("raw", "human", &[]).await;
+    let mut s = RawPg::login(gh.port, "raw", &token).await;
+    // Invalid UTF-8 in a simple query.
+    let mut q = BytesMut::new();
+    q.extend_from_slice(&raw::message(b'Q', b"SELECT 'caf\xe9'\0"));
+    s.send(&[q]).await;
+    let r = s.read_ready(1).await;
+    assert_eq!(r.sqlstate().as_deref(), Some("22021"), "{}", r.describe());
+    assert_eq!(s.simple("SELECT 1").await.cells(), vec!["1"]);
+
+    // Under EUC_JP, a lead byte followed by a quote is not a character.
+    let r = s.simple("SET client_encoding TO 'EUC_JP'").await;
+    assert!(r.error().is_none(), "{}", r.describe());
+    let parse = raw::message(b'P', b"\0SELECT '\xc6' OR 1=1 --'\0\0\0");
+    s.send(&[
+        parse,
+        rawpg::bind("", "", &[], &[]),
+        rawpg::execute("", 0),
+        rawpg::sync(),
+    ])
+    .await;
+    let r = s.read_ready(1).await;
+    assert_eq!(r.sqlstate().as_deref(), Some("22021"), "{}", r.describe());
+    assert!(!r.tags().contains('D'), "{}", r.describe());
+    // Valid EUC_JP still works.
+    let mut q = BytesMut::new();
+    q.extend_from_slice(&raw::message(b'Q', b"SELECT '\xc6\xfc\xcb\xdc'\0"));
+    s.send(&[q]).await;
+    let r = s.read_ready(1).await;
+    assert!(r.error().is_none(), "{}", r.describe());
+
+    let events = gh
+        .wait_events("refused text", |ev| {
+            ev.iter()
+                .any(|e| e["decision"] == "deny" && e["statement"] == "SELECT 'caf\u{fffd}'")
+        })
+        .await;
+    let refused: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["policies"] == json!(["gatehouse.encoding"]) || e["decision"] == "deny")
+        .collect();
+    assert!(refused.len() >= 2, "{events:?}");
+    assert!(gh.log().contains("message refused"));
+}
+
+/// libpq 18 asks for protocol 3.2 and may send `_pq_.*` options: Gatehouse answers with
+/// NegotiateProtocolVersion (3.0, the options it does not know), as PostgreSQL does, and the
+/// session proceeds; protocol 2 gets a clear FATAL error.
+#[tokio::test]
+async fn protocol_versions_are_negotiated() {
+    let gh = Gatehouse::start().await;
+    let token = gh.issue("neg", "human", &[]).await;
+    let mut startup = BytesMut::new();
+    let body = b"user\0neg\0database\0app\0_pq_.future_option\0on\0\0";
+    startup.extend_from_slice(&((8 + body.len()) as i32).to_be_bytes());
+    startup.extend_from_slice(&(3i32 << 16 | 2).to_be_bytes());
+    startup.extend_from_slice(body);
+    let (s, buf, seen) = raw::login_with(gh.port, startup, &token).await;
+    let v = seen
+        .iter()
+        .find(|m| m.tag == b'v')
+        .expect("NegotiateProtocolVersion");
+    assert_eq!(&v.body[..8], &[0, 0, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(&v.body[8..], b"_pq_.future_option\0");
+    let key = seen.iter().find(|m| m.tag == b'K').expect("BackendKeyData");
+    assert_eq!(key.body.len(), 8, "a 3.0 key: 4-byte PID and 4-byte secret");
+    let mut s = RawPg::from_login(s, buf);
+    let pid = s.simple("SELECT pg_backend_pid()").await.cells();
+    let told = i32::from_be_bytes([key.body[0], key.body[1], key.body[2], key.body[3]]);
+    assert_eq!(pid, vec![told.to_string()]);
+
+    let mut c = raw::connect(gh.port).await;
+    let mut old = BytesMut::new();
+    old.extend_from_slice(&[0, 0, 0, 17, 0, 2, 0, 0]);
+    old.extend_from_slice(b"user\0neg\0\0");
+    tokio::io::AsyncWriteExt::write_all(&mut c, &old)
+        .await
+        .unwrap();
+    let mut b = BytesMut::new();
+    let msgs = raw::read_until_closed(&mut c, &mut b, Duration::from_secs(5)).await;
+    let e = msgs.iter().find(|m| m.tag == b'E').expect("an error");
+    assert_eq!(e.field(b'C').as_deref(), Some("0A000"));
+    assert!(e.field(b'M').unwrap_or_default().contains("2.0"));
+}
