@@ -84,9 +84,12 @@ impl fmt::Display for CommandClass {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DangerFamily {
-    /// Server-side files and large objects: `pg_read_file`, `pg_ls_dir`, `lo_import`, COPY to
-    /// or from a server file, `file_fdw`.
+    /// Server-side files: `pg_read_file`, `pg_ls_dir`, `lo_import`/`lo_export` (server-side
+    /// forms), COPY to or from a server file, `file_fdw`.
     ServerFiles,
+    /// The large-object API (`lo_open`, `loread`, `lowrite`, `lo_get`, …), in SQL or through
+    /// fastpath calls. Large objects live outside tables, with privileges of their own.
+    LargeObjects,
     /// Running programs on the server: `COPY … PROGRAM`.
     Programs,
     /// Reaching other databases or servers: `dblink*`, foreign servers, subscriptions.
@@ -104,6 +107,7 @@ impl DangerFamily {
     pub fn as_str(self) -> &'static str {
         match self {
             DangerFamily::ServerFiles => "server_files",
+            DangerFamily::LargeObjects => "large_objects",
             DangerFamily::Programs => "programs",
             DangerFamily::CrossDatabase => "cross_database",
             DangerFamily::Settings => "settings",

@@ -60,6 +60,9 @@ pub enum Expect {
     /// A simple Query: one completion (CommandComplete, EmptyQueryResponse or
     /// ErrorResponse) per statement, then ReadyForQuery.
     Query(VecDeque<StmtAudit>),
+    /// A FunctionCall (fastpath), audited as the equivalent SQL call: FunctionCallResponse or
+    /// ErrorResponse completes it, then ReadyForQuery.
+    FunctionCall(VecDeque<StmtAudit>),
     /// ParseComplete: the statement exists on the server with this plan and these effects.
     Parse {
         name: String,

@@ -22,8 +22,8 @@ use bytes::BytesMut;
 use model::Outcome;
 pub use queue::abandon;
 use queue::{
-    complete, copy_in_completed, desync, discard_to_sync, emit_locals, head_statement,
-    note_failed_prepares, on_copy_in, on_error, skip_to_sync,
+    complete, copy_in_completed, desync, discard_to_sync, emit_locals, function_call_done,
+    head_statement, note_failed_prepares, on_copy_in, on_error, skip_to_sync,
 };
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -264,6 +264,7 @@ impl Down {
                 complete(g, out, Outcome::Ok, backend::rows_from_tag(&tag), true)?;
             }
             tag::EMPTY_QUERY => complete(g, out, Outcome::Ok, None, true)?,
+            tag::FUNCTION_CALL_RESPONSE => function_call_done(g, out, Outcome::Ok)?,
             tag::PORTAL_SUSPENDED => {
                 if !matches!(g.queue.front(), Some(Expect::Execute(_))) {
                     return desync("PortalSuspended without an Execute");
@@ -294,6 +295,12 @@ impl Down {
                     discard_to_sync(g);
                 }
                 match g.queue.front() {
+                    Some(Expect::FunctionCall(calls)) if !calls.is_empty() => {
+                        return desync("ReadyForQuery before the FunctionCall was answered");
+                    }
+                    Some(Expect::FunctionCall(_)) => {
+                        g.queue.pop_front();
+                    }
                     Some(
                         Expect::Sync | Expect::Query(_) | Expect::Refused { simple: true, .. },
                     ) => {

@@ -5,6 +5,7 @@
 
 mod check;
 mod execute;
+mod fastpath;
 mod names;
 mod text;
 
@@ -254,23 +255,9 @@ impl Up {
                     .await
                     .map_err(|_| SessionError::Protocol("session ended"))?;
             }
-            FrontendMessage::Flush | FrontendMessage::Other
-                if frame.tag() != tag::FUNCTION_CALL =>
-            {
+            FrontendMessage::FunctionCall(call) => self.on_function_call(t, frame, call).await?,
+            FrontendMessage::Flush | FrontendMessage::Other => {
                 t.out.extend_from_slice(frame.raw());
-            }
-            _ => {
-                // FunctionCall runs a function by OID, outside any SQL text that could be
-                // analysed or audited: refused.
-                self.refuse(
-                    t,
-                    "42501",
-                    "gatehouse: fastpath function calls are not allowed",
-                    None,
-                    None,
-                    true,
-                )
-                .await?;
             }
         }
         t.batch_open |= opens_batch;

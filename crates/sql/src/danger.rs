@@ -18,13 +18,14 @@ pub(crate) fn function_family(name: &str) -> Option<DangerFamily> {
         | "pg_file_unlink"
         | "pg_file_sync"
         | "pg_logdir_ls"
-        | "loread"
-        | "lowrite" => DangerFamily::ServerFiles,
+        | "lo_import"
+        | "lo_export" => DangerFamily::ServerFiles,
         // pg_ls_dir, pg_ls_logdir, pg_ls_waldir, pg_ls_tmpdir, pg_ls_archive_statusdir, …
         b if b.starts_with("pg_ls_") => DangerFamily::ServerFiles,
-        // lo_import / lo_export touch server files; the rest of the large-object API is
-        // kept with them because it bypasses table privileges.
-        b if b.starts_with("lo_") => DangerFamily::ServerFiles,
+        // The rest of the large-object API: no server files, but outside table privileges,
+        // so policies can tell it apart.
+        "loread" | "lowrite" => DangerFamily::LargeObjects,
+        b if b.starts_with("lo_") => DangerFamily::LargeObjects,
         b if b.starts_with("dblink") => DangerFamily::CrossDatabase,
         // set_config is judged by its arguments (see walk::session), not by name.
         "pg_reload_conf" => DangerFamily::Settings,
@@ -89,6 +90,28 @@ mod tests {
             Some(DangerFamily::CrossDatabase)
         );
         assert_eq!(function_family("pg_sleep_for"), Some(DangerFamily::Sleep));
+        assert_eq!(
+            function_family("lo_import"),
+            Some(DangerFamily::ServerFiles)
+        );
+        assert_eq!(
+            function_family("lo_export"),
+            Some(DangerFamily::ServerFiles)
+        );
+        for lo in [
+            "lo_open",
+            "loread",
+            "lowrite",
+            "lo_creat",
+            "lo_get",
+            "lo_unlink",
+        ] {
+            assert_eq!(
+                function_family(lo),
+                Some(DangerFamily::LargeObjects),
+                "{lo}"
+            );
+        }
         assert_eq!(function_family("now"), None);
         assert_eq!(function_family("lower"), None);
         assert!(untrusted_language("plpython3u"));

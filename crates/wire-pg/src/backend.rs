@@ -29,6 +29,7 @@ pub mod tag {
     pub const COPY_DATA: u8 = b'd';
     pub const COPY_DONE: u8 = b'c';
     pub const NOTIFICATION: u8 = b'A';
+    pub const FUNCTION_CALL_RESPONSE: u8 = b'V';
 }
 
 /// Authentication request codes (the Int32 after the `R` header).

@@ -60,6 +60,27 @@ impl Bind {
     }
 }
 
+/// FunctionCall: Int32 function OID, argument format codes, arguments (Int32 length, -1 for
+/// NULL, then the bytes), result format code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionCall {
+    pub oid: u32,
+    pub arg_formats: Vec<i16>,
+    pub args: Vec<Option<Bytes>>,
+    pub result_format: i16,
+}
+
+impl FunctionCall {
+    /// Whether argument `i` is sent in binary format (the same rules as Bind).
+    pub fn arg_is_binary(&self, i: usize) -> bool {
+        match self.arg_formats.as_slice() {
+            [] => false,
+            [one] => *one == 1,
+            many => many.get(i).is_some_and(|f| *f == 1),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrontendMessage {
     Query(String),
@@ -80,6 +101,8 @@ pub enum FrontendMessage {
     Sync,
     Flush,
     Terminate,
+    /// FunctionCall (the "fastpath" interface): a function by OID with its arguments.
+    FunctionCall(FunctionCall),
     /// Any other message; the frame is forwarded untouched.
     Other,
 }
@@ -125,6 +148,7 @@ impl FrontendMessage {
                 r.finish()?;
                 Ok(FrontendMessage::Execute { portal, max_rows })
             }
+            tag::FUNCTION_CALL => parse_function_call(&body).map(FrontendMessage::FunctionCall),
             tag::SYNC => Ok(FrontendMessage::Sync),
             tag::FLUSH => Ok(FrontendMessage::Flush),
             tag::TERMINATE => Ok(FrontendMessage::Terminate),
@@ -147,6 +171,29 @@ fn parse_parse(body: &[u8], enc: Encoding) -> Result<Parse, WireError> {
         name,
         query,
         param_types,
+    })
+}
+
+fn parse_function_call(body: &Bytes) -> Result<FunctionCall, WireError> {
+    let mut r = Reader::new(body, "FunctionCall");
+    let oid = r.i32()? as u32;
+    let nf = r.count16(2)?;
+    let mut arg_formats = Vec::with_capacity(nf);
+    for _ in 0..nf {
+        arg_formats.push(r.i16()?);
+    }
+    let na = r.count16(4)?;
+    let mut args = Vec::with_capacity(na);
+    for _ in 0..na {
+        args.push(r.nullable_bytes(body)?);
+    }
+    let result_format = r.i16()?;
+    r.finish()?;
+    Ok(FunctionCall {
+        oid,
+        arg_formats,
+        args,
+        result_format,
     })
 }
 

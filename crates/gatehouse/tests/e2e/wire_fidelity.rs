@@ -218,3 +218,74 @@ async fn protocol_versions_are_negotiated() {
     assert_eq!(e.field(b'C').as_deref(), Some("0A000"));
     assert!(e.field(b'M').unwrap_or_default().contains("2.0"));
 }
+
+/// psql's `\lo_import`/`\lo_export` use libpq's large-object API, which calls functions by OID
+/// (FunctionCall): decided and audited as the same calls in SQL. A call of any other OID is
+/// refused and the session goes on; the server-file forms stay refused by the built-in pack.
+#[tokio::test]
+async fn large_objects_through_fastpath_calls() {
+    let gh = Gatehouse::start().await;
+    let token = gh.issue("lo", "human", &[]).await;
+    let file = gh.dir.path().join("in.bin");
+    let content: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &content).unwrap();
+    let out_file = gh.dir.path().join("out.bin");
+    let script = format!(
+        "\\lo_import {}\n\\lo_export :LASTOID {}\nSELECT lo_unlink(:LASTOID);\n",
+        file.display(),
+        out_file.display()
+    );
+    let script_file = gh.dir.path().join("lo.sql");
+    std::fs::write(&script_file, script).unwrap();
+    let out = tokio::process::Command::new(crate::harness::pg_tool("psql"))
+        .arg(gh.conninfo("lo"))
+        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-f"])
+        .arg(&script_file)
+        .env("PGPASSWORD", &token)
+        .env_remove("PGHOST")
+        .env_remove("PGSERVICE")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "psql: {stderr}");
+    assert_eq!(std::fs::read(&out_file).unwrap(), content);
+    let events = gh
+        .wait_events("fastpath calls", |ev| {
+            ev.iter()
+                .any(|e| e["statement"] == "SELECT pg_catalog.lowrite($1, $2)")
+        })
+        .await;
+    for f in ["lo_creat", "lo_open", "lowrite", "loread", "lo_close"] {
+        let sql_prefix = format!("SELECT pg_catalog.{f}(");
+        assert!(
+            events.iter().any(|e| e["statement"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&sql_prefix))
+                && e["outcome"]["status"] == "ok"),
+            "{f} not audited: {events:?}"
+        );
+    }
+
+    // Raw: an OID that is not a large-object function (1242 is boolin) is refused; the
+    // server-side lo_import (764) is refused by the built-in pack; the session goes on.
+    let mut s = RawPg::login(gh.port, "lo", &token).await;
+    for (oid, arg) in [(1242u32, &b"t"[..]), (764, &b"/etc/passwd"[..])] {
+        let mut body = Vec::new();
+        body.extend_from_slice(&oid.to_be_bytes());
+        body.extend_from_slice(&[0, 0, 0, 1]);
+        body.extend_from_slice(&(arg.len() as i32).to_be_bytes());
+        body.extend_from_slice(arg);
+        body.extend_from_slice(&[0, 0]);
+        s.send(&[raw::message(b'F', &body)]).await;
+        let r = s.read_ready(1).await;
+        assert_eq!(
+            r.sqlstate().as_deref(),
+            Some("42501"),
+            "{oid}: {}",
+            r.describe()
+        );
+        assert!(!r.tags().contains('V'), "{}", r.describe());
+    }
+    assert_eq!(s.simple("SELECT 1").await.cells(), vec!["1"]);
+}

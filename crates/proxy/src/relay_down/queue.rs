@@ -93,6 +93,24 @@ pub(super) fn apply_effects(g: &mut Inner, effects: &[crate::state::Effect]) {
     g.state.apply(effects);
 }
 
+/// A FunctionCall was answered (FunctionCallResponse or ErrorResponse); its ReadyForQuery
+/// follows.
+pub(super) fn function_call_done(
+    g: &mut Inner,
+    out: &mut Out,
+    outcome: Outcome,
+) -> Result<(), SessionError> {
+    out.end_result();
+    match g.queue.front_mut() {
+        Some(Expect::FunctionCall(calls)) => match calls.pop_front() {
+            Some(s) => s.complete(outcome, None),
+            None => return desync("a second answer to a FunctionCall"),
+        },
+        _ => return desync("FunctionCallResponse without a FunctionCall"),
+    }
+    Ok(())
+}
+
 /// One statement ended (CommandComplete, EmptyQueryResponse, PortalSuspended or error).
 /// `succeeded`: it ran to completion, so what it changes in the session takes effect.
 pub(super) fn complete(
@@ -149,6 +167,7 @@ pub(super) fn on_error(
     match g.queue.front() {
         // The rest of a simple query string is skipped; its ReadyForQuery pops it.
         Some(Expect::Query(_)) => complete(g, out, outcome, None, false)?,
+        Some(Expect::FunctionCall(_)) => function_call_done(g, out, outcome)?,
         // An error outside any request (e.g. FATAL from an administrator's shutdown).
         Some(Expect::Sync) | None => {}
         Some(_) => {
@@ -228,7 +247,7 @@ pub(super) fn skip_to_sync(g: &mut Inner, out: &mut Out) {
 pub fn abandon(g: &mut Inner, reason: &str) {
     for e in g.queue.drain(..) {
         match e {
-            Expect::Query(stmts) => {
+            Expect::Query(stmts) | Expect::FunctionCall(stmts) => {
                 for s in stmts {
                     s.complete(
                         Outcome::Unknown {

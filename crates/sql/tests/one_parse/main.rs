@@ -53,7 +53,7 @@ fn old_copy_to_stdout(sql: &str) -> Option<CopyOut> {
         };
         match d.defname.as_str() {
             "format" if value == "text" => {}
-            "encoding" => {}
+            // ENCODING changes the bytes of the rows: not rewritten (see sql::copy).
             _ => default_text = false,
         }
     }

@@ -55,3 +55,31 @@ fn query_without_nul_is_error() {
     let f = decode_frame(&mut b, 100).unwrap().unwrap();
     assert!(FrontendMessage::parse(&f).is_err());
 }
+
+#[test]
+fn function_call() {
+    // lo_open(16385, 0x40000): two binary int arguments, binary result.
+    let mut body = Vec::new();
+    body.extend_from_slice(&952u32.to_be_bytes());
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&2i16.to_be_bytes());
+    for v in [16385i32, 0x40000] {
+        body.extend_from_slice(&4i32.to_be_bytes());
+        body.extend_from_slice(&v.to_be_bytes());
+    }
+    body.extend_from_slice(&1i16.to_be_bytes());
+    let mut b = BytesMut::new();
+    b.extend_from_slice(b"F");
+    b.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    b.extend_from_slice(&body);
+    let FrontendMessage::FunctionCall(f) = one(&mut b) else {
+        panic!()
+    };
+    assert_eq!((f.oid, f.args.len(), f.result_format), (952, 2, 1));
+    assert!(f.arg_is_binary(1));
+    // A count larger than the body is malformed, not an allocation.
+    let mut b = BytesMut::from(&b"F\0\0\0\x0e\0\0\x03\xb8\0\0\x7f\xff\0\x01"[..]);
+    let f = decode_frame(&mut b, 1 << 20).unwrap().unwrap();
+    assert!(FrontendMessage::parse(&f).is_err());
+}
