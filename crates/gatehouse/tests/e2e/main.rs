@@ -26,4 +26,5 @@ mod psql;
 mod python;
 mod session_integrity;
 mod tls_modern;
+mod wire_drift;
 mod wire_fidelity;
