@@ -26,6 +26,8 @@ pub struct Pipeline {
     drain_waiting: std::sync::atomic::AtomicBool,
     /// `Inner::prepared_events` is not empty (read without the lock on the hot path).
     pub events_pending: std::sync::atomic::AtomicBool,
+    /// A Terminate was sent upstream: the server closing the connection is expected.
+    pub terminated: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]

@@ -61,6 +61,8 @@ struct Out {
     /// DataRows seen for the statement at the head (for PortalSuspended).
     rows: u64,
     fatal: bool,
+    /// The server sent a FATAL (or PANIC) error: its closing the connection is explained.
+    server_fatal: bool,
     /// The statement at the head is in COPY IN (its CopyInResponse was seen).
     copying_in: bool,
 }
@@ -106,6 +108,7 @@ impl Down {
             bytes: BytesMut::with_capacity(16 * 1024),
             rows: 0,
             fatal: false,
+            server_fatal: false,
             copying_in: false,
         };
         loop {
@@ -115,6 +118,19 @@ impl Down {
                         // The upstream closed (after a Terminate, perhaps one sent because
                         // the client misbehaved): a pending FATAL still goes out first.
                         emit_locals(&mut self.pipeline.lock(), &mut out);
+                        if !out.fatal && !out.server_fatal && !self.pipeline.terminated.load(Ordering::Acquire) {
+                            // Closed without a word (a crash, a killed backend, the network):
+                            // the client is told, as libpq would tell it directly.
+                            tracing::warn!("the upstream closed the connection unexpectedly");
+                            encode::error(
+                                &mut out.bytes,
+                                "FATAL",
+                                "08006",
+                                "gatehouse: the database server closed the connection unexpectedly",
+                                None,
+                                None,
+                            );
+                        }
                         if !out.bytes.is_empty() {
                             let _ = self.client.write_all(&out.bytes).await;
                         }

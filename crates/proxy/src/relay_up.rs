@@ -118,7 +118,7 @@ impl Up {
             self.flush(&mut t).await?;
             if self.client.read_buf(&mut self.buf).await? == 0 {
                 // The client went away without Terminate: end the upstream session cleanly.
-                encode::terminate(&mut t.out);
+                self.terminate(&mut t);
                 self.flush(&mut t).await?;
                 return Ok(());
             }
@@ -146,8 +146,16 @@ impl Up {
             None,
         );
         let _ = self.pipeline.push(Expect::Fatal(bytes.freeze())).await;
-        encode::terminate(&mut t.out);
+        self.terminate(t);
         self.flush(t).await
+    }
+
+    /// Ends the upstream session; the other half then expects the server to close.
+    fn terminate(&self, t: &mut Tracking) {
+        self.pipeline
+            .terminated
+            .store(true, std::sync::atomic::Ordering::Release);
+        encode::terminate(&mut t.out);
     }
 
     async fn expect(&self, e: Expect) -> Result<(), SessionError> {
@@ -242,7 +250,7 @@ impl Up {
                     .map_err(|_| SessionError::Protocol("session ended"))?;
             }
             FrontendMessage::Terminate => {
-                t.out.extend_from_slice(frame.raw());
+                self.terminate(t);
                 return Ok(Flow::Stop);
             }
             FrontendMessage::Other if matches!(frame.tag(), tag::COPY_DONE | tag::COPY_FAIL) => {

@@ -289,3 +289,87 @@ async fn large_objects_through_fastpath_calls() {
     }
     assert_eq!(s.simple("SELECT 1").await.cells(), vec!["1"]);
 }
+
+/// A TCP relay in front of the upstream whose connections can all be cut at once, as a
+/// crashed server or a broken network would.
+struct Cuttable {
+    port: u16,
+    cut: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Cuttable {
+    async fn start(host: &str, port: u16) -> Cuttable {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(tokio::sync::Notify::new());
+        let target = format!("{host}:{port}");
+        let c = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = c.notified() => {}
+                    }
+                });
+            }
+        });
+        Cuttable { port: local, cut }
+    }
+}
+
+/// The upstream connection dying without a word: the client gets a FATAL error (not a
+/// silently closed socket) and the proxy logs it.
+#[tokio::test]
+async fn a_silently_lost_upstream_is_reported() {
+    let up = upstream();
+    let relay = Cuttable::start(&up.host, up.port).await;
+    let db = crate::harness::TestDb::create().await;
+    let password_env = if up.password.is_some() {
+        format!("password_env = \"{}\"\n", crate::harness::PASSWORD_ENV)
+    } else {
+        String::new()
+    };
+    let gh = Gatehouse::start_with(Options {
+        extra_toml: format!(
+            "[[targets]]\nname = \"relayed\"\nupstream = \"postgresql://{}@127.0.0.1:{}/{}\"\n{password_env}",
+            up.user, relay.port, db.name
+        ),
+        ..Options::default()
+    })
+    .await;
+    let token = gh.issue("lost", "human", &[]).await;
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("127.0.0.1")
+        .port(gh.port)
+        .user("lost")
+        .password(token.as_str())
+        .dbname("relayed");
+    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+    let conn = tokio::spawn(conn);
+    client.simple_query("SELECT 1").await.unwrap();
+    relay.cut.notify_waiters();
+    // The connection ends with the proxy's FATAL error, which tokio-postgres reports as the
+    // connection's own error (nothing was in flight).
+    let err = tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .expect("the proxy closed the client connection")
+        .unwrap()
+        .expect_err("the connection ended with an error");
+    assert!(client.simple_query("SELECT 1").await.is_err());
+    let db_err = err
+        .as_db_error()
+        .map(|e| (e.code().code().to_owned(), e.message().to_owned()));
+    let (code, message) = db_err.unwrap_or_else(|| panic!("no error from the proxy: {err:?}"));
+    assert_eq!(code, "08006", "{message}");
+    assert!(message.contains("closed the connection"), "{message}");
+    assert!(gh
+        .log()
+        .contains("upstream closed the connection unexpectedly"));
+    drop(db);
+}

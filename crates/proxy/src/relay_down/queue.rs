@@ -156,6 +156,9 @@ pub(super) fn on_error(
     enc: wire_pg::encoding::Encoding,
 ) -> Result<(), SessionError> {
     let fields = backend::error_fields_in(frame, enc)?;
+    if matches!(fields.severity.as_str(), "FATAL" | "PANIC") {
+        out.server_fatal = true;
+    }
     let outcome = Outcome::Error {
         sqlstate: fields.code,
         message: fields.message,
