@@ -428,6 +428,12 @@ async fn listen_notify_between_two_proxied_sessions() {
     let notifier = gh.connect("bob", &bob).await;
 
     listener.batch_execute("LISTEN jobs").await.unwrap();
+    // NotificationResponse names the sending backend by the PID its client was told.
+    let notifier_pid: i32 = notifier
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     notifier
         .batch_execute("NOTIFY jobs, 'first'")
         .await
@@ -445,6 +451,7 @@ async fn listen_notify_between_two_proxied_sessions() {
             .expect("listener connection closed");
         if let AsyncMessage::Notification(n) = m {
             assert_eq!(n.channel(), "jobs");
+            assert_eq!(n.process_id(), notifier_pid);
             got.push(n.payload().to_owned());
         }
     }
