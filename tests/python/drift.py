@@ -33,6 +33,12 @@ with connect(autocommit=True) as c:
         r["executemany_error"] = "23505"
     r["after_executemany"] = c.execute("SELECT count(*) FROM d").fetchone()[0]
 
+    # Pipelined calls of built-ins with effects (none of which can change a setting): not
+    # held back as if they could.
+    cur.executemany("SELECT pg_notify('drift', %s)", [(str(i),) for i in range(5)])
+    cur.executemany("SELECT pg_advisory_xact_lock(%s)", [(i,) for i in range(5)])
+    r["inert_builtins"] = "ok"
+
     # Pipeline mode, errors in the middle, then recovery.
     got = []
     try:

@@ -55,6 +55,15 @@ pub fn is_builtin(name: &str) -> bool {
     builtins::is_builtin(&parts)
 }
 
+/// Whether `name`, dotted as in `StatementFacts::functions`, is a built-in that runs no SQL of
+/// its own, so it cannot change the session's settings (search path, client encoding), its
+/// temporary objects or the schema: the pure built-ins of [`is_builtin`] and effectful ones
+/// such as `pg_sleep`, `pg_notify`, advisory locks and the large-object API.
+pub fn is_inert_builtin(name: &str) -> bool {
+    let parts: Vec<String> = name.split('.').map(str::to_owned).collect();
+    builtins::is_inert_builtin(&parts)
+}
+
 use pg_query::protobuf::Node;
 use serde::Serialize;
 use std::collections::BTreeSet;

@@ -460,7 +460,7 @@ fn changes_path(f: &StatementFacts) -> bool {
         || f.session.settings.contains("search_path")
         || f.session.settings.contains("*")
         || f.class == CommandClass::CallDo
-        || f.functions.iter().any(|n| !sql::lineage::is_builtin(n))
+        || f.functions.iter().any(|n| !sql::lineage::is_inert_builtin(n))
 }
 
 /// Whether a statement can change how the server tokenizes the next query string.
@@ -470,7 +470,7 @@ fn changes_lexing(f: &StatementFacts) -> bool {
         || s.contains("standard_conforming_strings")
         || s.contains("*")
         || f.class == CommandClass::CallDo
-        || f.functions.iter().any(|n| !sql::lineage::is_builtin(n))
+        || f.functions.iter().any(|n| !sql::lineage::is_inert_builtin(n))
 }
 
 /// Whether a statement can create or drop temporary tables, or undo that (a rollback).
@@ -482,7 +482,7 @@ fn changes_temps(f: &StatementFacts) -> bool {
             CommandClass::Transaction | CommandClass::CallDo | CommandClass::Ddl
         )
         || f.command.starts_with("DISCARD")
-        || f.functions.iter().any(|n| !sql::lineage::is_builtin(n))
+        || f.functions.iter().any(|n| !sql::lineage::is_inert_builtin(n))
 }
 
 /// EXECUTE of a statement prepared in this session is decided as that statement.

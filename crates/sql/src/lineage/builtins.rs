@@ -218,6 +218,47 @@ pub(crate) fn is_builtin(parts: &[String]) -> bool {
     builtin_name(parts).is_some()
 }
 
+/// Built-ins left out of [`FUNCTIONS`] because they read more than their arguments or have
+/// effects, none of which can change the session's settings (search path, client encoding)
+/// or its temporary objects: they are C functions that never run SQL. (`set_config` is not
+/// here: the statement's facts say what it sets. Neither are functions that run SQL text,
+/// such as `query_to_xml`, nor `dblink*`.)
+const SETTINGS_INERT_PREFIXES: &[&str] = &[
+    "pg_sleep",
+    "pg_advisory_",
+    "pg_try_advisory_",
+    "lo_",
+    "pg_cancel_backend",
+    "pg_terminate_backend",
+    "pg_stat_reset",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_",
+    "pg_stat_file",
+];
+
+const SETTINGS_INERT: &[&str] = &[
+    "pg_notify",
+    "loread",
+    "lowrite",
+    "pg_current_logfile",
+    "txid_current",
+    "pg_current_xact_id",
+];
+
+/// Whether a call of `parts` is a built-in that runs no SQL of its own (the pure built-ins,
+/// [`SETTINGS_INERT`] and [`SETTINGS_INERT_PREFIXES`]).
+pub(crate) fn is_inert_builtin(parts: &[String]) -> bool {
+    let name = match parts {
+        [n] => n.as_str(),
+        [s, n] if s == "pg_catalog" => n.as_str(),
+        _ => return false,
+    };
+    is_builtin(parts)
+        || SETTINGS_INERT.contains(&name)
+        || SETTINGS_INERT_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// `operator(name)` for an operator that is not a built-in spelling (or is qualified with
 /// another schema); None for built-ins.
 pub(crate) fn unknown_operator(name: &[Node]) -> Option<String> {
@@ -233,4 +274,39 @@ pub(crate) fn unknown_operator(name: &[Node]) -> Option<String> {
         _ => false,
     };
     (!builtin).then(|| format!("operator({})", parts.join(".")))
+}
+
+#[cfg(test)]
+mod inert_tests {
+    use super::*;
+
+    fn inert(name: &str) -> bool {
+        let parts: Vec<String> = name.split('.').map(str::to_owned).collect();
+        is_inert_builtin(&parts)
+    }
+
+    #[test]
+    fn inert_builtins_run_no_sql() {
+        for yes in [
+            "lower",
+            "pg_sleep",
+            "pg_catalog.pg_sleep_for",
+            "pg_notify",
+            "lo_open",
+            "loread",
+            "pg_advisory_lock",
+        ] {
+            assert!(inert(yes), "{yes}");
+        }
+        for no in [
+            "set_config",
+            "query_to_xml",
+            "dblink_exec",
+            "public.pg_sleep",
+            "my_func",
+            "myschema.lower",
+        ] {
+            assert!(!inert(no), "{no}");
+        }
+    }
 }
