@@ -45,6 +45,16 @@ impl EncodingCell {
     }
 }
 
+/// Whether the server reads `text` the same under every client encoding and string syntax it
+/// could switch to: pure ASCII is the same characters in every client encoding PostgreSQL
+/// has (a byte below 0x80 is one character in all of them; only a multi-byte character's
+/// trail byte can fall in that range, in SJIS, BIG5 and the like, and pure ASCII has no lead
+/// byte), and without a backslash `standard_conforming_strings` changes nothing. Such text needs no confirmation of either
+/// setting before it is analysed.
+pub fn reads_the_same(text: &[u8]) -> bool {
+    text.iter().all(|&b| b.is_ascii() && b != b'\\')
+}
+
 fn normalise(value: &str) -> String {
     value
         .chars()
@@ -80,6 +90,13 @@ pub fn watched(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_ascii_reads_the_same() {
+        assert!(reads_the_same(b"SELECT f($1) FROM t WHERE a = 'x'"));
+        assert!(!reads_the_same(b"SELECT 'a\\' OR 1=1"));
+        assert!(!reads_the_same("SELECT 'é'".as_bytes()));
+    }
 
     #[test]
     fn judges_encodings_and_string_syntax() {

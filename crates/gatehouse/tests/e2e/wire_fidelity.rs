@@ -373,3 +373,54 @@ async fn a_silently_lost_upstream_is_reported() {
         .contains("upstream closed the connection unexpectedly"));
     drop(db);
 }
+
+/// After a statement that could change client_encoding, inside one unsynced pipeline: text
+/// that reads the same in every encoding (plain ASCII, no backslash) goes on; text that does
+/// not is refused until the server has answered (then it is read in the new encoding).
+#[tokio::test]
+async fn pipelined_text_after_an_encoding_change() {
+    let gh = start().await;
+    let token = gh.issue("pipe", "human", &[]).await;
+    let mut s = RawPg::login(gh.port, "pipe", &token).await;
+    let set = "SET client_encoding TO 'LATIN1'";
+    s.send(&[
+        rawpg::parse("", set),
+        rawpg::bind("", "", &[], &[]),
+        rawpg::execute("", 0),
+        rawpg::parse("", "SELECT 'plain ascii'"),
+        rawpg::bind("", "", &[], &[]),
+        rawpg::execute("", 0),
+        raw::message(b'P', "\0SELECT 'é'\0\0\0".as_bytes()),
+        rawpg::bind("", "", &[], &[]),
+        rawpg::execute("", 0),
+        rawpg::sync(),
+    ])
+    .await;
+    let r = s.read_ready(1).await;
+    assert!(
+        r.cells().contains(&"plain ascii".to_owned()),
+        "{}",
+        r.describe()
+    );
+    let e = r.error().expect("the non-ASCII statement is refused");
+    assert_eq!(e.field(b'C').as_deref(), Some("42501"), "{}", r.describe());
+    assert!(e
+        .field(b'M')
+        .unwrap_or_default()
+        .contains("could change how the server reads text"));
+    // The refusal failed the pipeline's implicit transaction, the SET with it: still UTF-8.
+    let mut q = BytesMut::new();
+    q.extend_from_slice(&raw::message(b'Q', b"SELECT 'caf\xe9'\0"));
+    s.send(&[q]).await;
+    assert_eq!(s.read_ready(1).await.sqlstate().as_deref(), Some("22021"));
+    // Set and answered: text is read in LATIN1 (é is one byte there).
+    let r = s.simple("SET client_encoding TO 'LATIN1'").await;
+    assert!(r.error().is_none(), "{}", r.describe());
+    let mut q = BytesMut::new();
+    q.extend_from_slice(&raw::message(b'Q', b"SELECT 'caf\xe9'\0"));
+    s.send(&[q]).await;
+    let r = s.read_ready(1).await;
+    assert!(r.error().is_none(), "{}", r.describe());
+    let row = r.msgs.iter().find(|m| m.tag == b'D').expect("a row");
+    assert!(row.body.ends_with(b"caf\xe9"), "{:?}", row.body);
+}

@@ -108,7 +108,7 @@ impl Up {
         let hour = self.hour();
         let mut reloaded = false;
         let mut probed = false;
-        if self.guard.wants_drain() {
+        if self.guard.wants_drain() && !crate::lexing::reads_the_same(sql.as_bytes()) {
             if t.batch_open {
                 // The server has not been asked to answer yet (no Sync): nothing can be
                 // confirmed, so nothing is analysed on a guess.

@@ -1,6 +1,7 @@
 //! Reading a client message's text in the session's client encoding (see `lexing`): after
 //! anything that could have changed the encoding the server is asked to answer first, so
-//! the text is read in the encoding the server will read it in. Text that is not valid in
+//! the text is read in the encoding the server will read it in (unless the text reads the
+//! same in every encoding: plain ASCII without a backslash). Text that is not valid in
 //! that encoding is refused — an error to the client, an audit event and a log line — and
 //! the session goes on, as it does on the server (which refuses such text too).
 
@@ -30,7 +31,7 @@ impl Up {
         t: &mut Tracking,
         frame: &Frame,
     ) -> Result<Option<FrontendMessage>, SessionError> {
-        if carries_text(frame.tag()) {
+        if carries_text(frame.tag()) && !crate::lexing::reads_the_same(&frame.body()) {
             self.settle(t).await?;
         }
         let enc = self.encoding.get();
