@@ -26,5 +26,6 @@ mod psql;
 mod python;
 mod session_integrity;
 mod tls_modern;
+mod wire_attacks;
 mod wire_drift;
 mod wire_fidelity;
