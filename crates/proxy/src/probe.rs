@@ -31,12 +31,17 @@ macro_rules! fingerprint_sql {
 /// qualified: the probe runs under the client's search path, which could put a schema with
 /// look-alike operators before `pg_catalog`.
 ///
-/// One row per fact: kind, name, detail, order. Kinds: `s` a schema in search order, `p` the
+/// One row per fact: kind, name, detail, order. Name and detail travel as hex of their UTF-8
+/// form, so the client encoding (which the server converts text results to) never applies:
+/// a temporary relation's name reads the same whatever the session's encoding.
+/// Kinds: `s` a schema in search order, `p` the
 /// raw setting, `t` a temporary table, `c` a column of a temporary relation (name, column,
 /// attribute number), `v` a temporary view (name, definition as the session would resolve
 /// it now), `f` the catalog fingerprint.
 pub const PROBE_SQL: &str = concat!(
-    "SELECT 's', u.s::pg_catalog.text, NULL::pg_catalog.text, u.n \
+    "SELECT k, pg_catalog.encode(pg_catalog.convert_to(a, 'UTF8'), 'hex'), \
+     pg_catalog.encode(pg_catalog.convert_to(b, 'UTF8'), 'hex'), n FROM (",
+    "SELECT 's' AS k, u.s::pg_catalog.text AS a, NULL::pg_catalog.text AS b, u.n \
      FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, n) \
      UNION ALL SELECT 'p', pg_catalog.current_setting('search_path'), NULL, 0 \
      UNION ALL SELECT 't', c.relname::pg_catalog.text, NULL, 0 FROM pg_catalog.pg_class c \
@@ -50,7 +55,7 @@ pub const PROBE_SQL: &str = concat!(
      WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND c.relkind OPERATOR(pg_catalog.=) 'v' \
      UNION ALL SELECT 'f', (",
     fingerprint_sql!(),
-    "), NULL, 0 ORDER BY 1, 4, 2"
+    "), NULL, 0) AS probe(k, a, b, n) ORDER BY 1, 4, 2"
 );
 
 /// [`fingerprint_sql`] as a query of its own (the catalog loader's).
@@ -90,7 +95,35 @@ pub fn complete(rows: &[Vec<Option<String>>]) -> bool {
     has("p") && has("f")
 }
 
-/// Reads the probe's rows.
+/// Text from its hex-encoded UTF-8 (see [`PROBE_SQL`]).
+fn unhex(hex: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = hex
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let s = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(s, 16).ok().filter(|_| pair.len() == 2)
+        })
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// The probe's rows with name and detail decoded; `None` if any does not decode.
+pub fn decode_rows(rows: &[Vec<Option<String>>]) -> Option<Vec<Vec<Option<String>>>> {
+    rows.iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(i, cell)| match (i, cell) {
+                    (1 | 2, Some(h)) => unhex(h).map(Some),
+                    (_, c) => Some(c.clone()),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Reads the probe's rows (decoded by [`decode_rows`]).
 pub fn parse(rows: &[Vec<Option<String>>]) -> Probed {
     let mut p = Probed::default();
     let mut raw = String::new();

@@ -409,10 +409,12 @@ impl Down {
                         Some(e) => Err(e),
                         // Rows without the setting and the fingerprint are no answer (a
                         // probe the server skipped, for one): never taken as the truth.
-                        None if !crate::probe::complete(&rows) => {
-                            Err("incomplete probe answer".to_owned())
-                        }
-                        None => Ok(crate::probe::parse(&rows)),
+                        None => match crate::probe::decode_rows(&rows) {
+                            Some(rows) if crate::probe::complete(&rows) => {
+                                Ok(crate::probe::parse(&rows))
+                            }
+                            _ => Err("incomplete probe answer".to_owned()),
+                        },
                     };
                     if let Some(r) = reply {
                         let _ = r.send(result.map(|mut p| {

@@ -81,6 +81,10 @@ struct Tracking {
     /// Extended-protocol messages were sent since the last Sync: a probe (a simple Query)
     /// would end their implicit transaction, so none is sent.
     batch_open: bool,
+    /// Something that runs SQL (a Query, an Execute, a fastpath call) was sent since the
+    /// server last answered everything: the text settings it may have changed are not yet
+    /// confirmed (see `text`).
+    ran_unconfirmed: bool,
     out: BytesMut,
 }
 
@@ -93,6 +97,7 @@ impl Up {
             described: std::collections::HashSet::new(),
             discard_until_sync: false,
             batch_open: false,
+            ran_unconfirmed: false,
             out: BytesMut::with_capacity(8192),
         };
         let max = self.state.config.max_message_len;
@@ -166,6 +171,7 @@ impl Up {
     }
 
     async fn on_frame(&mut self, t: &mut Tracking, frame: Frame) -> Result<Flow, SessionError> {
+        let frame_tag = frame.tag();
         if t.discard_until_sync && !matches!(frame.tag(), tag::SYNC | tag::TERMINATE) {
             return Ok(Flow::Continue);
         }
@@ -269,6 +275,7 @@ impl Up {
             }
         }
         t.batch_open |= opens_batch;
+        t.ran_unconfirmed |= matches!(frame_tag, tag::QUERY | tag::EXECUTE | tag::FUNCTION_CALL);
         Ok(Flow::Continue)
     }
 

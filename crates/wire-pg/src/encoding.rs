@@ -51,7 +51,26 @@ enum Codec {
     Latin5,
     /// A WHATWG encoding from `encoding_rs`, checked for an unchanged ASCII skeleton.
     Whatwg(&'static encoding_rs::Encoding),
+    /// A WHATWG encoding whose mapping differs from PostgreSQL's for a few characters.
+    Patched(&'static encoding_rs::Encoding, &'static [Patch]),
 }
+
+/// Where PostgreSQL's conversion maps differ from the WHATWG decoders (found by comparing
+/// every one- and two-byte sequence, and EUC_JP's three-byte ones, with `convert_from` on
+/// PostgreSQL 15). PostgreSQL's KOI8U is KOI8-U proper (RFC 2319); `encoding_rs`'s is
+/// KOI8-RU, with two box-drawing characters replaced by Belarusian letters.
+const KOI8U_PATCHES: &[Patch] = &[
+    ('\u{045E}', '\u{255D}', b"\xae"),
+    ('\u{040E}', '\u{256C}', b"\xbe"),
+];
+const EUC_CN_PATCHES: &[Patch] = &[
+    ('\u{00B7}', '\u{30FB}', b"\xa1\xa4"),
+    ('\u{2014}', '\u{2015}', b"\xa1\xaa"),
+];
+const EUC_JP_PATCHES: &[Patch] = &[('\u{00A6}', '\u{FFE4}', b"\x8f\xa2\xc3")];
+
+/// What the WHATWG decoder gives, what PostgreSQL gives, for these bytes.
+type Patch = (char, char, &'static [u8]);
 
 /// PostgreSQL's canonical names (as ParameterStatus reports them) and their codecs.
 const TABLE: &[(&str, Codec)] = &[
@@ -85,12 +104,15 @@ const TABLE: &[(&str, Codec)] = &[
     ("WIN866", Codec::Whatwg(encoding_rs::IBM866)),
     ("WIN874", Codec::Whatwg(encoding_rs::WINDOWS_874)),
     ("KOI8R", Codec::Whatwg(encoding_rs::KOI8_R)),
-    ("KOI8U", Codec::Whatwg(encoding_rs::KOI8_U)),
-    ("EUC_JP", Codec::Whatwg(encoding_rs::EUC_JP)),
+    ("KOI8U", Codec::Patched(encoding_rs::KOI8_U, KOI8U_PATCHES)),
+    (
+        "EUC_JP",
+        Codec::Patched(encoding_rs::EUC_JP, EUC_JP_PATCHES),
+    ),
     ("EUC_KR", Codec::Whatwg(encoding_rs::EUC_KR)),
     // EUC-CN is GB 2312 in EUC form, a subset of what the GBK decoder reads; the skeleton
     // check refuses GBK's forms with ASCII trail bytes.
-    ("EUC_CN", Codec::Whatwg(encoding_rs::GBK)),
+    ("EUC_CN", Codec::Patched(encoding_rs::GBK, EUC_CN_PATCHES)),
 ];
 
 /// Aliases PostgreSQL accepts (its `pg_encname_tbl`), normalised as it does: lower case,
@@ -219,6 +241,12 @@ impl Encoding {
             Codec::Whatwg(e) => e
                 .decode_without_bom_handling_and_without_replacement(bytes)
                 .ok_or(DecodeError)?,
+            Codec::Patched(e, patches) => {
+                let t = e
+                    .decode_without_bom_handling_and_without_replacement(bytes)
+                    .ok_or(DecodeError)?;
+                patch(t, patches)
+            }
         };
         if same_skeleton(bytes, &text) {
             Ok(text)
@@ -234,6 +262,7 @@ impl Encoding {
         }
         match self.codec() {
             Codec::Whatwg(e) => e.decode_without_bom_handling(bytes).0,
+            Codec::Patched(e, patches) => patch(e.decode_without_bom_handling(bytes).0, patches),
             _ => String::from_utf8_lossy(bytes),
         }
     }
@@ -255,13 +284,21 @@ impl Encoding {
                 .map(latin5_byte)
                 .collect::<Result<Vec<u8>, _>>()
                 .map(Cow::Owned),
-            Codec::Whatwg(e) => {
-                let (out, _, had_errors) = e.encode(text);
-                if had_errors {
-                    Err(EncodeError)
-                } else {
-                    Ok(out)
+            Codec::Whatwg(e) => whatwg_encode(e, text),
+            Codec::Patched(e, patches) => {
+                let mut out = Vec::with_capacity(text.len());
+                let mut buf = [0u8; 4];
+                for c in text.chars() {
+                    if let Some((_, _, bytes)) = patches.iter().find(|(_, p, _)| *p == c) {
+                        out.extend_from_slice(bytes);
+                    } else if patches.iter().any(|(w, _, _)| *w == c) {
+                        // A character PostgreSQL never decodes to here has no bytes.
+                        return Err(EncodeError);
+                    } else {
+                        out.extend_from_slice(&whatwg_encode(e, c.encode_utf8(&mut buf))?);
+                    }
                 }
+                Ok(Cow::Owned(out))
             }
         }
     }
@@ -282,6 +319,27 @@ impl Encoding {
         }
         out
     }
+}
+
+fn whatwg_encode<'a>(
+    e: &'static encoding_rs::Encoding,
+    text: &'a str,
+) -> Result<Cow<'a, [u8]>, EncodeError> {
+    let (out, _, had_errors) = e.encode(text);
+    if had_errors {
+        Err(EncodeError)
+    } else {
+        Ok(out)
+    }
+}
+
+/// Decoded text with the WHATWG decoder's characters replaced by PostgreSQL's.
+fn patch<'a>(text: Cow<'a, str>, patches: &[Patch]) -> Cow<'a, str> {
+    let find = |c: char| patches.iter().find(|(w, _, _)| *w == c).map(|(_, p, _)| *p);
+    if !text.chars().any(|c| find(c).is_some()) {
+        return text;
+    }
+    Cow::Owned(text.chars().map(|c| find(c).unwrap_or(c)).collect())
 }
 
 /// The six letters where ISO 8859-9 differs from ISO 8859-1.

@@ -1,9 +1,9 @@
 //! Attacks on wire fidelity: client encodings followed by the proxy, the fastpath interface
 //! (FunctionCall), the client-facing cancel key and protocol negotiation. Each `finding_*` test
-//! asserts the SECURE behaviour and fails today (it is `#[ignore]`d with the reason); each
-//! `defence_*` test shows an attack that is already stopped.
+//! is an attack that worked when it was written, kept asserting the secure behaviour now that
+//! it is fixed; each `defence_*` test shows an attack that was stopped from the start.
 //!
-//! Findings:
+//! Findings (all fixed):
 //! - names in Bind/Describe/Execute/Close are read in the encoding in force *before* a
 //!   `SET client_encoding` executed earlier in the same unsynced batch, while the server reads
 //!   them in the new one: one name, two prepared statements — an unmasked result;
@@ -116,7 +116,6 @@ const KOI8U_SERVER: &str = "s\u{255D}"; // what PostgreSQL reads for b"s\xAE"
 /// Bind after it is read as UTF-8 by the proxy ("é", a harmless statement) and as LATIN1 by
 /// the server ("Ã©", a statement reading ssn in an expression, which only its own plan masks).
 #[tokio::test]
-#[ignore = "finding: Bind/Describe/Execute/Close names after an in-batch SET client_encoding are read in the old encoding"]
 async fn finding_names_after_in_batch_encoding_change_are_read_in_the_old_encoding() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -168,7 +167,6 @@ async fn finding_names_after_in_batch_encoding_change_are_read_in_the_old_encodi
 /// is KOI8-RU) as U+045E. A statement name with that byte names one prepared statement to the
 /// proxy and another to the server.
 #[tokio::test]
-#[ignore = "finding: KOI8U 0xAE/0xBE decoded unlike PostgreSQL: one name, two prepared statements, unmasked result"]
 async fn finding_koi8u_name_read_unlike_the_server_unmasks() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -201,7 +199,6 @@ async fn finding_koi8u_name_read_unlike_the_server_unmasks() {
 /// The same confusion in the audit trail: the server runs a DELETE, the trail records the
 /// SELECT the proxy believed it ran.
 #[tokio::test]
-#[ignore = "finding: KOI8U name confusion records a DELETE the server ran as another statement"]
 async fn finding_koi8u_name_confusion_records_another_statement() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -248,7 +245,6 @@ async fn finding_koi8u_name_confusion_records_another_statement() {
 /// (MIDDLE DOT). DROP of "the session's temporary table archive·2023" is allowed by the
 /// built-in pack; the server drops the permanent table "archive・2023".
 #[tokio::test]
-#[ignore = "finding: EUC_CN 0xA1A4 decoded unlike PostgreSQL: DROP of a temporary table drops a permanent one"]
 async fn finding_euc_cn_drop_of_temporary_table_drops_permanent_table() {
     let gh = Gatehouse::start_with(Options {
         extra_toml: SENSITIVE.into(),
@@ -290,7 +286,6 @@ async fn finding_euc_cn_drop_of_temporary_table_drops_permanent_table() {
 /// off. `SELECT 'a\' || ' ; DROP TABLE orders; COMMIT; -- '` is one SELECT of two literals to
 /// the proxy, and SELECT; DROP TABLE; COMMIT to the server.
 #[tokio::test]
-#[ignore = "finding: standard_conforming_strings turned off by a cursor's query at FETCH is not waited for: DROP TABLE smuggled"]
 async fn finding_setting_changed_by_a_fetched_cursor_smuggles_drop_table() {
     // Without [[sensitive]] columns (where any function call needs lineage, and set_config
     // has none), only the guardrails stand in the way.
@@ -326,7 +321,6 @@ async fn finding_setting_changed_by_a_fetched_cursor_smuggles_drop_table() {
 /// The same through a column default of a temporary table (allowed DDL): INSERT … DEFAULT
 /// VALUES runs set_config without showing it, no transaction needed.
 #[tokio::test]
-#[ignore = "finding: standard_conforming_strings turned off by a column default is not waited for: DROP TABLE smuggled"]
 async fn finding_setting_changed_by_a_column_default_smuggles_drop_table() {
     let gh = Gatehouse::start_with(Options {
         setup_sql: SETUP.into(),
@@ -359,7 +353,6 @@ async fn finding_setting_changed_by_a_column_default_smuggles_drop_table() {
 /// the session's relations drifts from the server's and reading the view is refused as a
 /// relation that does not exist (it works under UTF-8).
 #[tokio::test]
-#[ignore = "finding: probe rows decoded as UTF-8 under other client encodings: temporary relations with non-ASCII names drift from the server's"]
 async fn finding_probe_read_as_utf8_drifts_temporary_relations() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -382,7 +375,6 @@ async fn finding_probe_read_as_utf8_drifts_temporary_relations() {
 /// A fastpath call Gatehouse refuses (here pg_read_file by OID) is refused without an audit
 /// event or a log line, unlike the same call in SQL.
 #[tokio::test]
-#[ignore = "finding: refused fastpath calls are neither audited nor logged"]
 async fn finding_refused_fastpath_calls_leave_no_trace() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -892,13 +884,26 @@ async fn defence_protocol_3_2_startup_is_filtered_like_3_0() {
 /// another identity's prefix included, and pg_stat_activity (and `%a` in server logs) then
 /// names that identity.
 #[tokio::test]
-#[ignore = "finding: SET application_name replaces the identity prefix the server sees"]
-async fn finding_application_name_can_claim_another_identity() {
+async fn application_name_cannot_claim_another_identity() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
     let pid = ok(&mut c, "SELECT pg_backend_pid()").await.cells()[0].clone();
-    let r = ok(&mut c, "SET application_name = 'gatehouse:bob/psql'").await;
+    // Claiming an identity is refused (in SET and set_config alike); a plain name is fine.
+    for claim in [
+        "SET application_name = 'gatehouse:bob/psql'",
+        "SELECT set_config('application_name', 'GateHouse:bob', false)",
+    ] {
+        let r = c.simple(claim).await;
+        assert_eq!(
+            r.sqlstate().as_deref(),
+            Some("42501"),
+            "{claim}: {}",
+            r.describe()
+        );
+    }
+    let r = ok(&mut c, "SET application_name = 'report-job'").await;
     assert!(r.complete(), "{}", r.describe());
+    ok(&mut c, "RESET application_name").await;
     let pid: i32 = pid.parse().unwrap();
     let seen: String = direct(&gh)
         .await

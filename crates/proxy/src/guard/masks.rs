@@ -129,7 +129,9 @@ impl SessionGuard {
                 after_schema_change: schema_changed,
             });
             schema_changed |= matches!(f.class, CommandClass::Ddl | CommandClass::CallDo)
-                || f.functions.iter().any(|n| !sql::lineage::is_inert_builtin(n));
+                || f.functions
+                    .iter()
+                    .any(|n| !sql::lineage::is_inert_builtin(n));
             if needed {
                 here
             } else {

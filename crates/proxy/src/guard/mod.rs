@@ -142,10 +142,6 @@ pub struct SessionGuard {
     temp_catalog: TempCatalog,
     /// Something that can change the search path ran since the last probe.
     path_dirty: bool,
-    /// Something that can change how the server tokenizes text (client_encoding,
-    /// standard_conforming_strings) ran and has not been seen to complete: what the server
-    /// reports about it (ParameterStatus) must arrive before the next statement is analysed.
-    lexing_dirty: bool,
     /// The catalog fingerprint the session saw at the last probe, and whether that probe
     /// was made for the check in progress.
     server_fingerprint: Option<String>,
@@ -153,9 +149,6 @@ pub struct SessionGuard {
     /// A search path change happened in a transaction not yet seen to end: its end (a
     /// rollback) can undo it.
     path_in_tx: bool,
-    /// Likewise for a change of client_encoding or standard_conforming_strings: a later
-    /// ROLLBACK (to a savepoint) can undo it, so it must be confirmed again.
-    lexing_in_tx: bool,
     decisions: DecisionCache,
 }
 
@@ -185,8 +178,6 @@ impl SessionGuard {
             // statement where masking depends on it.
             path_dirty: masked,
             path_in_tx: false,
-            lexing_in_tx: false,
-            lexing_dirty: false,
             server_fingerprint: None,
             fresh: false,
             decisions: DecisionCache::new(1024),
@@ -231,17 +222,6 @@ impl SessionGuard {
         })
     }
 
-    /// Everything sent must be answered (and any setting change the server reports seen)
-    /// before the next statement is analysed.
-    pub fn wants_drain(&self) -> bool {
-        self.lexing_dirty
-    }
-
-    /// The server answered everything sent so far, and reported no unsafe setting.
-    pub fn drained(&mut self) {
-        self.lexing_dirty = false;
-    }
-
     /// The last `check` needed to know the session's temporary tables exactly.
     pub fn take_wants_temps(&mut self) -> bool {
         std::mem::take(&mut self.wants_temps)
@@ -261,7 +241,6 @@ impl SessionGuard {
         self.server_fingerprint = p.fingerprint;
         if p.idle {
             self.path_in_tx = false;
-            self.lexing_in_tx = false;
         }
     }
 
@@ -431,13 +410,6 @@ impl SessionGuard {
                 // wrong lineage, so none is known until the next probe.
                 self.temp_catalog = TempCatalog::default();
             }
-            if changes_lexing(f) {
-                self.lexing_dirty = true;
-                self.lexing_in_tx = true;
-            }
-            if f.class == CommandClass::Transaction && self.lexing_in_tx {
-                self.lexing_dirty = true;
-            }
             for d in &f.drops {
                 self.temps.remove(bare(&d.name));
             }
@@ -460,17 +432,9 @@ fn changes_path(f: &StatementFacts) -> bool {
         || f.session.settings.contains("search_path")
         || f.session.settings.contains("*")
         || f.class == CommandClass::CallDo
-        || f.functions.iter().any(|n| !sql::lineage::is_inert_builtin(n))
-}
-
-/// Whether a statement can change how the server tokenizes the next query string.
-fn changes_lexing(f: &StatementFacts) -> bool {
-    let s = &f.session.settings;
-    s.contains("client_encoding")
-        || s.contains("standard_conforming_strings")
-        || s.contains("*")
-        || f.class == CommandClass::CallDo
-        || f.functions.iter().any(|n| !sql::lineage::is_inert_builtin(n))
+        || f.functions
+            .iter()
+            .any(|n| !sql::lineage::is_inert_builtin(n))
 }
 
 /// Whether a statement can create or drop temporary tables, or undo that (a rollback).
@@ -482,7 +446,9 @@ fn changes_temps(f: &StatementFacts) -> bool {
             CommandClass::Transaction | CommandClass::CallDo | CommandClass::Ddl
         )
         || f.command.starts_with("DISCARD")
-        || f.functions.iter().any(|n| !sql::lineage::is_inert_builtin(n))
+        || f.functions
+            .iter()
+            .any(|n| !sql::lineage::is_inert_builtin(n))
 }
 
 /// EXECUTE of a statement prepared in this session is decided as that statement.

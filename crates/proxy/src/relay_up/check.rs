@@ -82,19 +82,15 @@ impl Up {
         }
     }
 
-    /// After anything that could change how the server reads text (see `lexing`), everything
-    /// sent is answered, and any change of setting reported, before more text is read. Inside
-    /// an unsynced batch nothing can be confirmed: `check` refuses what it is asked then.
+    /// Everything sent is answered, and any change of setting reported, before more text is
+    /// read (see `text`). Only outside an unsynced batch.
     pub(super) async fn settle(&mut self, t: &mut Tracking) -> Result<(), SessionError> {
-        if !self.guard.wants_drain() || t.batch_open {
-            return Ok(());
-        }
         self.flush(t).await?;
         self.pipeline.wait_drained().await;
         if self.pipeline.lock().is_closed() {
             return Err(SessionError::Protocol("session ended"));
         }
-        self.guard.drained();
+        t.ran_unconfirmed = false;
         Ok(())
     }
 
@@ -108,17 +104,6 @@ impl Up {
         let hour = self.hour();
         let mut reloaded = false;
         let mut probed = false;
-        if self.guard.wants_drain() && !crate::lexing::reads_the_same(sql.as_bytes()) {
-            if t.batch_open {
-                // The server has not been asked to answer yet (no Sync): nothing can be
-                // confirmed, so nothing is analysed on a guess.
-                return Ok(Verdict::Refuse {
-                    statements: Vec::new(),
-                    decision: lexing_unconfirmed(),
-                });
-            }
-            self.settle(t).await?;
-        }
         loop {
             if !probed && self.guard.wants_probe() {
                 // If it cannot be asked (inside a pipeline, or in a failed transaction), the
@@ -210,9 +195,9 @@ impl Up {
     }
 }
 
-fn lexing_unconfirmed() -> Decision {
+pub(super) fn lexing_unconfirmed() -> Decision {
     Decision::Deny {
-        reason: "an earlier statement in this pipeline could change how the server reads text (client_encoding, standard_conforming_strings, code that could set them); it must complete first".into(),
+        reason: "an earlier statement in this pipeline could change how the server reads text that is not plain ASCII (client_encoding, standard_conforming_strings, code that could set them); it must complete first".into(),
         policy_id: "gatehouse.session-state".into(),
         hint: Some("send Sync after it, before further statements".into()),
         policies: Vec::new(),

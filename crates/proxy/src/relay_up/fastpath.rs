@@ -15,6 +15,7 @@ use crate::events::render_param;
 use crate::expect::Expect;
 use crate::guard::Verdict;
 use crate::relay_up::check::stale_catalog;
+use model::decision::Decision;
 use std::collections::VecDeque;
 use wire_pg::frontend::FunctionCall;
 use wire_pg::Frame;
@@ -56,6 +57,24 @@ fn equivalent_sql(call: &FunctionCall) -> Option<String> {
 }
 
 impl Up {
+    /// Refuses a fastpath call Gatehouse cannot decide as SQL: audited and logged like any
+    /// refusal.
+    async fn refuse_fastpath(
+        &mut self,
+        t: &mut Tracking,
+        text: &str,
+        reason: &str,
+    ) -> Result<(), SessionError> {
+        tracing::warn!(session = %self.ctx.session, call = text, "fastpath call refused");
+        let decision = Decision::Deny {
+            reason: reason.to_owned(),
+            policy_id: "gatehouse.fastpath".into(),
+            hint: None,
+            policies: Vec::new(),
+        };
+        self.refuse_by_policy(t, text, &[], &decision, true).await
+    }
+
     pub(super) async fn on_function_call(
         &mut self,
         t: &mut Tracking,
@@ -63,11 +82,13 @@ impl Up {
         call: FunctionCall,
     ) -> Result<(), SessionError> {
         let Some(sql) = equivalent_sql(&call).filter(|_| !t.batch_open) else {
-            let msg = format!(
-                "gatehouse: fastpath call of function OID {} is not allowed (only the large-object functions, outside an extended-protocol batch)",
-                call.oid
+            let text = format!(
+                "-- fastpath call of function OID {} with {} arguments",
+                call.oid,
+                call.args.len()
             );
-            return self.refuse(t, "42501", &msg, None, None, true).await;
+            let reason = "fastpath calls are allowed only for the large-object functions, outside an extended-protocol batch";
+            return self.refuse_fastpath(t, &text, reason).await;
         };
         let (statements, decision, shadow, plans) = match self.check(t, &sql).await? {
             Verdict::Forward {
@@ -92,8 +113,9 @@ impl Up {
         };
         // The answer is one value with no column origins: nothing in it could be masked.
         if plans.iter().any(|p| p.mask.is_some()) {
-            let msg = "gatehouse: this fastpath call's result would need masking; call the function in SQL instead";
-            return self.refuse(t, "42501", msg, None, None, true).await;
+            let reason =
+                "this fastpath call's result would need masking; call the function in SQL instead";
+            return self.refuse_fastpath(t, &sql, reason).await;
         }
         let max = self.state.config.audit_param_max;
         let enc = self.encoding.get();

@@ -1,7 +1,10 @@
-//! Reading a client message's text in the session's client encoding (see `lexing`): after
-//! anything that could have changed the encoding the server is asked to answer first, so
-//! the text is read in the encoding the server will read it in (unless the text reads the
-//! same in every encoding: plain ASCII without a backslash). Text that is not valid in
+//! Reading a client message's text in the session's client encoding (see `lexing`). Any
+//! statement can change client_encoding or standard_conforming_strings without showing it
+//! (a function, a trigger, a column default, a cursor's query calling `set_config`), and the
+//! server reports the change only when it is ready for the next query. So text that could
+//! read differently under another setting (anything but plain ASCII without a backslash) is
+//! read only once the server has answered everything that ran before it; inside an unsynced
+//! batch, where it cannot be asked, such text is refused. Text that is not valid in
 //! that encoding is refused — an error to the client, an audit event and a log line — and
 //! the session goes on, as it does on the server (which refuses such text too).
 
@@ -17,11 +20,37 @@ use wire_pg::{Frame, WireError};
 const NOT_IN_REPERTOIRE: &str = "22021";
 
 /// Messages whose body holds text (a query string or names).
-fn carries_text(tag: u8) -> bool {
-    matches!(
-        tag,
-        tag::QUERY | tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE | tag::EXECUTE
-    )
+/// Whether the text of a message (its query string and names, not Bind's parameter values)
+/// reads the same under any client encoding and string syntax (see `lexing`).
+fn reads_the_same(tag: u8, body: &[u8]) -> bool {
+    let mut cstrs = body.split(|&b| b == 0);
+    let text: Vec<&[u8]> = match tag {
+        tag::QUERY => vec![body],
+        tag::PARSE | tag::BIND => cstrs.by_ref().take(2).collect(),
+        tag::EXECUTE => cstrs.take(1).collect(),
+        tag::DESCRIBE | tag::CLOSE => body
+            .get(1..)
+            .unwrap_or_default()
+            .split(|&b| b == 0)
+            .take(1)
+            .collect(),
+        _ => return true,
+    };
+    text.iter().all(|t| crate::lexing::reads_the_same(t))
+}
+
+/// What can be read of a refused message, for the trail: its query string (Query, Parse)
+/// or first name, up to the first NUL, decoded lossily.
+fn statement_text(frame: &Frame, enc: wire_pg::encoding::Encoding) -> String {
+    let body = frame.body();
+    let start = match frame.tag() {
+        tag::PARSE => body.iter().position(|&b| b == 0).map_or(0, |p| p + 1),
+        tag::DESCRIBE | tag::CLOSE => 1,
+        _ => 0,
+    };
+    let rest = body.get(start..).unwrap_or_default();
+    let text = rest.split(|&b| b == 0).next().unwrap_or_default();
+    enc.decode_lossy(text).into_owned()
 }
 
 impl Up {
@@ -31,7 +60,12 @@ impl Up {
         t: &mut Tracking,
         frame: &Frame,
     ) -> Result<Option<FrontendMessage>, SessionError> {
-        if carries_text(frame.tag()) && !crate::lexing::reads_the_same(&frame.body()) {
+        if t.ran_unconfirmed && !reads_the_same(frame.tag(), &frame.body()) {
+            if t.batch_open {
+                // Inside an unsynced batch nothing can be confirmed.
+                self.unconfirmed(t, frame).await?;
+                return Ok(None);
+            }
             self.settle(t).await?;
         }
         let enc = self.encoding.get();
@@ -43,6 +77,20 @@ impl Up {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Text that could read differently under a setting something earlier in this unsynced
+    /// batch may have changed (a function, a trigger, a default, a cursor's query can run
+    /// `set_config`): refused, as the server cannot be asked before the batch ends.
+    async fn unconfirmed(&mut self, t: &mut Tracking, frame: &Frame) -> Result<(), SessionError> {
+        let enc = self.encoding.get();
+        let text = statement_text(frame, enc);
+        tracing::warn!(session = %self.ctx.session, "text refused: the session's text settings are unconfirmed");
+        let decision = super::check::lexing_unconfirmed();
+        self.refuse_by_policy(t, &text, &[], &decision, false)
+            .await?;
+        t.batch_open = true;
+        Ok(())
     }
 
     async fn undecodable(
@@ -58,13 +106,7 @@ impl Up {
         let mut ev = self
             .ctx
             .event(AuditKind::Statement, self.state.clock.rfc3339());
-        // What can be read of it, for the trail: the text up to the first NUL, lossy.
-        let body = frame.body();
-        let start = usize::from(frame.tag() == tag::PARSE)
-            * body.iter().position(|&b| b == 0).map_or(0, |p| p + 1);
-        let rest = body.get(start..).unwrap_or_default();
-        let text = rest.split(|&b| b == 0).next().unwrap_or_default();
-        ev.statement = Some(enc.decode_lossy(text).into_owned());
+        ev.statement = Some(statement_text(frame, enc));
         ev.outcome = Outcome::Error {
             sqlstate: NOT_IN_REPERTOIRE.into(),
             message: message.clone(),

@@ -39,6 +39,8 @@ enum Safe {
     Off,
     /// No value: any change of a logging or auditing setting counts.
     Nothing,
+    /// Any value that does not contain this text (case-insensitive).
+    Without(&'static str),
 }
 
 fn watched(name: &str) -> Option<Safe> {
@@ -51,6 +53,10 @@ fn watched(name: &str) -> Option<Safe> {
         // protection of the system catalogs' structure.
         "lo_compat_privileges" | "allow_system_table_mods" => Some(Safe::Off),
         n if n.starts_with("log_") || n.starts_with("pgaudit.") => Some(Safe::Nothing),
+        // The server's views and logs name the identity behind a session by the
+        // `gatehouse:<identity>` prefix Gatehouse gives application_name: a session may set
+        // its own name, not one that claims an identity.
+        "application_name" => Some(Safe::Without("gatehouse:")),
         _ => None,
     }
 }
@@ -67,7 +73,8 @@ pub(super) fn weakens(name: &str, change: Change<'_>) -> bool {
             (Safe::Only(keep), Some(v)) => !v.trim().eq_ignore_ascii_case(keep),
             (Safe::On, Some(v)) => parse_bool(v) != Some(true),
             (Safe::Off, Some(v)) => parse_bool(v) != Some(false),
-            (Safe::Only(_) | Safe::On | Safe::Off | Safe::Nothing, _) => true,
+            (Safe::Without(text), Some(v)) => v.to_ascii_lowercase().contains(text),
+            (Safe::Only(_) | Safe::On | Safe::Off | Safe::Nothing | Safe::Without(_), _) => true,
         },
     }
 }
@@ -91,6 +98,16 @@ fn parse_bool(v: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn application_names_that_claim_an_identity() {
+        let s = |v| Change::Session(Some(v));
+        assert!(!weakens("application_name", s("psql")));
+        assert!(!weakens("application_name", Change::Default));
+        assert!(weakens("application_name", s("gatehouse:bob/psql")));
+        assert!(weakens("application_name", s(" GateHouse:bob")));
+        assert!(weakens("application_name", Change::Session(None)));
+    }
 
     #[test]
     fn values_that_keep_the_safeguard() {

@@ -109,3 +109,25 @@ fn skeletons() {
     assert!(!same_skeleton(b"\x81A'", "X'"));
     assert!(!same_skeleton(b"a'", "a"));
 }
+
+#[test]
+fn mappings_follow_postgresql_where_whatwg_differs() {
+    // Each pair checked against convert_from(…) on PostgreSQL 15.
+    for (enc, bytes, pg) in [
+        ("KOI8U", &b"\xae"[..], "\u{255D}"),
+        ("KOI8U", &b"\xbe"[..], "\u{256C}"),
+        ("EUC_CN", &b"\xa1\xa4"[..], "\u{30FB}"),
+        ("EUC_CN", &b"\xa1\xaa"[..], "\u{2015}"),
+        ("EUC_JP", &b"\x8f\xa2\xc3"[..], "\u{FFE4}"),
+    ] {
+        let e = Encoding::from_name(enc).unwrap();
+        assert_eq!(e.decode(bytes).unwrap(), pg, "{enc} {bytes:x?}");
+        assert_eq!(e.decode_lossy(bytes), pg, "{enc} {bytes:x?}");
+        assert_eq!(&*e.encode(pg).unwrap(), bytes, "{enc} {pg}");
+    }
+    // The WHATWG decoder's characters have no bytes in PostgreSQL's mapping.
+    let koi8u = Encoding::from_name("KOI8U").unwrap();
+    assert_eq!(koi8u.encode("\u{045E}"), Err(EncodeError));
+    let euc_cn = Encoding::from_name("EUC_CN").unwrap();
+    assert_eq!(euc_cn.encode("\u{00B7}"), Err(EncodeError));
+}
