@@ -29,7 +29,7 @@ trap cleanup EXIT
 PG_PORT=$(free_port)
 as_pg "$BINDIR/initdb" -D "$WORK/pg" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
 as_pg "$BINDIR/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
-  -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=256MB" start >/dev/null
+  -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=${PG_MAX_CONNECTIONS:-100} -c shared_buffers=256MB" start >/dev/null
 as_pg "$BINDIR/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres bench
 
 # start_gatehouse NAME EXTRA_TOML: writes $WORK/NAME.toml, starts serve, sets GH_PORT and GH_PID.

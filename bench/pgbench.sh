@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Throughput and latency of `pgbench -S` directly against PostgreSQL, through PgBouncer
-# (session mode, when installed) and through Gatehouse (audit on), run interleaved in one
-# session so the three share the machine's conditions. Not part of `make test`.
+# (session mode, when installed), through Gatehouse (audit on, built-in pack on) and through
+# Gatehouse with one column of pgbench_accounts configured as `[[sensitive]]` ("gh-sensitive":
+# full governance, masking analysis on every statement), run interleaved in one session so
+# they share the machine's conditions. Not part of `make test`.
 #
 # Usage: bench/pgbench.sh [seconds-per-run (10)] [rounds (3)]
-# Prints one line per run and a summary with medians and the ratios Gatehouse/direct and
-# Gatehouse/PgBouncer.
+# Prints one line per run and a summary with medians, the proxies' CPU per transaction
+# (user+system from /proc/PID/stat before and after each run, divided by transactions) and
+# the ratios to direct and to PgBouncer. bench/idle.sh measures idle sessions.
 DURATION=${1:-10}
 ROUNDS=${2:-3}
 source "$(dirname "$0")/lib.sh"
@@ -40,6 +43,15 @@ fi
 start_gatehouse gatehouse ""
 TOKEN=$("$GH" token issue --config "$WORK/gatehouse.toml" --identity bench-bot --kind agent --ttl 2h)
 declare -A PID_OF=([gatehouse]=$GH_PID)
+MAIN_PORT=$GH_PORT
+start_gatehouse gh-sensitive '[[sensitive]]
+target = "bench"
+columns = ["public.pgbench_accounts.filler"]
+mask = "full"'
+SENS_PORT=$GH_PORT; PID_OF[gh-sensitive]=$GH_PID
+SENS_TOKEN=$("$GH" token issue --config "$WORK/gh-sensitive.toml" --identity bench-bot --kind agent --ttl 2h)
+GH_PORT=$MAIN_PORT
+TARGETS+=(gh-sensitive)
 # GATEHOUSE_BASELINE_BIN: also run another build (e.g. the previous commit's) as "baseline",
 # interleaved with the others, to compare two builds in one run.
 if [ -n "${GATEHOUSE_BASELINE_BIN:-}" ]; then
@@ -64,6 +76,7 @@ conn() {
     pgbouncer) echo "-h 127.0.0.1 -p $BOUNCER_PORT -U postgres" ;;
     gatehouse) echo "-h 127.0.0.1 -p $GH_PORT -U bench-bot" ;;
     baseline)  echo "-h 127.0.0.1 -p $BASE_PORT -U bench-bot" ;;
+    gh-sensitive) echo "-h 127.0.0.1 -p $SENS_PORT -U bench-bot" ;;
   esac
 }
 
@@ -74,7 +87,7 @@ for round in $(seq "$ROUNDS"); do
   for sc in "${SCENARIOS[@]}"; do
     read -r clients mode <<<"$sc"
     for t in "${TARGETS[@]}"; do
-      pw=$TOKEN; [ "$t" = baseline ] && pw=$BASE_TOKEN
+      pw=$TOKEN; [ "$t" = baseline ] && pw=$BASE_TOKEN; [ "$t" = gh-sensitive ] && pw=$SENS_TOKEN
       pid=${PID_OF[$t]:-}; before=0; [ -n "$pid" ] && before=$(cpu_ticks "$pid")
       out=$(PGPASSWORD=$pw "$PGBENCH" -n -S -T "$DURATION" -c "$clients" -j "$clients" -M "$mode" $(conn "$t") bench 2>&1) || { echo "$out" >&2; exit 1; }
       tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")
@@ -92,22 +105,25 @@ rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines()]
 d = collections.defaultdict(lambda: collections.defaultdict(list))
 for _, sc, t, tps, lat, cpu in rows:
     d[sc][t].append((float(tps), float(lat), None if cpu == "-" else float(cpu)))
-print("\nscenario      target      tps (median)  latency ms  proxy CPU us/tx  gatehouse/direct  gatehouse/pgbouncer  gatehouse/baseline")
+print("\nscenario      target        tps (median)  latency ms  proxy CPU us/tx  /direct  /pgbouncer  CPU/pgbouncer")
 for sc, ts in d.items():
     med = {}
     for t, v in ts.items():
         cpus = [x[2] for x in v if x[2] is not None]
         med[t] = (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
                   statistics.median(cpus) if cpus else None)
-    g = med.get("gatehouse", (0, 0, None))[0]
+    pb = med.get("pgbouncer")
     for t, (tps, lat, cpu) in med.items():
         extra = ""
-        if t == "gatehouse":
-            extra = f"  {g / med['direct'][0]:.2f}x"
-            extra += f"             {g / med['pgbouncer'][0]:.2f}x" if "pgbouncer" in med else "               -"
-            if "baseline" in med:
-                extra += f"                {g / med['baseline'][0]:.2f}x"
+        if t not in ("direct", "pgbouncer"):
+            extra = f"  {tps / med['direct'][0]:>6.2f}x"
+            extra += f"  {tps / pb[0]:>9.2f}x" if pb else f"  {'-':>10}"
+            extra += f"  {cpu / pb[2]:>12.2f}x" if pb and pb[2] and cpu else f"  {'-':>13}"
         cpu_s = f"{cpu:>15.0f}" if cpu is not None else f"{'-':>15}"
-        print(f"{sc:<13} {t:<11} {tps:>12.0f}  {lat:>10.3f} {cpu_s}{extra}")
+        print(f"{sc:<13} {t:<13} {tps:>12.0f}  {lat:>10.3f} {cpu_s}{extra}")
+    if pb and "direct" in med and "gatehouse" in med and sc.startswith("1/"):
+        added_g = (med["gatehouse"][1] - med["direct"][1]) * 1000
+        added_p = (pb[1] - med["direct"][1]) * 1000
+        print(f"{'':13} latency added over direct: gatehouse {added_g:.0f} us, pgbouncer {added_p:.0f} us (target: gatehouse <= pgbouncer + 10 us)")
 PY
 echo "gatehouse audit events: $("$GH" audit verify --config "$WORK/gatehouse.toml")"
