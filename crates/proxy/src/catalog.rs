@@ -31,6 +31,16 @@ pub struct CatalogSnapshot {
     /// `probe::FINGERPRINT_SQL` when this snapshot was taken (read first, so a change
     /// during the load shows as a difference).
     pub fingerprint: String,
+    /// Which load this is (see [`next_generation`]); 0 for a snapshot not loaded whole
+    /// from a server, against which lineage is never remembered.
+    pub generation: u64,
+}
+
+/// A number no earlier catalog (or temporary catalog) of this process was given: lineage
+/// traced against one generation is remembered for it (`sql::cache`).
+pub fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl CatalogSnapshot {
@@ -115,6 +125,7 @@ pub async fn load(target: &TargetConfig) -> Result<CatalogSnapshot, SessionError
     let mut out = BytesMut::new();
     encode::terminate(&mut out);
     let _ = up.stream.write_all(&out).await;
+    snap.generation = next_generation();
     Ok(snap)
 }
 
@@ -193,6 +204,10 @@ impl sql::lineage::Catalog for CatalogSnapshot {
         self.views
             .get(&(schema.to_owned(), table.to_owned()))
             .cloned()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        (self.generation != 0).then_some(self.generation)
     }
 }
 

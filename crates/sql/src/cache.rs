@@ -19,11 +19,15 @@
 //! SELECT/INSERT/UPDATE/DELETE/MERGE statements whose analysis did not look at any literal
 //! value (the walker tracks this). Everything else is cached by exact text only.
 //!
-//! An entry holds the facts and the COPY TO STDOUT class of each statement, never lineage
-//! (it depends on the catalog and the path, which change): [`FactsCache::analyze_full`]
-//! serves facts from a hit without parsing, and parses once when lineage is asked for; a
-//! miss parses once for facts and lineage both (see `full`). [`CacheStats::parses`] counts
-//! the parser runs.
+//! An entry holds the facts and the COPY TO STDOUT class of each statement. Lineage depends
+//! on the catalog and the path, which change, so it is remembered apart, keyed by the entry's
+//! key, the search path, the paths requested and the catalog's *generation*
+//! (`Catalog::generation`; a catalog without one is never reused against): a hit whose
+//! lineage is remembered costs no parse. Under a shape key only lineage that no constant
+//! decided is remembered (`query_to_xml('…')`'s string, an `ORDER BY 2` position); under the
+//! exact text, any. Otherwise [`FactsCache::analyze_full`] parses once when lineage is asked
+//! for a hit, and a miss parses once for facts and lineage both (see `full`).
+//! [`CacheStats::parses`] counts the parser runs.
 //!
 //! Eviction is generational (two maps; when the young one fills, it becomes the old one and
 //! the old one is dropped; a hit in the old one is promoted): O(1), no per-entry bookkeeping,
@@ -46,11 +50,15 @@ pub struct CacheStats {
     pub shape_hits: u64,
     pub misses: u64,
     /// Query strings handed to the parser: one per miss, plus one per hit whose lineage was
-    /// asked for. Text refused before parsing (too large, nested too deeply) is not counted.
+    /// asked for and not remembered. Text refused before parsing (too large, nested too
+    /// deeply) is not counted.
     pub parses: u64,
+    /// Hits whose lineage was remembered (same key, search path, requested paths and
+    /// catalog generation), so no parse was needed.
+    pub lineage_hits: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum KeyKind {
     Exact,
     Shape,
@@ -72,16 +80,30 @@ struct Cached {
 }
 
 /// A lookup's answer: from an entry, or from a parse that filled one (the tree is kept for
-/// lineage).
+/// lineage); with the keys the analysis is held under, for remembering its lineage.
 enum Found {
     Hit {
         cached: Cached,
         depth: Depth,
+        keys: Vec<(KeyKind, String)>,
     },
     Miss {
         cached: Cached,
         tree: Result<Vec<RawStmt>, Unparsed>,
+        keys: Vec<(KeyKind, String)>,
     },
+}
+
+/// Lineage traced for an entry's key, against one catalog generation and one list of
+/// requested paths. Kept under a shape key only when no constant decided it.
+#[derive(Debug)]
+struct Memo {
+    kind: KeyKind,
+    text: String,
+    search_path: Vec<String>,
+    paths: Vec<Option<Vec<String>>>,
+    generation: u64,
+    traced: Vec<Option<Result<crate::lineage::Lineage, crate::lineage::LineageError>>>,
 }
 
 impl Entry {
@@ -96,6 +118,8 @@ pub struct FactsCache {
     generation: usize,
     young: HashMap<u64, Entry>,
     old: HashMap<u64, Entry>,
+    /// Remembered lineage, cleared when it outgrows the entries.
+    memo: HashMap<u64, Memo>,
     stats: CacheStats,
 }
 
@@ -110,6 +134,7 @@ impl FactsCache {
             generation: (capacity / 2).max(1),
             young: HashMap::new(),
             old: HashMap::new(),
+            memo: HashMap::new(),
             stats: CacheStats::default(),
         }
     }
@@ -131,9 +156,13 @@ impl FactsCache {
         lineage: Option<LineageRequest<'_>>,
     ) -> Vec<StatementAnalysis> {
         // A hit keeps how far its text was checked, for a parse should lineage need one.
-        let (cached, tree, depth) = match self.find(sql, ctx) {
-            Found::Hit { cached, depth } => (cached, None, depth),
-            Found::Miss { cached, tree } => (cached, Some(tree), Depth::Checked),
+        let (cached, tree, depth, keys) = match self.find(sql, ctx) {
+            Found::Hit {
+                cached,
+                depth,
+                keys,
+            } => (cached, None, depth, keys),
+            Found::Miss { cached, tree, keys } => (cached, Some(tree), Depth::Checked, keys),
         };
         let statements = cached.analysis.statements;
         let n = statements.len();
@@ -143,17 +172,88 @@ impl FactsCache {
                 if paths.iter().all(Option::is_none) {
                     full::none_traced(n)
                 } else {
-                    // The same text the facts describe; a split that differs fails closed.
-                    let tree = match tree {
-                        Some(tree) => tree,
-                        None => self.parse(sql, depth),
-                    };
-                    full::trace_all(&tree, paths, request.catalog)
+                    let generation = request.catalog.generation();
+                    let path = &ctx.search_path;
+                    let remembered = generation.and_then(|g| self.recall(&keys, path, &paths, g));
+                    match remembered {
+                        Some(traced) => {
+                            self.stats.lineage_hits += 1;
+                            traced
+                        }
+                        None => {
+                            // The same text the facts describe; a split that differs fails
+                            // closed.
+                            let tree = match tree {
+                                Some(tree) => tree,
+                                None => self.parse(sql, depth),
+                            };
+                            let (traced, literal_free) =
+                                full::trace_all_noting(&tree, paths.clone(), request.catalog);
+                            if let Some(g) = generation {
+                                self.remember(&keys, path, &paths, g, literal_free, &traced);
+                            }
+                            traced
+                        }
+                    }
                 }
             }
             None => full::none_traced(n),
         };
         full::zip(statements, cached.copy_out, traced)
+    }
+
+    /// Lineage remembered under one of `keys` for these paths and catalog generation.
+    fn recall(
+        &self,
+        keys: &[(KeyKind, String)],
+        search_path: &[String],
+        paths: &[Option<Vec<String>>],
+        generation: u64,
+    ) -> Option<Vec<Option<Result<crate::lineage::Lineage, crate::lineage::LineageError>>>> {
+        keys.iter().find_map(|(kind, text)| {
+            let m = self
+                .memo
+                .get(&memo_hash(*kind, text, search_path, paths, generation))?;
+            (m.kind == *kind
+                && m.text == *text
+                && m.search_path == search_path
+                && m.paths == paths
+                && m.generation == generation)
+                .then(|| m.traced.clone())
+        })
+    }
+
+    /// Remembers lineage under every key it holds for: the exact text always, a shape only
+    /// when no constant's value decided it.
+    fn remember(
+        &mut self,
+        keys: &[(KeyKind, String)],
+        search_path: &[String],
+        paths: &[Option<Vec<String>>],
+        generation: u64,
+        literal_free: bool,
+        traced: &[Option<Result<crate::lineage::Lineage, crate::lineage::LineageError>>],
+    ) {
+        if self.memo.len() >= 2 * self.generation {
+            self.memo.clear();
+        }
+        for (kind, text) in keys {
+            if *kind == KeyKind::Shape && !literal_free {
+                continue;
+            }
+            let h = memo_hash(*kind, text, search_path, paths, generation);
+            self.memo.insert(
+                h,
+                Memo {
+                    kind: *kind,
+                    text: text.clone(),
+                    search_path: search_path.to_vec(),
+                    paths: paths.to_vec(),
+                    generation,
+                    traced: traced.to_vec(),
+                },
+            );
+        }
     }
 
     /// An entry for `sql`, or a parse that fills one.
@@ -165,6 +265,7 @@ impl FactsCache {
             return Found::Hit {
                 cached,
                 depth: Depth::Unchecked,
+                keys: vec![(KeyKind::Exact, sql.to_owned())],
             };
         }
         let scanned = (sql.len() <= MAX_SQL_BYTES)
@@ -185,7 +286,15 @@ impl FactsCache {
                 for s in &mut cached.analysis.statements {
                     s.text = clean(sql).to_owned();
                 }
-                return Found::Hit { cached, depth };
+                let keys = vec![
+                    (KeyKind::Shape, shape.clone()),
+                    (KeyKind::Exact, sql.to_owned()),
+                ];
+                return Found::Hit {
+                    cached,
+                    depth,
+                    keys,
+                };
             }
         }
         self.stats.misses += 1;
@@ -212,12 +321,14 @@ impl FactsCache {
             one,
             ([f], [false], [None]) if SHAPE_CACHEABLE.contains(&f.command.as_str())
         );
+        let mut keys = vec![(KeyKind::Exact, sql.to_owned())];
         if let (true, Some(shape)) = (by_shape, shape) {
+            keys.push((KeyKind::Shape, shape.clone()));
             self.put(KeyKind::Shape, shape, path, Arc::clone(&cached));
         }
         self.put(KeyKind::Exact, sql.to_owned(), path, Arc::clone(&cached));
         let cached = Arc::unwrap_or_clone(cached);
-        Found::Miss { cached, tree }
+        Found::Miss { cached, tree, keys }
     }
 
     /// The one place this cache runs the parser, counted.
@@ -280,6 +391,22 @@ impl FactsCache {
         // A hash collision replaces the other entry; `matches` keeps lookups exact.
         self.young.insert(h, entry);
     }
+}
+
+fn memo_hash(
+    kind: KeyKind,
+    text: &str,
+    path: &[String],
+    paths: &[Option<Vec<String>>],
+    generation: u64,
+) -> u64 {
+    let mut h = DefaultHasher::new();
+    kind.hash(&mut h);
+    text.hash(&mut h);
+    path.hash(&mut h);
+    paths.hash(&mut h);
+    generation.hash(&mut h);
+    h.finish()
 }
 
 fn hash(kind: &KeyKind, text: &str, path: &[String]) -> u64 {

@@ -97,33 +97,50 @@ pub(crate) fn trace_all(
     paths: Vec<Option<Vec<String>>>,
     catalog: &dyn Catalog,
 ) -> Vec<Option<Result<Lineage, LineageError>>> {
+    trace_all_noting(tree, paths, catalog).0
+}
+
+/// [`trace_all`], and whether no statement's lineage depended on a constant's value.
+pub(crate) fn trace_all_noting(
+    tree: &Result<Vec<RawStmt>, Unparsed>,
+    paths: Vec<Option<Vec<String>>>,
+    catalog: &dyn Catalog,
+) -> (Vec<Option<Result<Lineage, LineageError>>>, bool) {
     let stmts = match tree {
         Ok(stmts) if stmts.len() == paths.len() => stmts,
         Ok(_) => {
             let disagree = || LineageError::Unsupported("statement split disagrees".into());
-            return paths
+            let traced = paths
                 .iter()
                 .map(|p| p.as_ref().map(|_| Err(disagree())))
                 .collect();
+            return (traced, false);
         }
         Err(u) => {
-            return paths
+            let traced = paths
                 .iter()
                 .map(|p| p.as_ref().map(|_| Err(u.lineage_error())))
-                .collect()
+                .collect();
+            return (traced, false);
         }
     };
-    stmts
+    let mut literal_free = true;
+    let traced = stmts
         .iter()
         .zip(paths)
         .map(|(raw, path)| {
             let path = path?;
             Some(match raw.stmt.as_deref() {
-                Some(node) => lineage::trace(node, &path, catalog),
+                Some(node) => {
+                    let (r, literal) = lineage::trace_noting(node, &path, catalog);
+                    literal_free &= !literal;
+                    r
+                }
                 None => Err(LineageError::Unparsed("empty statement".into())),
             })
         })
-        .collect()
+        .collect();
+    (traced, literal_free)
 }
 
 pub(crate) fn none_traced(n: usize) -> Vec<Option<Result<Lineage, LineageError>>> {

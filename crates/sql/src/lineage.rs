@@ -85,6 +85,12 @@ pub trait Catalog {
     fn is_pure_function(&self, _name: &str) -> bool {
         false
     }
+    /// An identifier of this snapshot's contents: two catalogs with the same generation
+    /// answer every lookup alike, so lineage traced against one holds for the other. `None`
+    /// (the default) means lineage traced against it is never reused.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One column of one relation, schema-qualified.
@@ -229,7 +235,19 @@ pub fn lineage_each(
 
 /// The lineage of one statement node of a tree parsed elsewhere (by `crate::tree::parse`).
 pub(crate) fn trace(stmt: &Node, search_path: &[String], catalog: &dyn Catalog) -> Result<Lineage> {
-    walker::Walker::new(catalog, search_path).run(stmt)
+    trace_noting(stmt, search_path, catalog).0
+}
+
+/// [`trace`], and whether the result depends on a constant's value (then it holds for this
+/// text only, not for every text of its literal-free shape).
+pub(crate) fn trace_noting(
+    stmt: &Node,
+    search_path: &[String],
+    catalog: &dyn Catalog,
+) -> (Result<Lineage>, bool) {
+    let mut w = walker::Walker::new(catalog, search_path);
+    let r = w.run(stmt);
+    (r, w.literal_dependent)
 }
 
 /// Parse into statement nodes, with the crate's size and nesting bounds (see `crate::tree`).

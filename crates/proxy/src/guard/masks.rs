@@ -333,6 +333,8 @@ pub(super) struct Traced {
 pub(super) struct TempCatalog {
     pub(super) columns: HashMap<String, Vec<String>>,
     pub(super) views: HashMap<String, String>,
+    /// `catalog::next_generation` when probed; 0 when empty (all empty ones are alike).
+    pub(super) generation: u64,
 }
 
 /// The shared catalog with this session's temporary relations in `pg_temp`, where lineage
@@ -355,6 +357,17 @@ impl sql::lineage::Catalog for SessionCatalog<'_> {
             return self.temp.views.get(table).cloned();
         }
         self.base.view_definition(schema, table)
+    }
+
+    fn generation(&self) -> Option<u64> {
+        let base = sql::lineage::Catalog::generation(self.base)?;
+        if self.temp.generation == 0 {
+            return Some(base);
+        }
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (base, self.temp.generation).hash(&mut h);
+        Some(h.finish())
     }
 }
 

@@ -232,9 +232,15 @@ impl SessionGuard {
         self.analyze_ctx.search_path = p.schemas;
         self.temps = p.temps;
         self.temps_first = p.temps_first;
+        let empty = p.temp_columns.is_empty() && p.temp_views.is_empty();
         self.temp_catalog = TempCatalog {
             columns: p.temp_columns,
             views: p.temp_views,
+            generation: if empty {
+                0
+            } else {
+                crate::catalog::next_generation()
+            },
         };
         self.temps_stale = false;
         self.path_dirty = false;

@@ -116,6 +116,7 @@ impl Walker<'_> {
             .first()
             .filter(|a| !matches!(a.node, Some(N::NamedArgExpr(_))));
         let text = arg.and_then(const_string);
+        self.literal_dependent = true;
         let mut flow = match (reads, text) {
             (Reads::Shape, _) => return Ok(Flow::constant()),
             (Reads::Opaque, _) => return unsupported(format!("{name}: rows not visible")),

@@ -210,6 +210,7 @@ impl Walker<'_> {
     ) -> Result<Option<Flow>> {
         match &e.node {
             Some(N::AConst(c)) => {
+                self.literal_dependent = true;
                 let Some(pg_query::protobuf::a_const::Val::Ival(i)) = &c.val else {
                     return Ok(None); // a non-integer constant sorts nothing
                 };

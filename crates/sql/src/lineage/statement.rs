@@ -147,6 +147,8 @@ impl Walker<'_> {
     }
 
     fn explain(&mut self, e: &pg_query::protobuf::ExplainStmt) -> Result<Rel> {
+        // ANALYZE's value decides whether the statement runs.
+        self.literal_dependent = true;
         let analyze = e.options.iter().any(|o| match &o.node {
             Some(N::DefElem(d)) => d.defname == "analyze" && !is_false(d.arg.as_deref()),
             _ => false,

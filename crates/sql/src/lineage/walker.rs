@@ -58,6 +58,9 @@ pub(crate) struct Walker<'a> {
     pub views: HashMap<(String, String), Rel>,
     work: usize,
     nesting: usize,
+    /// A constant's value decided something (a `query_to_xml` string, an `ORDER BY 2`
+    /// position): the result holds for this text only, not for its literal-free shape.
+    pub literal_dependent: bool,
 }
 
 impl<'a> Walker<'a> {
@@ -74,11 +77,12 @@ impl<'a> Walker<'a> {
             views: HashMap::new(),
             work: 0,
             nesting: 0,
+            literal_dependent: false,
         }
     }
 
     /// The lineage of one top-level statement.
-    pub fn run(mut self, stmt: &Node) -> Result<Lineage> {
+    pub fn run(&mut self, stmt: &Node) -> Result<Lineage> {
         let rel = self.statement(stmt)?;
         let outputs = rel
             .into_iter()
@@ -91,16 +95,16 @@ impl<'a> Walker<'a> {
             .collect();
         // A recursive CTE's body is walked once per iteration: keep each write once.
         let mut written = Vec::with_capacity(self.written.len());
-        for w in self.written {
+        for w in std::mem::take(&mut self.written) {
             if !written.contains(&w) {
                 written.push(w);
             }
         }
         Ok(Lineage {
             outputs,
-            predicate_columns: self.predicates,
+            predicate_columns: std::mem::take(&mut self.predicates),
             written_from: written,
-            unknown_functions: self.unknown,
+            unknown_functions: std::mem::take(&mut self.unknown),
         })
     }
 

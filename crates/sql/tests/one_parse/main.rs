@@ -184,6 +184,7 @@ fn stats(c: &FactsCache) -> (u64, u64, u64, u64) {
         shape_hits,
         misses,
         parses,
+        ..
     } = c.stats();
     (exact_hits, shape_hits, misses, parses)
 }
@@ -290,4 +291,70 @@ fn refused_text_fails_closed_in_both_halves() {
         let parsed = u64::from(sql.starts_with("SELECT FROM"));
         assert_eq!(c.stats().parses, 2 * parsed, "{}", &sql[..20]);
     }
+}
+
+/// The test catalog with a generation: lineage traced against it may be remembered.
+struct Generational<'a>(&'a dyn Catalog, u64);
+
+impl Catalog for Generational<'_> {
+    fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>> {
+        self.0.columns(schema, table)
+    }
+    fn view_definition(&self, schema: &str, table: &str) -> Option<String> {
+        self.0.view_definition(schema, table)
+    }
+    fn generation(&self) -> Option<u64> {
+        Some(self.1)
+    }
+}
+
+#[test]
+fn lineage_is_remembered_by_shape_and_catalog_generation() {
+    let base = common::catalog();
+    let cat = Generational(&base, 1);
+    let mut c = FactsCache::new(64);
+    let q = |aid: u32| format!("SELECT email FROM users WHERE id = {aid}");
+    full_cached(&mut c, &q(1), &cat);
+    // Other literals, same shape: remembered, no parse, the same lineage a parse gives.
+    for aid in 2..6 {
+        let got = full_cached(&mut c, &q(aid), &cat);
+        assert_eq!(
+            got[0].lineage,
+            Some(lineage(&q(aid), &common::path(), &base))
+        );
+    }
+    assert_eq!(stats(&c).3, 1);
+    assert_eq!(c.stats().lineage_hits, 4);
+    // Another catalog generation: traced again.
+    full_cached(&mut c, &q(7), &Generational(&base, 2));
+    assert_eq!(stats(&c).3, 2);
+    // A catalog without a generation is never reused against.
+    full_cached(&mut c, &q(8), &base);
+    full_cached(&mut c, &q(8), &base);
+    assert_eq!(stats(&c).3, 4);
+}
+
+#[test]
+fn lineage_a_constant_decided_is_not_remembered_by_shape() {
+    let base = common::catalog();
+    let cat = Generational(&base, 1);
+    let mut c = FactsCache::new(64);
+    // The query string of query_to_xml, and an ORDER BY position, are constants that decide
+    // lineage: each text is traced itself.
+    for sql in [
+        "SELECT query_to_xml('select name from users', true, true, '')",
+        "SELECT query_to_xml('select email from users', true, true, '')",
+        "SELECT id, email FROM users ORDER BY 1",
+        "SELECT id, email FROM users ORDER BY 2",
+    ] {
+        let got = full_cached(&mut c, sql, &cat);
+        assert_eq!(
+            got[0].lineage,
+            Some(lineage(sql, &common::path(), &base)),
+            "{sql}"
+        );
+    }
+    // The same text again is remembered.
+    full_cached(&mut c, "SELECT id, email FROM users ORDER BY 2", &cat);
+    assert_eq!(c.stats().lineage_hits, 1);
 }
