@@ -66,6 +66,8 @@ pub enum Expect {
     /// ParseComplete: the statement exists on the server with this plan and these effects.
     Parse {
         name: String,
+        /// Which preparation of the name this is (`relay_up::names`).
+        id: u64,
         plan: Plan,
         effects: Arc<[Effect]>,
     },

@@ -57,7 +57,8 @@ pub struct Closed;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PreparedEvent {
     /// A PREPARE or Parse of this name failed (or was skipped): it created nothing.
-    Failed(String),
+    /// With the id of the protocol Parse it answers (`None`: an SQL PREPARE).
+    Failed(String, Option<u64>),
     /// The server closed this statement (`None`: all of them).
     Closed(Option<String>),
 }

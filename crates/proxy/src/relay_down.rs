@@ -337,6 +337,7 @@ impl Down {
                     name,
                     plan,
                     effects,
+                    ..
                 }) => g.state.parsed(name, plan, effects),
                 _ => return desync("ParseComplete without a Parse"),
             },

@@ -187,7 +187,6 @@ impl Up {
                 | FrontendMessage::Describe { .. }
                 | FrontendMessage::Execute { .. }
                 | FrontendMessage::Close { .. }
-                | FrontendMessage::Flush
         );
         match msg {
             FrontendMessage::Query(sql) => self.on_query(t, frame, sql).await?,
@@ -490,10 +489,11 @@ impl Up {
                 key: self.guard.resolution_key(),
             }),
         };
-        t.statements.prepare(p.name, entry);
+        let id = t.statements.prepare(p.name, entry);
         t.out.extend_from_slice(frame.raw());
         self.expect(Expect::Parse {
             name,
+            id,
             plan,
             effects,
         })

@@ -75,7 +75,7 @@ pub(super) fn emit_locals(g: &mut Inner, out: &mut Out) {
 pub(super) fn note_failed_prepares(g: &mut Inner, effects: &[crate::state::Effect]) {
     for e in effects {
         if let crate::state::Effect::Prepare { name, .. } = e {
-            g.prepared_events.push(PreparedEvent::Failed(name.clone()));
+            g.prepared_events.push(PreparedEvent::Failed(name.clone(), None));
         }
     }
 }
@@ -156,7 +156,8 @@ pub(super) fn on_error(
     enc: wire_pg::encoding::Encoding,
 ) -> Result<(), SessionError> {
     let fields = backend::error_fields_in(frame, enc)?;
-    if matches!(fields.severity.as_str(), "FATAL" | "PANIC") {
+    let fatal = matches!(fields.severity.as_str(), "FATAL" | "PANIC");
+    if fatal {
         out.server_fatal = true;
     }
     let outcome = Outcome::Error {
@@ -169,6 +170,10 @@ pub(super) fn on_error(
     out.copying_in = false;
     match g.queue.front() {
         // The rest of a simple query string is skipped; its ReadyForQuery pops it.
+        // A FATAL after the string's last statement ended (the client gave up during COPY
+        // IN: ERROR, then FATAL "protocol synchronization was lost") ends the connection;
+        // it is no statement's result.
+        Some(Expect::Query(stmts)) if fatal && stmts.is_empty() => {}
         Some(Expect::Query(_)) => complete(g, out, outcome, None, false)?,
         Some(Expect::FunctionCall(_)) => function_call_done(g, out, outcome)?,
         // An error outside any request (e.g. FATAL from an administrator's shutdown).
@@ -193,8 +198,9 @@ pub(super) fn on_error(
                         break;
                     }
                     (skipped, o) => {
-                        if let Some(Expect::Parse { name, .. }) = &skipped {
-                            g.prepared_events.push(PreparedEvent::Failed(name.clone()));
+                        if let Some(Expect::Parse { name, id, .. }) = &skipped {
+                            g.prepared_events
+                                .push(PreparedEvent::Failed(name.clone(), Some(*id)));
                         }
                         outcome = o;
                     }
@@ -215,8 +221,8 @@ pub(super) fn discard_to_sync(g: &mut Inner) {
         Some(Expect::Sync) | Some(Expect::Fatal(_)) | None
     ) {
         match g.queue.pop_front() {
-            Some(Expect::Parse { name, .. }) => {
-                g.prepared_events.push(PreparedEvent::Failed(name));
+            Some(Expect::Parse { name, id, .. }) => {
+                g.prepared_events.push(PreparedEvent::Failed(name, Some(id)));
             }
             Some(Expect::Query(skipped)) => {
                 for s in skipped {
@@ -238,8 +244,8 @@ pub(super) fn skip_to_sync(g: &mut Inner, out: &mut Out) {
         g.queue.front(),
         Some(Expect::Sync) | Some(Expect::Fatal(_)) | None
     ) {
-        if let Some(Expect::Parse { name, .. }) = g.queue.pop_front() {
-            g.prepared_events.push(PreparedEvent::Failed(name));
+        if let Some(Expect::Parse { name, id, .. }) = g.queue.pop_front() {
+            g.prepared_events.push(PreparedEvent::Failed(name, Some(id)));
         }
     }
     out.end_result();

@@ -17,8 +17,11 @@ use std::sync::Arc;
 
 struct Entry {
     current: Arc<Prepared>,
-    /// What the name held when `current` replaced it while its Close was in flight.
-    previous: Option<Arc<Prepared>>,
+    /// Which preparation `current` is (see `Statements::prepare`).
+    id: u64,
+    /// What the name held, and its id, when `current` replaced it while its Close was in
+    /// flight.
+    previous: Option<(Arc<Prepared>, u64)>,
     /// A Close or DEALLOCATE of it was sent and not yet confirmed.
     closing: bool,
 }
@@ -26,6 +29,10 @@ struct Entry {
 #[derive(Default)]
 pub struct Statements {
     map: HashMap<String, Entry>,
+    /// The id the next preparation gets: a failure the server reports names the Parse it
+    /// answers, not whatever holds the name by then (the unnamed statement is replaced by
+    /// every Parse, so a failure can arrive after the next one was sent).
+    next_id: u64,
 }
 
 impl Statements {
@@ -39,18 +46,23 @@ impl Statements {
         name.is_empty() || self.map.get(name).is_none_or(|e| e.closing)
     }
 
-    pub fn prepare(&mut self, name: String, p: Arc<Prepared>) {
+    /// Records a preparation of `name`; returns its id, for the failure event.
+    pub fn prepare(&mut self, name: String, p: Arc<Prepared>) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
         let previous = self
             .map
             .remove(&name)
             .filter(|e| e.closing && !name.is_empty())
-            .map(|e| e.current);
+            .map(|e| (e.current, e.id));
         let entry = Entry {
             current: p,
+            id,
             previous,
             closing: false,
         };
         self.map.insert(name, entry);
+        id
     }
 
     /// A Close or DEALLOCATE of `name` (`None`: all) was sent.
@@ -72,11 +84,23 @@ impl Statements {
 
     pub fn apply(&mut self, event: PreparedEvent) {
         match event {
-            PreparedEvent::Failed(n) => {
+            PreparedEvent::Failed(n, id) => {
+                let Some(e) = self.map.get_mut(&n) else {
+                    return;
+                };
+                if id.is_some_and(|id| id != e.id) {
+                    // A later preparation holds the name: the failed one created nothing,
+                    // and if it was what the later one replaced, there is nothing to restore.
+                    if e.previous.as_ref().is_some_and(|(_, p)| Some(*p) == id) {
+                        e.previous = None;
+                    }
+                    return;
+                }
                 if let Some(e) = self.map.remove(&n) {
-                    if let Some(previous) = e.previous {
+                    if let Some((previous, previous_id)) = e.previous {
                         let entry = Entry {
                             current: previous,
+                            id: previous_id,
                             previous: None,
                             closing: false,
                         };
@@ -136,7 +160,7 @@ mod tests {
         assert!(s.may_prepare("p"));
         s.prepare("p".into(), stmt("two"));
         // The Close was skipped, so the server refused the second PREPARE.
-        s.apply(PreparedEvent::Failed("p".into()));
+        s.apply(PreparedEvent::Failed("p".into(), None));
         assert_eq!(text(&s, "p").as_deref(), Some("one"));
         // A late confirmation of an old close does not remove a newer statement.
         s.prepare("q".into(), stmt("a"));
@@ -155,5 +179,19 @@ mod tests {
         s.apply(PreparedEvent::Closed(None));
         assert_eq!(text(&s, "a"), None);
         assert_eq!(text(&s, "b").as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_failure_names_the_parse_it_answers() {
+        let mut s = Statements::default();
+        // Batch 1's unnamed Parse fails; batch 2's was sent before the failure was seen.
+        let first = s.prepare(String::new(), stmt("select no_such_function(1)"));
+        s.prepare(String::new(), stmt("insert into t values (3)"));
+        s.apply(PreparedEvent::Failed(String::new(), Some(first)));
+        assert_eq!(text(&s, "").as_deref(), Some("insert into t values (3)"));
+        // Its own failure removes it.
+        let third = s.prepare(String::new(), stmt("select 1"));
+        s.apply(PreparedEvent::Failed(String::new(), Some(third)));
+        assert_eq!(text(&s, ""), None);
     }
 }
