@@ -79,3 +79,73 @@ async fn errors_pipelines_and_copy_keep_the_books_exact() {
         .count();
     assert_eq!(unknown, 0, "{events:#?}");
 }
+
+/// Raw shapes the psycopg suite met: a batch whose Parse fails, with the next batch already
+/// sent; Sync then Flush (psycopg's end of a pipeline) before a fastpath call; a client
+/// that terminates during COPY IN.
+#[tokio::test]
+async fn raw_pipeline_and_copy_edges() {
+    use crate::raw;
+    use crate::session_integrity::rawpg::{self, RawPg};
+    let gh = Gatehouse::start().await;
+    let token = gh.issue("edges", "human", &[]).await;
+    let mut s = RawPg::login(gh.port, "edges", &token).await;
+
+    // Batch 1 fails at Parse; batch 2 (sent before the failure is seen) runs.
+    s.send(&[
+        rawpg::parse("", "SELECT no_such_function($1)"),
+        rawpg::bind("", "", &[Some("1")], &[]),
+        rawpg::execute("", 0),
+        rawpg::sync(),
+        rawpg::parse("", "SELECT 'second batch'"),
+        rawpg::bind("", "", &[], &[]),
+        rawpg::execute("", 0),
+        rawpg::sync(),
+    ])
+    .await;
+    let r = s.read_ready(2).await;
+    assert_eq!(r.sqlstate().as_deref(), Some("42883"), "{}", r.describe());
+    assert!(
+        r.cells().contains(&"second batch".to_owned()),
+        "{}",
+        r.describe()
+    );
+
+    // Sync then Flush: no batch is open, so a fastpath call is decided (lo_creat(-1)).
+    s.send(&[
+        rawpg::parse("", "SELECT 1"),
+        rawpg::bind("", "", &[], &[]),
+        rawpg::execute("", 0),
+        rawpg::sync(),
+        rawpg::flush(),
+    ])
+    .await;
+    s.read_ready(1).await;
+    let mut call = Vec::new();
+    call.extend_from_slice(&957u32.to_be_bytes());
+    call.extend_from_slice(&[0, 1, 0, 1, 0, 1, 0, 0, 0, 4]);
+    call.extend_from_slice(&(-1i32).to_be_bytes());
+    call.extend_from_slice(&[0, 1]);
+    s.send(&[raw::message(b'F', &call)]).await;
+    let r = s.read_ready(1).await;
+    assert!(r.error().is_none(), "{}", r.describe());
+    assert!(r.tags().contains('V'), "{}", r.describe());
+
+    // Terminate during COPY IN: the server answers ERROR then FATAL; no drift.
+    s.simple("CREATE TEMP TABLE c (id int)").await;
+    let mut q = bytes::BytesMut::new();
+    q.extend_from_slice(&raw::message(b'Q', b"COPY c FROM STDIN\0"));
+    s.send(&[q]).await;
+    s.read_until_tag(b'G').await;
+    s.send(&[raw::message(b'X', b"")]).await;
+    let _ = s.drain(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = gh.log();
+    for drift in [
+        "more statement results",
+        "does not match",
+        "closing the session",
+    ] {
+        assert!(!log.contains(drift), "drift in the log ({drift}):\n{log}");
+    }
+}
