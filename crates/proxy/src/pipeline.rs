@@ -53,6 +53,15 @@ pub struct Inner {
 #[derive(Debug)]
 pub struct Closed;
 
+/// How a wait for the server to answer everything ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Everything sent was answered (or the session ended).
+    Drained,
+    /// The server entered COPY IN: it waits for the client, so nothing more will drain.
+    CopyIn,
+}
+
 /// What the server confirmed about a prepared-statement name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PreparedEvent {
@@ -131,7 +140,7 @@ impl Pipeline {
     }
 
     /// Resolves once every request sent so far has been answered (or the session ended).
-    pub async fn wait_drained(&self) {
+    pub async fn wait_drained(&self) -> Drain {
         use std::sync::atomic::Ordering;
         self.drain_waiting.store(true, Ordering::SeqCst);
         loop {
@@ -140,9 +149,17 @@ impl Pipeline {
             notified.as_mut().enable();
             {
                 let g = self.lock();
-                if g.queue.is_empty() || g.closed {
+                let state = if g.queue.is_empty() || g.closed {
+                    Some(Drain::Drained)
+                } else if g.copy_in {
+                    // The server waits for the client's COPY data: nothing will drain.
+                    Some(Drain::CopyIn)
+                } else {
+                    None
+                };
+                if let Some(state) = state {
                     self.drain_waiting.store(false, Ordering::SeqCst);
-                    return;
+                    return state;
                 }
             }
             notified.await;
@@ -152,7 +169,7 @@ impl Pipeline {
     /// Called by the consumer after popping: wakes a producer waiting for space.
     pub fn popped(&self, g: &mut Inner) {
         use std::sync::atomic::Ordering;
-        if g.queue.is_empty() && self.drain_waiting.load(Ordering::SeqCst) {
+        if (g.queue.is_empty() || g.copy_in) && self.drain_waiting.load(Ordering::SeqCst) {
             self.drained.notify_waiters();
         }
         if !g.prepared_events.is_empty() {

@@ -1,11 +1,12 @@
 //! Second round of attacks on wire fidelity, aimed at the fixes of the first
 //! (`wire_attacks.rs`): text that could read differently is read only after the server answered
-//! everything that *ran* (`Tracking::ran_unconfirmed`, set by Query/Execute/FunctionCall), the
-//! patched KOI8U/EUC_CN/EUC_JP converters, and application_name that may not claim an identity.
-//! Each `finding_*` test is an attack that works when written (ignored, asserting the secure
-//! behaviour); each `defence_*` test shows an attack that is stopped.
+//! everything that *ran* (`Tracking::ran_unconfirmed`), the patched KOI8U/EUC_CN/EUC_JP
+//! converters, and application_name that may not claim an identity. Each `finding_*` test is an
+//! attack that worked when written, kept asserting the secure behaviour now that it is fixed
+//! (Bind now counts as running code; text during COPY IN ends the session instead of waiting);
+//! each `defence_*` test shows an attack that was stopped from the start.
 //!
-//! Findings:
+//! Findings (all fixed):
 //! - Bind runs SQL too: a text parameter of a domain type is checked against the domain's CHECK
 //!   constraint (and an unnamed statement is planned, folding immutable calls) while the Bind is
 //!   processed. A temporary domain whose CHECK calls `set_config` changes client_encoding or
@@ -96,7 +97,6 @@ async fn start_unmasked() -> (Gatehouse, String) {
 /// proxy ("é", a harmless statement) and as LATIN1 by the server ("Ã©", a statement reading
 /// SSNs in an expression, which only its own plan masks): the SSNs arrive in clear.
 #[tokio::test]
-#[ignore = "finding: code run by Bind (domain CHECK, planning) can change client_encoding without ran_unconfirmed being set; the next name is read in the old encoding and unmasks SSNs"]
 async fn finding_bind_runs_domain_check_that_changes_encoding_unmasks() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -137,7 +137,6 @@ async fn finding_bind_runs_domain_check_that_changes_encoding_unmasks() {
 /// -- '`, is a SELECT of two literals to the proxy and SELECT; DROP TABLE to the server. The
 /// proxy ends the session when the server reports the setting, after the DROP ran.
 #[tokio::test]
-#[ignore = "finding: code run by Bind can turn standard_conforming_strings off without ran_unconfirmed being set; a Query read with it on smuggles DROP TABLE"]
 async fn finding_bind_runs_domain_check_that_turns_off_scs_smuggles_drop_table() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -170,7 +169,6 @@ async fn finding_bind_runs_domain_check_that_turns_off_scs_smuggles_drop_table()
 /// client gave up. The same after an extended-protocol COPY whose Sync (ignored by the server
 /// during COPY) let the proxy believe the batch ended.
 #[tokio::test]
-#[ignore = "finding: non-ASCII text during COPY IN makes Up::settle wait for a COPY that only the client can end: the session and its upstream backend hang"]
 async fn finding_non_ascii_text_during_copy_in_hangs_the_session() {
     let (gh, token) = start_unmasked().await;
     // Simple protocol.

@@ -75,7 +75,8 @@ pub(super) fn emit_locals(g: &mut Inner, out: &mut Out) {
 pub(super) fn note_failed_prepares(g: &mut Inner, effects: &[crate::state::Effect]) {
     for e in effects {
         if let crate::state::Effect::Prepare { name, .. } = e {
-            g.prepared_events.push(PreparedEvent::Failed(name.clone(), None));
+            g.prepared_events
+                .push(PreparedEvent::Failed(name.clone(), None));
         }
     }
 }
@@ -222,7 +223,8 @@ pub(super) fn discard_to_sync(g: &mut Inner) {
     ) {
         match g.queue.pop_front() {
             Some(Expect::Parse { name, id, .. }) => {
-                g.prepared_events.push(PreparedEvent::Failed(name, Some(id)));
+                g.prepared_events
+                    .push(PreparedEvent::Failed(name, Some(id)));
             }
             Some(Expect::Query(skipped)) => {
                 for s in skipped {
@@ -245,7 +247,8 @@ pub(super) fn skip_to_sync(g: &mut Inner, out: &mut Out) {
         Some(Expect::Sync) | Some(Expect::Fatal(_)) | None
     ) {
         if let Some(Expect::Parse { name, id, .. }) = g.queue.pop_front() {
-            g.prepared_events.push(PreparedEvent::Failed(name, Some(id)));
+            g.prepared_events
+                .push(PreparedEvent::Failed(name, Some(id)));
         }
     }
     out.end_result();

@@ -83,15 +83,19 @@ impl Up {
     }
 
     /// Everything sent is answered, and any change of setting reported, before more text is
-    /// read (see `text`). Only outside an unsynced batch.
-    pub(super) async fn settle(&mut self, t: &mut Tracking) -> Result<(), SessionError> {
+    /// read (see `text`). Only outside an unsynced batch. `false` when the server is in COPY
+    /// IN: it waits for the client's data, so nothing can be confirmed.
+    pub(super) async fn settle(&mut self, t: &mut Tracking) -> Result<bool, SessionError> {
         self.flush(t).await?;
-        self.pipeline.wait_drained().await;
+        let drain = self.pipeline.wait_drained().await;
         if self.pipeline.lock().is_closed() {
             return Err(SessionError::Protocol("session ended"));
         }
+        if drain == crate::pipeline::Drain::CopyIn {
+            return Ok(false);
+        }
         t.ran_unconfirmed = false;
-        Ok(())
+        Ok(true)
     }
 
     /// Analyses and decides a query string or Parse, reloading the catalog once when it

@@ -1,7 +1,8 @@
 //! Reading a client message's text in the session's client encoding (see `lexing`). Any
 //! statement can change client_encoding or standard_conforming_strings without showing it
-//! (a function, a trigger, a column default, a cursor's query calling `set_config`), and the
-//! server reports the change only when it is ready for the next query. So text that could
+//! (a function, a trigger, a column default, a domain's CHECK run while a Bind converts its
+//! parameters, a cursor's query calling `set_config`), and the server reports the change only
+//! when it is ready for the next query. So text that could
 //! read differently under another setting (anything but plain ASCII without a backslash) is
 //! read only once the server has answered everything that ran before it; inside an unsynced
 //! batch, where it cannot be asked, such text is refused. Text that is not valid in
@@ -66,7 +67,14 @@ impl Up {
                 self.unconfirmed(t, frame).await?;
                 return Ok(None);
             }
-            self.settle(t).await?;
+            if !self.settle(t).await? {
+                // Query text while the server waits for COPY data: a protocol violation the
+                // server would fail the COPY for, and nothing can be confirmed meanwhile.
+                let e = SessionError::Protocol("a query sent during COPY IN");
+                self.fatal(t, SessionError::Protocol("a query sent during COPY IN"))
+                    .await?;
+                return Err(e);
+            }
         }
         let enc = self.encoding.get();
         match FrontendMessage::parse_in(frame, enc) {
