@@ -105,6 +105,16 @@ pub enum Expect {
     Refused { error: Bytes, simple: bool },
     /// A fatal error: send it and end the session.
     Fatal(Bytes),
+    /// Gatehouse's check of the text settings in the middle of an unsynced batch (see
+    /// `relay_up::text`): ParseComplete, BindComplete, a DataRow, CommandComplete and two
+    /// CloseCompletes, none of which reach the client; `seen` counts them. `reply` gets
+    /// `Err` with the server's error if the check failed (the error then goes to the client
+    /// in place of its own message's).
+    TextCheck {
+        reply: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+        seen: u8,
+        confirmed: bool,
+    },
     /// A probe of Gatehouse's own (see `probe`): its responses go to `reply`, not the client.
     Probe {
         reply: Option<tokio::sync::oneshot::Sender<crate::probe::ProbeResult>>,

@@ -9,6 +9,7 @@
 //! audited with an unknown outcome.
 
 mod queue;
+mod text_check;
 mod texts;
 
 use crate::error::SessionError;
@@ -212,6 +213,9 @@ impl Down {
         }
         if matches!(g.queue.front(), Some(Expect::Probe { .. })) {
             return self.on_probe(g, out, frame);
+        }
+        if !async_msg && matches!(g.queue.front(), Some(Expect::TextCheck { .. })) {
+            return self.on_text_check(g, out, frame);
         }
         if let (Some(Expect::HiddenDescribe(_)), tag::ROW_DESCRIPTION | tag::NO_DATA) =
             (g.queue.front(), frame.tag())

@@ -352,6 +352,15 @@ impl Up {
                     .await;
             }
         };
+        // The name of Gatehouse's own in-batch check is reserved (see `text`).
+        let reserved = statements.iter().any(|f| {
+            f.prepared_name.as_deref() == Some(text::CHECK_NAME)
+                || matches!(&f.cursor, Some(CursorOp::Declare { name, .. }) if name == text::CHECK_NAME)
+        });
+        if reserved {
+            let msg = format!("gatehouse: the name \"{}\" is reserved", text::CHECK_NAME);
+            return self.refuse(t, "42501", &msg, None, None, true).await;
+        }
         // A name already prepared: the server refuses it (42P05); so does Gatehouse, which
         // keeps its copy of prepared statements exact that way.
         if let Some(name) = statements.iter().find_map(|f| {

@@ -276,6 +276,18 @@ pub fn sync(out: &mut BytesMut) {
     framed(out, Some(b'S'), |_| {});
 }
 
+/// Close of a statement (`kind` `S`) or portal (`P`).
+pub fn close(out: &mut BytesMut, kind: u8, name: &str) {
+    framed(out, Some(b'C'), |b| {
+        b.put_u8(kind);
+        cstr(b, name);
+    });
+}
+
+pub fn flush(out: &mut BytesMut) {
+    framed(out, Some(b'H'), |_| {});
+}
+
 pub fn terminate(out: &mut BytesMut) {
     framed(out, Some(b'X'), |_| {});
 }

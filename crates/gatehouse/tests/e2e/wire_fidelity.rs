@@ -376,7 +376,8 @@ async fn a_silently_lost_upstream_is_reported() {
 
 /// After a statement that could change client_encoding, inside one unsynced pipeline: text
 /// that reads the same in every encoding (plain ASCII, no backslash) goes on; text that does
-/// not is refused until the server has answered (then it is read in the new encoding).
+/// not waits for Gatehouse's in-batch check of the settings (a statement of its own and Flush,
+/// the batch left open), then is read in the encoding the server now uses.
 #[tokio::test]
 async fn pipelined_text_after_an_encoding_change() {
     let gh = start().await;
@@ -390,6 +391,7 @@ async fn pipelined_text_after_an_encoding_change() {
         rawpg::parse("", "SELECT 'plain ascii'"),
         rawpg::bind("", "", &[], &[]),
         rawpg::execute("", 0),
+        // UTF-8 bytes for é: in LATIN1 they are two characters, Ã and ©.
         raw::message(b'P', "\0SELECT 'é'\0\0\0".as_bytes()),
         rawpg::bind("", "", &[], &[]),
         rawpg::execute("", 0),
@@ -397,25 +399,37 @@ async fn pipelined_text_after_an_encoding_change() {
     ])
     .await;
     let r = s.read_ready(1).await;
+    assert!(r.error().is_none(), "{}", r.describe());
     assert!(
         r.cells().contains(&"plain ascii".to_owned()),
         "{}",
         r.describe()
     );
-    let e = r.error().expect("the non-ASCII statement is refused");
-    assert_eq!(e.field(b'C').as_deref(), Some("42501"), "{}", r.describe());
-    assert!(e
-        .field(b'M')
-        .unwrap_or_default()
-        .contains("could change how the server reads text"));
-    // The refusal failed the pipeline's implicit transaction, the SET with it: still UTF-8.
-    let mut q = BytesMut::new();
-    q.extend_from_slice(&raw::message(b'Q', b"SELECT 'caf\xe9'\0"));
-    s.send(&[q]).await;
-    assert_eq!(s.read_ready(1).await.sqlstate().as_deref(), Some("22021"));
+    let rows: Vec<&crate::raw::Msg> = r.msgs.iter().filter(|m| m.tag == b'D').collect();
+    assert_eq!(rows.len(), 2, "{}", r.describe());
+    assert!(rows[1].body.ends_with(b"\xc3\xa9"), "{:?}", rows[1].body);
+    // The audit trail has the statement as the server read it.
+    gh.wait_events("the LATIN1 statement", |ev| {
+        ev.iter().any(|e| e["statement"] == "SELECT '\u{c3}\u{a9}'")
+    })
+    .await;
+    // Gatehouse's own check never reaches the client, and its name is reserved.
+    assert!(
+        !r.bytes.windows(9).any(|w| w == b"gatehouse"),
+        "{}",
+        r.describe()
+    );
+    s.send(&[
+        rawpg::parse("gatehouse.text_settings", "SELECT 1"),
+        rawpg::sync(),
+    ])
+    .await;
+    assert_eq!(s.read_ready(1).await.sqlstate().as_deref(), Some("42501"));
+    let r = s
+        .simple("PREPARE \"gatehouse.text_settings\" AS SELECT 1")
+        .await;
+    assert_eq!(r.sqlstate().as_deref(), Some("42501"));
     // Set and answered: text is read in LATIN1 (é is one byte there).
-    let r = s.simple("SET client_encoding TO 'LATIN1'").await;
-    assert!(r.error().is_none(), "{}", r.describe());
     let mut q = BytesMut::new();
     q.extend_from_slice(&raw::message(b'Q', b"SELECT 'caf\xe9'\0"));
     s.send(&[q]).await;
@@ -423,4 +437,38 @@ async fn pipelined_text_after_an_encoding_change() {
     assert!(r.error().is_none(), "{}", r.describe());
     let row = r.msgs.iter().find(|m| m.tag == b'D').expect("a row");
     assert!(row.body.ends_with(b"caf\xe9"), "{:?}", row.body);
+}
+
+/// The in-batch settings check in a failed transaction: its error (25P02) reaches the client
+/// in place of the error its own statement would have got, the rest is skipped to Sync, and
+/// the session goes on as it does directly.
+#[tokio::test]
+async fn in_batch_check_in_a_failed_transaction() {
+    let gh = Gatehouse::start().await;
+    let token = gh.issue("failed", "human", &[]).await;
+    let mut s = RawPg::login(gh.port, "failed", &token).await;
+    assert!(s.simple("BEGIN").await.error().is_none());
+    assert!(s.simple("SELECT 1/0").await.error().is_some());
+    s.send(&[
+        rawpg::parse("c", "COMMIT"),
+        rawpg::bind("", "c", &[], &[]),
+        raw::message(b'P', "\0SELECT 'é'\0\0\0".as_bytes()),
+        rawpg::bind("", "", &[], &[]),
+        rawpg::execute("", 0),
+        rawpg::sync(),
+    ])
+    .await;
+    let r = s.read_ready(1).await;
+    assert_eq!(r.sqlstate().as_deref(), Some("25P02"), "{}", r.describe());
+    assert_eq!(
+        r.msgs.iter().filter(|m| m.tag == b'E').count(),
+        1,
+        "{}",
+        r.describe()
+    );
+    assert!(!r.tags().contains('D'), "{}", r.describe());
+    assert!(s.simple("ROLLBACK").await.error().is_none());
+    assert_eq!(s.simple("SELECT 'après'").await.cells(), vec!["après"]);
+    let log = gh.log();
+    assert!(!log.contains("closing the session"), "{log}");
 }

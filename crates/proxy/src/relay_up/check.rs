@@ -199,15 +199,6 @@ impl Up {
     }
 }
 
-pub(super) fn lexing_unconfirmed() -> Decision {
-    Decision::Deny {
-        reason: "an earlier statement in this pipeline could change how the server reads text that is not plain ASCII (client_encoding, standard_conforming_strings, code that could set them); it must complete first".into(),
-        policy_id: "gatehouse.session-state".into(),
-        hint: Some("send Sync after it, before further statements".into()),
-        policies: Vec::new(),
-    }
-}
-
 pub(super) fn stale_catalog() -> Decision {
     Decision::Deny {
         reason: "the definition of a view this statement reads could not be confirmed to be the server's current one".into(),

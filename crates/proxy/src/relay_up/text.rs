@@ -2,20 +2,59 @@
 //! statement can change client_encoding or standard_conforming_strings without showing it
 //! (a function, a trigger, a column default, a domain's CHECK run while a Bind converts its
 //! parameters, a cursor's query calling `set_config`), and the server reports the change only
-//! when it is ready for the next query. So text that could
-//! read differently under another setting (anything but plain ASCII without a backslash) is
-//! read only once the server has answered everything that ran before it; inside an unsynced
-//! batch, where it cannot be asked, such text is refused. Text that is not valid in
-//! that encoding is refused — an error to the client, an audit event and a log line — and
-//! the session goes on, as it does on the server (which refuses such text too).
+//! when it is ready for the next query. So text that could read differently under another
+//! setting (anything but plain ASCII without a backslash) is read only once the server has
+//! answered everything that ran before it. Inside an unsynced batch, where waiting for
+//! ReadyForQuery would end the batch, Gatehouse asks the server in the batch itself: a
+//! statement and portal of its own (`CHECK_NAME`, reserved) reading both settings, run, closed
+//! and flushed, answered to Gatehouse only. During COPY IN nothing can be asked: such text
+//! ends the session.
 
 use super::{Tracking, Up};
 use crate::annotation::Annotation;
 use crate::error::SessionError;
+use crate::expect::Expect;
 use model::decision::Decision;
 use model::{AuditKind, Outcome};
+use wire_pg::encode;
 use wire_pg::frontend::{tag, FrontendMessage};
 use wire_pg::{Frame, WireError};
+
+/// The statement and portal of the in-batch settings check; clients may not use the name.
+pub(crate) const CHECK_NAME: &str = "gatehouse.text_settings";
+
+/// What the in-batch check asks. Functions `pg_catalog`-qualified: the client's search path
+/// could hold look-alikes.
+const CHECK_SQL: &str = "SELECT pg_catalog.current_setting('client_encoding'), \
+     pg_catalog.current_setting('standard_conforming_strings')";
+
+/// Whether a protocol message names the check's statement or portal.
+fn uses_reserved_name(frame: &Frame) -> bool {
+    let body = frame.body();
+    let names: Vec<&[u8]> = match frame.tag() {
+        tag::PARSE | tag::BIND => body.split(|&b| b == 0).take(2).collect(),
+        tag::EXECUTE => body.split(|&b| b == 0).take(1).collect(),
+        tag::DESCRIBE | tag::CLOSE => body
+            .get(1..)
+            .unwrap_or_default()
+            .split(|&b| b == 0)
+            .take(1)
+            .collect(),
+        _ => return false,
+    };
+    names.iter().any(|n| *n == CHECK_NAME.as_bytes())
+}
+
+/// How an in-batch check ended.
+enum Checked {
+    /// The server answered with settings Gatehouse can follow (now followed).
+    Confirmed,
+    /// The server is skipping to Sync (an earlier error, or the check's own in a failed
+    /// transaction, whose error the client got): the text that waited will not run.
+    Discarded,
+    /// The server waits for COPY data.
+    CopyIn,
+}
 
 /// SQLSTATE `character_not_in_repertoire`, as the server answers invalid text.
 const NOT_IN_REPERTOIRE: &str = "22021";
@@ -61,13 +100,21 @@ impl Up {
         t: &mut Tracking,
         frame: &Frame,
     ) -> Result<Option<FrontendMessage>, SessionError> {
+        if uses_reserved_name(frame) {
+            let msg = format!("gatehouse: the name \"{CHECK_NAME}\" is reserved");
+            self.refuse(t, "42501", &msg, None, None, frame.tag() == tag::QUERY)
+                .await?;
+            t.batch_open |= frame.tag() != tag::QUERY;
+            return Ok(None);
+        }
         if t.ran_unconfirmed && !reads_the_same(frame.tag(), &frame.body()) {
-            if t.batch_open {
-                // Inside an unsynced batch nothing can be confirmed.
-                self.unconfirmed(t, frame).await?;
-                return Ok(None);
-            }
-            if !self.settle(t).await? {
+            // Inside an unsynced batch the server is asked in the batch itself.
+            let confirmed = if t.batch_open {
+                self.check_in_batch(t).await?
+            } else {
+                self.settle(t).await?
+            };
+            if !confirmed {
                 // Query text while the server waits for COPY data: a protocol violation the
                 // server would fail the COPY for, and nothing can be confirmed meanwhile.
                 let e = SessionError::Protocol("a query sent during COPY IN");
@@ -87,18 +134,61 @@ impl Up {
         }
     }
 
-    /// Text that could read differently under a setting something earlier in this unsynced
-    /// batch may have changed (a function, a trigger, a default, a cursor's query can run
-    /// `set_config`): refused, as the server cannot be asked before the batch ends.
-    async fn unconfirmed(&mut self, t: &mut Tracking, frame: &Frame) -> Result<(), SessionError> {
-        let enc = self.encoding.get();
-        let text = statement_text(frame, enc);
-        tracing::warn!(session = %self.ctx.session, "text refused: the session's text settings are unconfirmed");
-        let decision = super::check::lexing_unconfirmed();
-        self.refuse_by_policy(t, &text, &[], &decision, false)
-            .await?;
-        t.batch_open = true;
-        Ok(())
+    /// Asks the server, inside the unsynced batch, for its current text settings: a named
+    /// statement and portal of Gatehouse's own, run and closed, then Flush, which makes the
+    /// server answer without ending the batch's implicit transaction. `false` when nothing
+    /// could be confirmed (COPY IN).
+    async fn check_in_batch(&mut self, t: &mut Tracking) -> Result<bool, SessionError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let mut skipped = None;
+        self.pipeline
+            .push_with(|g| {
+                if g.discarding {
+                    skipped = Some(Checked::Discarded);
+                    None
+                } else if g.copy_in {
+                    skipped = Some(Checked::CopyIn);
+                    None
+                } else {
+                    Some(Expect::TextCheck {
+                        reply: Some(reply),
+                        seen: 0,
+                        confirmed: false,
+                    })
+                }
+            })
+            .await
+            .map_err(|_| SessionError::Protocol("session ended"))?;
+        let checked = match skipped {
+            Some(s) => s,
+            None => {
+                encode::parse(&mut t.out, CHECK_NAME, CHECK_SQL, &[]);
+                encode::bind(&mut t.out, CHECK_NAME, CHECK_NAME, &[], &[]);
+                encode::execute(&mut t.out, CHECK_NAME, 0);
+                encode::close(&mut t.out, b'P', CHECK_NAME);
+                encode::close(&mut t.out, b'S', CHECK_NAME);
+                encode::flush(&mut t.out);
+                self.flush(t).await?;
+                match answer.await {
+                    Ok(Ok(())) => Checked::Confirmed,
+                    // The check failed (its error went to the client), or an earlier error
+                    // made the server skip it: either way it skips to Sync.
+                    Ok(Err(_)) => Checked::Discarded,
+                    Err(_) if self.pipeline.lock().is_closed() => {
+                        return Err(SessionError::Protocol("session ended"))
+                    }
+                    Err(_) => Checked::Discarded,
+                }
+            }
+        };
+        Ok(match checked {
+            Checked::Confirmed => {
+                t.ran_unconfirmed = false;
+                true
+            }
+            Checked::Discarded => true,
+            Checked::CopyIn => false,
+        })
     }
 
     async fn undecodable(
