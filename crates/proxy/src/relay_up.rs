@@ -81,8 +81,8 @@ struct Tracking {
     /// Extended-protocol messages were sent since the last Sync: a probe (a simple Query)
     /// would end their implicit transaction, so none is sent.
     batch_open: bool,
-    /// Something that can run code (a Query, a Bind, an Execute, a fastpath call) was sent
-    /// since the server last answered everything: the text settings it may have changed are not yet
+    /// Something that can run code (anything but Sync, Flush, Close and COPY messages) was
+    /// sent since the server last answered everything: the text settings it may have changed are not yet
     /// confirmed (see `text`).
     ran_unconfirmed: bool,
     out: BytesMut,
@@ -274,11 +274,13 @@ impl Up {
             }
         }
         t.batch_open |= opens_batch;
-        // Bind runs code too: parameters' input functions and domain CHECKs, and the
-        // planning of the unnamed statement (constant folding calls functions).
+        // Parse, Bind and Describe run code too: literals coerced to domain types at
+        // analysis (their CHECKs), parameters' input functions, the planning of the unnamed
+        // statement (constant folding), re-analysis of an invalidated statement. Only Sync,
+        // Flush and Close run none.
         t.ran_unconfirmed |= matches!(
             frame_tag,
-            tag::QUERY | tag::BIND | tag::EXECUTE | tag::FUNCTION_CALL
+            tag::QUERY | tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::FUNCTION_CALL
         );
         Ok(Flow::Continue)
     }

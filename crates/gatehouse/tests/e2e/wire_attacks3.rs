@@ -3,7 +3,8 @@
 //! text that could read differently after something ran is read only once Gatehouse's own
 //! `SELECT current_setting(…)` (statement and portal `gatehouse.text_settings`) answered.
 //!
-//! Findings (each `#[ignore]`d test asserts the secure behaviour):
+//! Findings (all fixed: Parse and Describe now count as running code; each `finding_*` test
+//! keeps asserting the secure behaviour):
 //! - Parse runs code too. Parse analysis coerces a typed literal with the type's input
 //!   function: an array of a domain (`'{x}'::pg_temp.d[]`) goes through `array_in` and then
 //!   `domain_in`, which evaluates the domain's CHECK, which can call `set_config`. Parse does
@@ -109,7 +110,6 @@ fn check_row_leaked(r: &Reply) -> bool {
 /// as UTF-8 by the proxy ("é", harmless) and as LATIN1 by the server ("Ã©", SSNs in an
 /// expression the proxy's plan for "é" does not mask).
 #[tokio::test]
-#[ignore = "finding: Parse runs code (array-of-domain literal CHECK at parse analysis) but does not set ran_unconfirmed"]
 async fn finding_parse_runs_domain_check_that_changes_encoding_unmasks() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -148,7 +148,6 @@ async fn finding_parse_runs_domain_check_that_changes_encoding_unmasks() {
 /// later in the batch, `SELECT 'a\' || '; DROP TABLE orders; -- '`, is two literals to the
 /// proxy and SELECT; DROP TABLE to the server.
 #[tokio::test]
-#[ignore = "finding: Parse runs code (array-of-domain literal CHECK turns scs off) unseen; a Query smuggles DROP TABLE"]
 async fn finding_parse_runs_domain_check_that_turns_off_scs_smuggles_drop_table() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -180,7 +179,6 @@ async fn finding_parse_runs_domain_check_that_turns_off_scs_smuggles_drop_table(
 /// left the encoding alone). The check (before the Describe) said UTF8; the Bind after the
 /// Describe is read in LATIN1 by the server.
 #[tokio::test]
-#[ignore = "finding: Describe of an invalidated statement re-runs parse analysis (user code) after the check"]
 async fn finding_describe_revalidation_runs_code_after_the_check() {
     let (gh, token) = start().await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;

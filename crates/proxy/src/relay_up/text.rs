@@ -1,7 +1,8 @@
 //! Reading a client message's text in the session's client encoding (see `lexing`). Any
 //! statement can change client_encoding or standard_conforming_strings without showing it
-//! (a function, a trigger, a column default, a domain's CHECK run while a Bind converts its
-//! parameters, a cursor's query calling `set_config`), and the server reports the change only
+//! (a function, a trigger, a column default, a domain's CHECK run while a Parse coerces a
+//! literal or a Bind converts a parameter, a Describe re-analysing an invalidated statement,
+//! a cursor's query calling `set_config`), and the server reports the change only
 //! when it is ready for the next query. So text that could read differently under another
 //! setting (anything but plain ASCII without a backslash) is read only once the server has
 //! answered everything that ran before it. Inside an unsynced batch, where waiting for
