@@ -40,7 +40,7 @@ fn cstr(b: &mut BytesMut, s: &[u8]) {
     b.put_u8(0);
 }
 
-fn parse_b(name: &[u8], sql: &[u8]) -> BytesMut {
+pub(crate) fn parse_b(name: &[u8], sql: &[u8]) -> BytesMut {
     let mut b = BytesMut::new();
     cstr(&mut b, name);
     cstr(&mut b, sql);
@@ -48,24 +48,29 @@ fn parse_b(name: &[u8], sql: &[u8]) -> BytesMut {
     raw::message(b'P', &b)
 }
 
-fn bind_b(portal: &[u8], statement: &[u8]) -> BytesMut {
+/// Bind of `statement` (given as bytes) to `portal`, text-format parameters, text results.
+pub(crate) fn bind_b(portal: &[u8], statement: &[u8], params: &[&[u8]]) -> BytesMut {
     let mut b = BytesMut::new();
     cstr(&mut b, portal);
     cstr(&mut b, statement);
     b.put_i16(0);
-    b.put_i16(0);
+    b.put_i16(params.len() as i16);
+    for p in params {
+        b.put_i32(p.len() as i32);
+        b.put_slice(p);
+    }
     b.put_i16(0);
     raw::message(b'B', &b)
 }
 
-fn query_b(sql: &[u8]) -> BytesMut {
+pub(crate) fn query_b(sql: &[u8]) -> BytesMut {
     let mut b = BytesMut::new();
     cstr(&mut b, sql);
     raw::message(b'Q', &b)
 }
 
 /// FunctionCall of `oid` with text-format arguments, text result.
-fn function_call(oid: u32, args: &[&[u8]]) -> BytesMut {
+pub(crate) fn function_call(oid: u32, args: &[&[u8]]) -> BytesMut {
     let mut b = BytesMut::new();
     b.put_u32(oid);
     b.put_i16(1);
@@ -80,20 +85,31 @@ fn function_call(oid: u32, args: &[&[u8]]) -> BytesMut {
 }
 
 /// Sends `frames` and reads up to `n` ReadyForQuery.
-async fn ext(c: &mut RawPg, frames: &[BytesMut], n: usize) -> Reply {
+pub(crate) async fn ext(c: &mut RawPg, frames: &[BytesMut], n: usize) -> Reply {
     c.send(frames).await;
     c.read_ready(n).await
 }
 
-async fn ok(c: &mut RawPg, sql: &str) -> Reply {
+pub(crate) async fn ok(c: &mut RawPg, sql: &str) -> Reply {
     let r = c.simple(sql).await;
     assert_ok(sql, &r);
     assert_no_secrets(sql, &r.bytes);
     r
 }
 
+/// Guardrails only (no [[sensitive]] columns): where set_config and function calls are allowed.
+pub(crate) async fn start_unmasked() -> (Gatehouse, String) {
+    let gh = Gatehouse::start_with(Options {
+        setup_sql: SETUP.into(),
+        ..Options::default()
+    })
+    .await;
+    let token = gh.issue("alice", "human", &["analysts"]).await;
+    (gh, token)
+}
+
 /// Whether public.orders still exists (checked directly on the database).
-async fn orders_exist(gh: &Gatehouse) -> bool {
+pub(crate) async fn orders_exist(gh: &Gatehouse) -> bool {
     direct(gh)
         .await
         .query_one("SELECT to_regclass('public.orders') IS NOT NULL", &[])
@@ -152,7 +168,7 @@ async fn finding_names_after_in_batch_encoding_change_are_read_in_the_old_encodi
             rawpg::bind("", "", &[], &[]),
             rawpg::execute("", 0),
             // b"\xc3\xa9": "é" in UTF-8 (the proxy), "Ã©" in LATIN1 (the server).
-            bind_b(b"", "é".as_bytes()),
+            bind_b(b"", "é".as_bytes(), &[]),
             rawpg::describe(b'P', ""),
             rawpg::execute("", 0),
             rawpg::sync(),
@@ -185,7 +201,7 @@ async fn finding_koi8u_name_read_unlike_the_server_unmasks() {
     let r = ext(
         &mut c,
         &[
-            bind_b(b"", b"s\xae"),
+            bind_b(b"", b"s\xae", &[]),
             rawpg::describe(b'P', ""),
             rawpg::execute("", 0),
             rawpg::sync(),
@@ -216,7 +232,11 @@ async fn finding_koi8u_name_confusion_records_another_statement() {
     ok(&mut c, "SET client_encoding TO 'KOI8U'").await;
     let r = ext(
         &mut c,
-        &[bind_b(b"", b"s\xae"), rawpg::execute("", 0), rawpg::sync()],
+        &[
+            bind_b(b"", b"s\xae", &[]),
+            rawpg::execute("", 0),
+            rawpg::sync(),
+        ],
         1,
     )
     .await;

@@ -18,76 +18,17 @@
 //!   for the COPY to end (`Up::settle`), which can only happen when the client's next message
 //!   is read: the session hangs for good, and its upstream backend with it.
 
-use crate::harness::{Gatehouse, Options};
 use crate::raw;
 use crate::session_integrity::rawpg::{self, RawPg, Reply};
 use crate::session_integrity::{
-    assert_no_secrets, assert_ok, direct, events_until, start, statements_containing, SETUP,
+    assert_no_secrets, assert_ok, direct, events_until, start, statements_containing,
 };
+use crate::wire_attacks::{bind_b, ok, orders_exist, parse_b, start_unmasked};
 use bytes::{BufMut, BytesMut};
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------------
-
-/// Bind of `statement` (given as bytes) to `portal`, text-format parameters, text results.
-fn bind_b(portal: &[u8], statement: &[u8], params: &[&[u8]]) -> BytesMut {
-    let mut b = BytesMut::new();
-    b.put_slice(portal);
-    b.put_u8(0);
-    b.put_slice(statement);
-    b.put_u8(0);
-    b.put_i16(0);
-    b.put_i16(params.len() as i16);
-    for p in params {
-        b.put_i32(p.len() as i32);
-        b.put_slice(p);
-    }
-    b.put_i16(0);
-    raw::message(b'B', &b)
-}
-
-fn parse_b(name: &[u8], sql: &[u8]) -> BytesMut {
-    let mut b = BytesMut::new();
-    b.put_slice(name);
-    b.put_u8(0);
-    b.put_slice(sql);
-    b.put_u8(0);
-    b.put_i16(0);
-    raw::message(b'P', &b)
-}
-
-async fn ok(c: &mut RawPg, sql: &str) -> Reply {
-    let r = c.simple(sql).await;
-    assert_ok(sql, &r);
-    assert_no_secrets(sql, &r.bytes);
-    r
-}
-
-/// Whether public.orders still exists (checked directly on the database).
-async fn orders_exist(gh: &Gatehouse) -> bool {
-    direct(gh)
-        .await
-        .query_one("SELECT to_regclass('public.orders') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
-/// Guardrails only (no [[sensitive]] columns): where set_config and function calls are allowed.
-async fn start_unmasked() -> (Gatehouse, String) {
-    let gh = Gatehouse::start_with(Options {
-        setup_sql: SETUP.into(),
-        ..Options::default()
-    })
-    .await;
-    let token = gh.issue("alice", "human", &["analysts"]).await;
-    (gh, token)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Findings
+// Findings (helpers shared with the first round, in `wire_attacks`)
 // ---------------------------------------------------------------------------------------------
 
 /// A temporary domain whose CHECK runs `set_config('client_encoding', 'LATIN1')` is checked

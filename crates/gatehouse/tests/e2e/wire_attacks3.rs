@@ -17,66 +17,15 @@
 //!   which again runs the array-of-domain CHECK. A check in between confirms the old setting;
 //!   the Describe then changes it unseen.
 
-use crate::harness::{Gatehouse, Options};
 use crate::raw;
 use crate::session_integrity::rawpg::{self, RawPg, Reply};
-use crate::session_integrity::{assert_no_secrets, assert_ok, direct, start, SETUP};
-use bytes::{BufMut, BytesMut};
+use crate::session_integrity::{assert_no_secrets, assert_ok, direct, start};
+use crate::wire_attacks::{bind_b, ok, orders_exist, parse_b, start_unmasked};
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Bind of `statement` (given as bytes) to `portal`, text-format parameters, text results.
-fn bind_b(portal: &[u8], statement: &[u8]) -> BytesMut {
-    let mut b = BytesMut::new();
-    b.put_slice(portal);
-    b.put_u8(0);
-    b.put_slice(statement);
-    b.put_u8(0);
-    b.put_i16(0);
-    b.put_i16(0);
-    b.put_i16(0);
-    raw::message(b'B', &b)
-}
-
-fn parse_b(name: &[u8], sql: &[u8]) -> BytesMut {
-    let mut b = BytesMut::new();
-    b.put_slice(name);
-    b.put_u8(0);
-    b.put_slice(sql);
-    b.put_u8(0);
-    b.put_i16(0);
-    raw::message(b'P', &b)
-}
-
-async fn ok(c: &mut RawPg, sql: &str) -> Reply {
-    let r = c.simple(sql).await;
-    assert_ok(sql, &r);
-    assert_no_secrets(sql, &r.bytes);
-    r
-}
-
-async fn orders_exist(gh: &Gatehouse) -> bool {
-    direct(gh)
-        .await
-        .query_one("SELECT to_regclass('public.orders') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
-/// Guardrails only (no [[sensitive]] columns).
-async fn start_unmasked() -> (Gatehouse, String) {
-    let gh = Gatehouse::start_with(Options {
-        setup_sql: SETUP.into(),
-        ..Options::default()
-    })
-    .await;
-    let token = gh.issue("alice", "human", &["analysts"]).await;
-    (gh, token)
-}
 
 /// The session still answers an ordinary query correctly.
 async fn still_works(c: &mut RawPg, what: &str) {
@@ -134,7 +83,7 @@ async fn finding_parse_runs_domain_check_that_changes_encoding_unmasks() {
         // Parse analysis runs the CHECK: client_encoding is LATIN1 from here on.
         rawpg::parse("arm", "SELECT '{x}'::pg_temp.d[] AS v"),
         // b"\xc3\xa9": "é" to the proxy, "Ã©" to the server.
-        bind_b(b"", "é".as_bytes()),
+        bind_b(b"", "é".as_bytes(), &[]),
         rawpg::describe(b'P', ""),
         rawpg::execute("", 0),
         rawpg::sync(),
@@ -225,7 +174,7 @@ async fn finding_describe_revalidation_runs_code_after_the_check() {
         // Re-analysis of "s": the CHECK switches to LATIN1.
         rawpg::describe(b'S', "s"),
         // "é" to the proxy, "Ã©" to the server.
-        bind_b(b"", "é".as_bytes()),
+        bind_b(b"", "é".as_bytes(), &[]),
         rawpg::describe(b'P', ""),
         rawpg::execute("", 0),
         rawpg::sync(),
@@ -275,7 +224,7 @@ async fn defence_suspended_portal_resumed_after_the_check_is_checked_again() {
         rawpg::execute("P", 1),
         rawpg::parse("dé", "SELECT 1 AS v"),
         rawpg::execute("P", 0),
-        bind_b(b"", "é".as_bytes()),
+        bind_b(b"", "é".as_bytes(), &[]),
         rawpg::describe(b'P', ""),
         rawpg::execute("", 0),
         rawpg::sync(),
@@ -427,7 +376,7 @@ async fn defence_client_flushes_and_masked_rows_around_the_check() {
         // reads it.
         parse_b(b"d\xe9", b"SELECT name, email, ssn FROM users ORDER BY id"),
         rawpg::flush(),
-        bind_b(b"", b"d\xe9"),
+        bind_b(b"", b"d\xe9", &[]),
         rawpg::describe(b'P', ""),
         rawpg::execute("", 0),
         rawpg::sync(),
