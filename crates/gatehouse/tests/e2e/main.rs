@@ -27,7 +27,5 @@ mod python;
 mod session_integrity;
 mod tls_modern;
 mod wire_attacks;
-mod wire_attacks2;
-mod wire_attacks3;
 mod wire_drift;
 mod wire_fidelity;

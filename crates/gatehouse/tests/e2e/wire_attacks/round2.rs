@@ -18,12 +18,12 @@
 //!   for the COPY to end (`Up::settle`), which can only happen when the client's next message
 //!   is read: the session hangs for good, and its upstream backend with it.
 
+use super::{bind_b, ok, orders_exist, parse_b, start_unmasked};
 use crate::raw;
 use crate::session_integrity::rawpg::{self, RawPg, Reply};
 use crate::session_integrity::{
     assert_no_secrets, assert_ok, direct, events_until, start, statements_containing,
 };
-use crate::wire_attacks::{bind_b, ok, orders_exist, parse_b, start_unmasked};
 use bytes::{BufMut, BytesMut};
 use std::time::Duration;
 

@@ -17,10 +17,10 @@
 //!   which again runs the array-of-domain CHECK. A check in between confirms the old setting;
 //!   the Describe then changes it unseen.
 
+use super::{bind_b, ok, orders_exist, parse_b, start_unmasked};
 use crate::raw;
 use crate::session_integrity::rawpg::{self, RawPg, Reply};
 use crate::session_integrity::{assert_no_secrets, assert_ok, direct, start};
-use crate::wire_attacks::{bind_b, ok, orders_exist, parse_b, start_unmasked};
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
