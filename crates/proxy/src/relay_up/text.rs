@@ -103,9 +103,9 @@ impl Up {
     ) -> Result<Option<FrontendMessage>, SessionError> {
         if uses_reserved_name(frame) {
             let msg = format!("gatehouse: the name \"{CHECK_NAME}\" is reserved");
-            self.refuse(t, "42501", &msg, None, None, frame.tag() == tag::QUERY)
-                .await?;
-            t.batch_open |= frame.tag() != tag::QUERY;
+            // Only extended-protocol messages name statements and portals.
+            self.refuse(t, "42501", &msg, None, None, false).await?;
+            t.batch_open = true;
             return Ok(None);
         }
         if t.ran_unconfirmed && !reads_the_same(frame.tag(), &frame.body()) {
