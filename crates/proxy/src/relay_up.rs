@@ -85,6 +85,8 @@ struct Tracking {
     /// sent since the server last answered everything: the text settings it may have changed are not yet
     /// confirmed (see `text`).
     ran_unconfirmed: bool,
+    /// In-batch settings checks sent (each names its statement and portal after it).
+    checks: u64,
     out: BytesMut,
 }
 
@@ -98,6 +100,7 @@ impl Up {
             discard_until_sync: false,
             batch_open: false,
             ran_unconfirmed: false,
+            checks: 0,
             out: BytesMut::with_capacity(8192),
         };
         let max = self.state.config.max_message_len;
@@ -356,11 +359,16 @@ impl Up {
         };
         // The name of Gatehouse's own in-batch check is reserved (see `text`).
         let reserved = statements.iter().any(|f| {
-            f.prepared_name.as_deref() == Some(text::CHECK_NAME)
-                || matches!(&f.cursor, Some(CursorOp::Declare { name, .. }) if name == text::CHECK_NAME)
+            f.prepared_name
+                .as_deref()
+                .is_some_and(|n| text::is_reserved(n.as_bytes()))
+                || matches!(&f.cursor, Some(CursorOp::Declare { name, .. }) if text::is_reserved(name.as_bytes()))
         });
         if reserved {
-            let msg = format!("gatehouse: the name \"{}\" is reserved", text::CHECK_NAME);
+            let msg = format!(
+                "gatehouse: names starting with \"{}\" are reserved",
+                text::CHECK_NAME
+            );
             return self.refuse(t, "42501", &msg, None, None, true).await;
         }
         // A name already prepared: the server refuses it (42P05); so does Gatehouse, which

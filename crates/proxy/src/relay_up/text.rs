@@ -7,7 +7,7 @@
 //! setting (anything but plain ASCII without a backslash) is read only once the server has
 //! answered everything that ran before it. Inside an unsynced batch, where waiting for
 //! ReadyForQuery would end the batch, Gatehouse asks the server in the batch itself: a
-//! statement and portal of its own (`CHECK_NAME`, reserved) reading both settings, run, closed
+//! statement and portal of its own (named after `CHECK_NAME`, reserved) reading both settings, run, closed
 //! and flushed, answered to Gatehouse only. During COPY IN nothing can be asked: such text
 //! ends the session.
 
@@ -21,8 +21,15 @@ use wire_pg::encode;
 use wire_pg::frontend::{tag, FrontendMessage};
 use wire_pg::{Frame, WireError};
 
-/// The statement and portal of the in-batch settings check; clients may not use the name.
+/// The prefix of the statement and portal names of the in-batch settings check; clients may
+/// not use names that start with it. Each check has a name of its own (a counter follows), so
+/// one a failure left behind on the server (its Close skipped) never blocks the next.
 pub(crate) const CHECK_NAME: &str = "gatehouse.text_settings";
+
+/// Whether a client's statement or portal name is one the check could use.
+pub(crate) fn is_reserved(name: &[u8]) -> bool {
+    name.starts_with(CHECK_NAME.as_bytes())
+}
 
 /// What the in-batch check asks. Functions `pg_catalog`-qualified: the client's search path
 /// could hold look-alikes.
@@ -43,7 +50,7 @@ fn uses_reserved_name(frame: &Frame) -> bool {
             .collect(),
         _ => return false,
     };
-    names.iter().any(|n| *n == CHECK_NAME.as_bytes())
+    names.iter().any(|n| is_reserved(n))
 }
 
 /// How an in-batch check ended.
@@ -102,7 +109,7 @@ impl Up {
         frame: &Frame,
     ) -> Result<Option<FrontendMessage>, SessionError> {
         if uses_reserved_name(frame) {
-            let msg = format!("gatehouse: the name \"{CHECK_NAME}\" is reserved");
+            let msg = format!("gatehouse: names starting with \"{CHECK_NAME}\" are reserved");
             // Only extended-protocol messages name statements and portals.
             self.refuse(t, "42501", &msg, None, None, false).await?;
             t.batch_open = true;
@@ -163,11 +170,13 @@ impl Up {
         let checked = match skipped {
             Some(s) => s,
             None => {
-                encode::parse(&mut t.out, CHECK_NAME, CHECK_SQL, &[]);
-                encode::bind(&mut t.out, CHECK_NAME, CHECK_NAME, &[], &[]);
-                encode::execute(&mut t.out, CHECK_NAME, 0);
-                encode::close(&mut t.out, b'P', CHECK_NAME);
-                encode::close(&mut t.out, b'S', CHECK_NAME);
+                t.checks += 1;
+                let name = format!("{CHECK_NAME}.{}", t.checks);
+                encode::parse(&mut t.out, &name, CHECK_SQL, &[]);
+                encode::bind(&mut t.out, &name, &name, &[], &[]);
+                encode::execute(&mut t.out, &name, 0);
+                encode::close(&mut t.out, b'P', &name);
+                encode::close(&mut t.out, b'S', &name);
                 encode::flush(&mut t.out);
                 self.flush(t).await?;
                 match answer.await {

@@ -301,7 +301,7 @@ async fn defence_refcursor_squatting_the_reserved_portal_fails_cleanly() {
     c.send(&[
         rawpg::parse(
             "",
-            "DO $$DECLARE c refcursor := 'gatehouse.text_' || 'settings'; \
+            "DO $$DECLARE c refcursor := 'gatehouse.text_' || 'settings.1'; \
              BEGIN OPEN c FOR SELECT 1; END$$",
         ),
         rawpg::bind("", "", &[], &[]),
@@ -318,6 +318,20 @@ async fn defence_refcursor_squatting_the_reserved_portal_fails_cleanly() {
     assert!(!check_row_leaked(&r), "{}", r.describe());
     assert!(r.error().is_some(), "{}", r.describe());
     still_works(&mut c, "after a failed check").await;
+    // The next check has a name of its own: a failed one never blocks it.
+    c.send(&[
+        rawpg::parse("", "SELECT 1"),
+        rawpg::bind("", "", &[], &[]),
+        rawpg::execute("", 0),
+        rawpg::parse("dé2", "SELECT 'é' AS v"),
+        rawpg::bind("", "dé2", &[], &[]),
+        rawpg::execute("", 0),
+        rawpg::sync(),
+    ])
+    .await;
+    let r = c.read_ready(1).await;
+    assert!(r.error().is_none(), "{}", r.describe());
+    assert!(!check_row_leaked(&r), "{}", r.describe());
 }
 
 /// The check in a failed transaction: the batch opens with a Close (allowed there), then text
