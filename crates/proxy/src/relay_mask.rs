@@ -186,6 +186,12 @@ pub fn rewrite(
     if let Some(d) = detectors {
         for i in &bound.detect {
             if let Some(Some(value)) = cells.get(*i) {
+                // Bytes that are not UTF-8 in a UTF-8 session (the server switched encodings
+                // in the middle of a query string, before reporting it): the detectors could
+                // not read them, so the row is withheld rather than passed on unread.
+                if enc.is_utf8() && std::str::from_utf8(value).is_err() {
+                    return Err("a value is not valid UTF8".to_owned());
+                }
                 if let Some(r) = in_utf8(enc, value, |v| Ok(d.redact(v)))? {
                     masked.push((*i, Some(r)));
                 }
