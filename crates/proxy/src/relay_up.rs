@@ -13,14 +13,14 @@ use crate::annotation::{refusal_text, Annotation};
 use crate::error::SessionError;
 use crate::events::EventCtx;
 use crate::expect::{Expect, Named, POISON_SQL};
-use crate::guard::{Planned, SessionGuard, Verdict};
+use crate::guard::{Planned, SessionGuard};
 use crate::pipeline::Pipeline;
 use crate::result::OriginsCell;
 use crate::server::ProxyState;
 use crate::state::{Effect, Plan};
 use crate::stream::{ReadHalf, WriteHalf};
 use bytes::BytesMut;
-use check::{stale_catalog, Recheck};
+use check::{Allowed, Recheck};
 use model::decision::Decision;
 use model::facts::{CursorOp, StatementFacts};
 use model::{AuditKind, Outcome};
@@ -336,26 +336,14 @@ impl Up {
         sql: String,
     ) -> Result<(), SessionError> {
         self.forget_failed(t);
-        let (statements, decision, shadow, plans) = match self.check(t, &sql).await? {
-            Verdict::Forward {
-                statements,
-                decision,
-                shadow,
-                plans,
-            } => (statements, decision, shadow, plans),
-            Verdict::Refuse {
-                statements,
-                decision,
-            } => {
-                return self
-                    .refuse_by_policy(t, &sql, &statements, &decision, true)
-                    .await;
-            }
-            Verdict::UnknownRelation(_) | Verdict::Stale => {
-                return self
-                    .refuse_by_policy(t, &sql, &[], &stale_catalog(), true)
-                    .await;
-            }
+        let Some(Allowed {
+            statements,
+            decision,
+            shadow,
+            plans,
+        }) = self.check_or_refuse(t, &sql, true).await?
+        else {
+            return Ok(());
         };
         // The name of Gatehouse's own in-batch check is reserved (see `text`).
         let reserved = statements.iter().any(|f| {
@@ -466,30 +454,14 @@ impl Up {
         p: Parse,
     ) -> Result<(), SessionError> {
         self.forget_failed(t);
-        let (statements, decision, shadow, plans) = match self.check(t, &p.query).await? {
-            Verdict::Forward {
-                statements,
-                decision,
-                shadow,
-                plans,
-            } => (statements, decision, shadow, plans),
-            Verdict::Refuse {
-                statements,
-                decision,
-            } => {
-                // The poison is parsed as the unnamed statement, which the server discards; a
-                // named statement already prepared upstream is untouched and keeps its text.
-                t.statements.forget_unnamed();
-                return self
-                    .refuse_by_policy(t, &p.query, &statements, &decision, false)
-                    .await;
-            }
-            Verdict::UnknownRelation(_) | Verdict::Stale => {
-                t.statements.forget_unnamed();
-                return self
-                    .refuse_by_policy(t, &p.query, &[], &stale_catalog(), false)
-                    .await;
-            }
+        let Some(Allowed {
+            statements,
+            decision,
+            shadow,
+            plans,
+        }) = self.check_or_refuse(t, &p.query, false).await?
+        else {
+            return Ok(());
         };
         if !t.statements.may_prepare(&p.name) {
             let msg = format!("prepared statement \"{}\" already exists", p.name);

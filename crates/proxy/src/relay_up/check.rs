@@ -23,7 +23,49 @@ pub(super) enum Recheck {
     Refused,
 }
 
+/// A query string or Parse that was checked and may run.
+pub(super) struct Allowed {
+    pub statements: Vec<model::facts::StatementFacts>,
+    pub decision: Decision,
+    pub shadow: bool,
+    pub plans: Vec<crate::guard::Planned>,
+}
+
 impl Up {
+    /// Checks `sql`: what may run, or `None` once the refusal was sent and audited (as a
+    /// simple Query's when `simple`, else as a Parse's: the poison replaces the unnamed
+    /// statement, see `refuse`).
+    pub(super) async fn check_or_refuse(
+        &mut self,
+        t: &mut Tracking,
+        sql: &str,
+        simple: bool,
+    ) -> Result<Option<Allowed>, SessionError> {
+        let (statements, decision) = match self.check(t, sql).await? {
+            Verdict::Forward {
+                statements,
+                decision,
+                shadow,
+                plans,
+            } => {
+                return Ok(Some(Allowed {
+                    statements,
+                    decision,
+                    shadow,
+                    plans,
+                }))
+            }
+            Verdict::Refuse {
+                statements,
+                decision,
+            } => (statements, decision),
+            Verdict::UnknownRelation(_) | Verdict::Stale => (Vec::new(), stale_catalog()),
+        };
+        self.refuse_by_policy(t, sql, &statements, &decision, simple)
+            .await?;
+        Ok(None)
+    }
+
     /// A prepared statement is decided and planned again before it runs when what its
     /// decision or plan rested on may have changed: the server re-analyses a prepared
     /// statement when the search path or an object it uses changes, so the name-resolution

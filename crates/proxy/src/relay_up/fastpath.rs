@@ -13,8 +13,7 @@ use super::{Tracking, Up};
 use crate::error::SessionError;
 use crate::events::render_param;
 use crate::expect::Expect;
-use crate::guard::Verdict;
-use crate::relay_up::check::stale_catalog;
+use crate::relay_up::check::Allowed;
 use model::decision::Decision;
 use std::collections::VecDeque;
 use wire_pg::frontend::FunctionCall;
@@ -90,26 +89,14 @@ impl Up {
             let reason = "fastpath calls are allowed only for the large-object functions, outside an extended-protocol batch";
             return self.refuse_fastpath(t, &text, reason).await;
         };
-        let (statements, decision, shadow, plans) = match self.check(t, &sql).await? {
-            Verdict::Forward {
-                statements,
-                decision,
-                shadow,
-                plans,
-            } => (statements, decision, shadow, plans),
-            Verdict::Refuse {
-                statements,
-                decision,
-            } => {
-                return self
-                    .refuse_by_policy(t, &sql, &statements, &decision, true)
-                    .await
-            }
-            Verdict::UnknownRelation(_) | Verdict::Stale => {
-                return self
-                    .refuse_by_policy(t, &sql, &[], &stale_catalog(), true)
-                    .await
-            }
+        let Some(Allowed {
+            statements,
+            decision,
+            shadow,
+            plans,
+        }) = self.check_or_refuse(t, &sql, true).await?
+        else {
+            return Ok(());
         };
         // The answer is one value with no column origins: nothing in it could be masked.
         if plans.iter().any(|p| p.mask.is_some()) {
