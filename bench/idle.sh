@@ -50,6 +50,12 @@ print(f"proxy RSS                   {before_rss / 1024:.1f} MB -> {during_rss / 
       f"+{growth_mb:.1f} MB, {(during_rss - before_rss) / n:.1f} KB per session (target <= 50 MB, <= 50 KB)")
 print(f"new connection + SELECT 1   {before_ms:.2f} ms before, {during_ms:.2f} ms while held "
       f"({during_ms / before_ms:.2f}x)")
+import os
+if os.environ.get("BENCH_SUMMARY"):
+    with open(os.environ["BENCH_SUMMARY"], "a") as f:
+        f.write(f"idle_growth_mb\t{growth_mb:.1f}\n")
+        f.write(f"idle_kb_per_session\t{(during_rss - before_rss) / n:.1f}\n")
+        f.write(f"idle_connect_ratio\t{during_ms / before_ms:.2f}\n")
 for c in held:
     c.close()
 PY

@@ -60,5 +60,11 @@ med = {k: statistics.median(v) for k, v in t.items()}
 for k in ("direct", "unmasked", "masked"):
     print(f"{k:<9} {med[k]:7.2f} s  {rows / med[k]:>10.0f} rows/s")
 print(f"masked/unmasked throughput: {med['unmasked'] / med['masked']:.2f}x")
+import os
+if os.environ.get("BENCH_SUMMARY"):
+    with open(os.environ["BENCH_SUMMARY"], "a") as f:
+        f.write(f"masked_throughput_ratio\t{med['unmasked'] / med['masked']:.2f}\n")
 PY
 echo "proxy peak RSS: masked $(hwm "$MASKED_PID"), unmasked $(hwm "$PLAIN_PID")"
+[ -n "${BENCH_SUMMARY:-}" ] && printf 'masked_peak_rss_mb\t%s\n' "$(hwm "$MASKED_PID" | cut -d' ' -f1)" >> "$BENCH_SUMMARY"
+true

@@ -5,10 +5,14 @@
 # full governance, masking analysis on every statement), run interleaved in one session so
 # they share the machine's conditions. Not part of `make test`.
 #
-# Usage: bench/pgbench.sh [seconds-per-run (10)] [rounds (3)]
+# Usage: bench/pgbench.sh [--all] [seconds-per-run (10)] [rounds (3)]
 # Prints one line per run and a summary with medians, the proxies' CPU per transaction
 # (user+system from /proc/PID/stat before and after each run, divided by transactions) and
-# the ratios to direct and to PgBouncer. bench/idle.sh measures idle sessions.
+# the ratios to direct and to PgBouncer, then the table of targets (full governance is
+# "gh-sensitive"). --all also runs bench/idle.sh 1000 and bench/masking.sh 3 and puts their
+# figures in that table.
+ALL=0
+if [ "${1:-}" = --all ]; then ALL=1; shift; fi
 DURATION=${1:-10}
 ROUNDS=${2:-3}
 source "$(dirname "$0")/lib.sh"
@@ -99,15 +103,23 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-python3 - "$RESULTS" <<'PY'
+if [ "$ALL" = 1 ]; then
+  export BENCH_SUMMARY="$WORK/summary.tsv"
+  : > "$BENCH_SUMMARY"
+  GATEHOUSE_BIN=$GH "$ROOT/bench/idle.sh" 1000
+  GATEHOUSE_BIN=$GH "$ROOT/bench/masking.sh" 3
+fi
+
+python3 - "$RESULTS" "${BENCH_SUMMARY:-}" <<'PY'
 import sys, statistics, collections
 rows = [l.split('\t') for l in open(sys.argv[1]).read().splitlines()]
 d = collections.defaultdict(lambda: collections.defaultdict(list))
 for _, sc, t, tps, lat, cpu in rows:
     d[sc][t].append((float(tps), float(lat), None if cpu == "-" else float(cpu)))
 print("\nscenario      target        tps (median)  latency ms  proxy CPU us/tx  /direct  /pgbouncer  CPU/pgbouncer")
+meds = {}
 for sc, ts in d.items():
-    med = {}
+    med = meds[sc] = {}
     for t, v in ts.items():
         cpus = [x[2] for x in v if x[2] is not None]
         med[t] = (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
@@ -125,5 +137,39 @@ for sc, ts in d.items():
         added_g = (med["gatehouse"][1] - med["direct"][1]) * 1000
         added_p = (pb[1] - med["direct"][1]) * 1000
         print(f"{'':13} latency added over direct: gatehouse {added_g:.0f} us, pgbouncer {added_p:.0f} us (target: gatehouse <= pgbouncer + 10 us)")
+
+# The issue's targets, full governance = gh-sensitive (pack on, audit on, a sensitive column).
+summary = {}
+if len(sys.argv) > 2 and sys.argv[2]:
+    for line in open(sys.argv[2]):
+        k, v = line.split()
+        summary[k] = float(v)
+G = "gh-sensitive"
+def get(sc, t, i):
+    return meds.get(sc, {}).get(t, (None, None, None))[i]
+out = []
+def ratio(sc, i, inverse=False):
+    g, p = get(sc, G, i), get(sc, "pgbouncer", i)
+    if g is None or not p:
+        return None
+    return p / g if inverse else g / p
+r = ratio("8/simple", 0); out.append(("-S -c 8 simple, full governance: tps / PgBouncer", r, ">= 0.90", r is not None and r >= 0.9))
+r = ratio("8/prepared", 0); out.append(("-S -c 8 -M prepared, full governance: tps / PgBouncer", r, ">= 1.00", r is not None and r >= 1.0))
+g, p, dl = get("1/simple", G, 1), get("1/simple", "pgbouncer", 1), get("1/simple", "direct", 1)
+if None not in (g, p, dl):
+    ag, ap = (g - dl) * 1000, (p - dl) * 1000
+    out.append((f"-S -c 1 latency added over direct, us (PgBouncer {ap:.0f})", ag, f"<= {ap + 10:.0f}", ag <= ap + 10))
+for sc in meds:
+    r = ratio(sc, 2); out.append((f"proxy CPU per transaction / PgBouncer's, {sc}", r, "<= 1.20", r is not None and r <= 1.2))
+if summary:
+    v = summary.get("idle_growth_mb"); out.append(("1,000 idle sessions: proxy RSS growth, MB", v, "<= 50", v is not None and v <= 50))
+    v = summary.get("idle_kb_per_session"); out.append(("1,000 idle sessions: KB per session", v, "<= 50", v is not None and v <= 50))
+    v = summary.get("idle_connect_ratio"); out.append(("new connection latency while 1,000 held / before", v, "~1", v is not None and v <= 1.5))
+    v = summary.get("masked_throughput_ratio"); out.append(("1,000,000 rows, two masked columns: throughput / unmasked", v, ">= 0.80", v is not None and v >= 0.8))
+    v = summary.get("masked_peak_rss_mb"); out.append(("1,000,000 masked rows: proxy peak RSS, MB", v, "<= 64", v is not None and v <= 64))
+print("\ntarget                                                              measured   target    met")
+for name, v, target, ok in out:
+    vs = f"{v:>9.2f}" if v is not None else f"{'-':>9}"
+    print(f"{name:<66} {vs}  {target:<8}  {'yes' if ok else 'NO'}")
 PY
 echo "gatehouse audit events: $("$GH" audit verify --config "$WORK/gatehouse.toml")"

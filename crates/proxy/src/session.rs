@@ -307,25 +307,24 @@ async fn relay(
         binder,
         view,
     };
-    let mut up_task = tokio::spawn(up_half.run());
+    // Both halves run in this one task: a response and the next request are handled by the
+    // thread that was woken for them, with no cross-thread wake-up between the halves.
+    let up = up_half.run();
     let down = down_half.run();
-    tokio::pin!(down);
+    tokio::pin!(up, down);
     let result = tokio::select! {
-        r = &mut down => {
-            // The upstream ended (or the client is gone): stop reading the client.
-            up_task.abort();
-            r
-        }
-        r = &mut up_task => match r {
+        // The upstream ended (or the client is gone): stop reading the client (by dropping
+        // the client half's future).
+        r = &mut down => r,
+        r = &mut up => match r {
             // Terminate or EOF from the client: let the last responses drain, briefly.
-            Ok(Ok(())) => tokio::time::timeout(Duration::from_secs(5), down).await.unwrap_or(Ok(())),
+            Ok(()) => tokio::time::timeout(Duration::from_secs(5), down).await.unwrap_or(Ok(())),
             // The client half failed (often writing to an upstream that just ended the
             // session): what the server said last, its FATAL included, still goes out.
-            Ok(Err(e)) => {
+            Err(e) => {
                 let _ = tokio::time::timeout(Duration::from_secs(5), &mut down).await;
                 Err(e)
             }
-            Err(e) => Err(SessionError::Internal(e.to_string())),
         }
     };
     // Whatever ended the session (including the drain above timing out), statements still

@@ -36,6 +36,7 @@ mod full;
 pub mod lineage;
 mod names;
 mod plpgsql;
+mod quick_key;
 mod shape;
 mod sweep;
 mod tautology;
