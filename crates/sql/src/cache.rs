@@ -454,4 +454,6 @@ fn hash(kind: &KeyKind, text: &str, path: &[String]) -> u64 {
 #[cfg(test)]
 mod full_tests;
 #[cfg(test)]
+mod quick_key_attacks;
+#[cfg(test)]
 mod tests;

@@ -12,11 +12,13 @@
 //!   requires, makes the contents inert);
 //! - an integer is a run of at most 9 digits not preceded by an identifier character, `$` or
 //!   `.`, and not followed by one, `.` or an exponent (so `$1`, `t1`, `1.5`, `1e3`, `0x1F` and
-//!   numbers that could be `bigint` or `numeric` are never taken for one).
+//!   numbers that could be `bigint` or `numeric` are never taken for one), and not the
+//!   precision of `float(p)` (which picks a type).
 //!
 //! Anything this scanner cannot read with certainty gives no key, and the caller falls back to
 //! the lexer (`shape`): non-ASCII or control bytes outside string literals, comments, dollar quotes, a backslash in a
-//! string, an unterminated quote. Quoted identifiers are kept as they are. A key is only a
+//! string, an unterminated quote, NUL anywhere, `U&"…"` (a `UESCAPE '…'` after it decides the
+//! name it spells). Quoted identifiers are kept as they are. A key is only a
 //! lookup for an entry made from a text with the same key; whether an analysis may serve
 //! other literals at all is decided where entries are made (see `cache`).
 
@@ -26,6 +28,10 @@ const MARK: char = '\u{1}';
 /// The key of `sql`, or `None` where the lexer must decide.
 pub(crate) fn key(sql: &str) -> Option<String> {
     let b = sql.as_bytes();
+    // NUL ends the text for the parser (a string literal holding one does not parse).
+    if b.contains(&0) {
+        return None;
+    }
     let mut key = String::with_capacity(b.len());
     // Start of the bytes not yet copied into the key.
     let mut copied = 0;
@@ -61,7 +67,10 @@ pub(crate) fn key(sql: &str) -> Option<String> {
                     continue;
                 }
                 let next = b.get(end).copied();
-                if end - i > 9 || next.is_some_and(|n| is_ident(n) || n == b'.') {
+                if end - i > 9
+                    || next.is_some_and(|n| is_ident(n) || n == b'.')
+                    || after_float_paren(b, i)
+                {
                     return None;
                 }
                 key.push_str(&sql[copied..i]);
@@ -70,6 +79,8 @@ pub(crate) fn key(sql: &str) -> Option<String> {
                 copied = end;
                 i = end;
             }
+            // `U&"…"` may be followed by `UESCAPE '…'`, whose constant decides the name.
+            b'"' if i > 0 && b[i - 1] == b'&' => return None,
             b'"' => {
                 // A quoted identifier: `""` inside; nothing in it is a constant.
                 let mut j = i + 1;
@@ -102,6 +113,22 @@ pub(crate) fn key(sql: &str) -> Option<String> {
     }
     key.push_str(&sql[copied..]);
     Some(key)
+}
+
+/// Whether the digits at `at` are the precision of `float(p)`, which picks a type (`real` up
+/// to 24, `double precision` up to 53) rather than being a value.
+fn after_float_paren(b: &[u8], at: usize) -> bool {
+    let before = b[..at].trim_ascii_end();
+    let Some(before) = before.strip_suffix(b"(") else {
+        return false;
+    };
+    let before = before.trim_ascii_end();
+    let word_start = before
+        .iter()
+        .rposition(|&c| !is_ident(c))
+        .map_or(0, |p| p + 1);
+    let word = &before[word_start..];
+    word.eq_ignore_ascii_case(b"float") && (word_start == 0 || before[word_start - 1] != b'"')
 }
 
 /// The index after the closing quote of the string literal opening at `start`.

@@ -42,14 +42,18 @@ pub(crate) fn scan(sql: &str, with_key: bool) -> Option<Scanned> {
     let mut levels = vec![Level::default()];
     let mut depth = 0;
     let mut key = String::new();
+    // The two tokens before this one (comments skipped), for constants the grammar reads as
+    // more than a value.
+    let mut before = (T::Nul, T::Nul);
     for t in &scanned.tokens {
         let kind = T::try_from(t.token).unwrap_or(T::Nul);
         if matches!(kind, T::SqlComment | T::CComment) {
             continue;
         }
         if with_key {
-            push_key(&mut key, sql, t.start, t.end, kind);
+            push_key(&mut key, sql, t, kind, before);
         }
+        before = (before.1, kind);
         step(&mut levels, kind);
         let here: usize = levels.iter().map(|l| 1 + l.run + l.chain).sum();
         depth = depth.max(here);
@@ -110,18 +114,32 @@ fn step(levels: &mut Vec<Level>, kind: T) {
 }
 
 /// Constants become their kind; everything else keeps its text. NUL separates tokens (it
-/// cannot occur in SQL text), so the key is unambiguous.
-fn push_key(key: &mut String, sql: &str, start: i32, end: i32, kind: T) {
-    match kind {
-        T::Sconst | T::Usconst | T::Bconst | T::Xconst | T::Iconst | T::Fconst => {
-            key.push_str(kind.as_str_name());
-        }
-        _ => {
-            let (s, e) = (usize::try_from(start), usize::try_from(end));
-            match (s, e) {
-                (Ok(s), Ok(e)) => key.push_str(sql.get(s..e).unwrap_or("\u{fffd}")),
-                _ => key.push('\u{fffd}'),
-            }
+/// cannot occur in SQL text), so the key is unambiguous. Two constants are not values and keep
+/// their text: the escape character after `UESCAPE` (it decides what a `U&"…"` name spells)
+/// and the precision in `float(p)` (it decides between `real` and `double precision`).
+fn push_key(
+    key: &mut String,
+    sql: &str,
+    t: &pg_query::protobuf::ScanToken,
+    kind: T,
+    before: (T, T),
+) {
+    let structural = match kind {
+        T::Sconst | T::Usconst => before.1 == T::Uescape,
+        T::Iconst => before == (T::FloatP, T::Ascii40),
+        _ => true,
+    };
+    let constant = matches!(
+        kind,
+        T::Sconst | T::Usconst | T::Bconst | T::Xconst | T::Iconst | T::Fconst
+    );
+    if constant && !structural {
+        key.push_str(kind.as_str_name());
+    } else {
+        let (s, e) = (usize::try_from(t.start), usize::try_from(t.end));
+        match (s, e) {
+            (Ok(s), Ok(e)) => key.push_str(sql.get(s..e).unwrap_or("\u{fffd}")),
+            _ => key.push('\u{fffd}'),
         }
     }
     key.push('\0');

@@ -5,8 +5,10 @@
 //! compared with itself as true, combine with three-valued AND/OR/NOT (OR with a true side is
 //! true, AND needs both), and treat any condition that references no column and no subquery
 //! as true even when its value cannot be computed here (`random() < 2`, `$1`, `now() > …`):
-//! it is the same for every row, so it either matches all of them or none. Only conditions
-//! that are provably false or that depend on row data count as filters.
+//! it is the same for every row, so it either matches all of them or none; so is its negation
+//! (`NOT ('a' < 'b')` is never a filter, whatever the collation says). Only conditions that
+//! are provably false or that depend on row data count as filters. Such a "true" answer is
+//! the text's own: the facts cache does not reuse it for other constants.
 //!
 //! Known gaps (documented, not silently wrong): `f(x) = f(x)` for non-column `x`,
 //! `x > x - 1`, and correlated `EXISTS` are treated as real filters.
@@ -73,10 +75,17 @@ impl<'a> Fold<'a> {
             Some(NodeEnum::BoolExpr(b)) => match BoolExprType::try_from(b.boolop) {
                 Ok(BoolExprType::AndExpr) => self.and(&b.args),
                 Ok(BoolExprType::OrExpr) => self.or(&b.args),
-                Ok(BoolExprType::NotExpr) => match b.args.first().map(|a| self.truth(a)) {
-                    Some(Truth::True) => Truth::False,
-                    Some(Truth::False) => Truth::True,
-                    _ => Truth::Unknown,
+                // A condition that does not look at rows may be "true" here only because it
+                // could not be computed (`'a' < 'b'` needs a collation): its negation is just
+                // as row-independent, so all rows or none, never a filter.
+                Ok(BoolExprType::NotExpr) => match b.args.first() {
+                    Some(a) if !depends_on_rows(a, self.vars) => self.independent(node),
+                    Some(a) => match self.truth(a) {
+                        Truth::True => Truth::False,
+                        Truth::False => Truth::True,
+                        Truth::Unknown => Truth::Unknown,
+                    },
+                    None => Truth::Unknown,
                 },
                 _ => Truth::Unknown,
             },
@@ -137,6 +146,9 @@ impl<'a> Fold<'a> {
         if depends_on_rows(node, self.vars) {
             Truth::Unknown
         } else {
+            // Other constants might fold it to false (`'a' < 'a'`): the answer is this
+            // text's own.
+            self.literal_sensitive = true;
             Truth::True
         }
     }
