@@ -117,7 +117,10 @@ pub enum VoteError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Recorded; more approvals are needed.
-    Counted { approvals: u32, quorum: u32 },
+    Counted {
+        approvals: u32,
+        quorum: u32,
+    },
     Approved,
     Denied,
 }
@@ -151,7 +154,9 @@ impl Request {
         let break_glass =
             !in_group && break_glass_group.is_some_and(|b| approver.groups.iter().any(|g| g == b));
         if !in_group && !break_glass {
-            return Err(VoteError::NotAnApprover(self.spec.approver_groups.join(", ")));
+            return Err(VoteError::NotAnApprover(
+                self.spec.approver_groups.join(", "),
+            ));
         }
         let reason = reason.trim();
         if reason.is_empty() {

@@ -59,7 +59,10 @@ fn who_may_not_decide() {
         vote(&person("carol", &["dev"]), "ok"),
         Some(VoteError::NotAnApprover(_))
     ));
-    assert_eq!(vote(&person("bob", &["dba"]), "  "), Some(VoteError::NoReason));
+    assert_eq!(
+        vote(&person("bob", &["dba"]), "  "),
+        Some(VoteError::NoReason)
+    );
     assert_eq!(r.get("r1").map(|q| q.state), Some(State::Pending));
 }
 
@@ -121,7 +124,13 @@ fn break_glass_approves_alone_and_is_flagged() {
     let r = Registry::new(Some("breakglass".into()));
     r.open("r1".into(), spec(2), 0, 60_000);
     let (req, out) = r
-        .vote("r1", &person("erin", &["breakglass"]), true, "incident 42", 1)
+        .vote(
+            "r1",
+            &person("erin", &["breakglass"]),
+            true,
+            "incident 42",
+            1,
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out, Outcome::Approved);
     assert!(req.votes[0].break_glass);

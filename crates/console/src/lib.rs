@@ -1,5 +1,5 @@
-//! The admin HTTP endpoint: `/healthz` for load balancers and `/metrics` for Prometheus.
-//! It reports on the proxy; it owns no database sockets.
+//! The admin HTTP endpoint: `/healthz` for load balancers, `/metrics` for Prometheus, and the
+//! approvals API (`approvals_api`). It owns no database sockets.
 #![forbid(unsafe_code)]
 
 use axum::extract::State;
@@ -9,6 +9,8 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+
+pub mod approvals_api;
 
 /// Answers whether the proxy can do its job (for Gatehouse: the audit writer is healthy).
 pub type HealthCheck = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -38,9 +40,18 @@ async fn render_metrics(State(s): State<AppState>) -> String {
     s.metrics.render()
 }
 
-/// Serves the admin endpoint until the listener fails.
-pub async fn serve(listener: TcpListener, health: HealthCheck, metrics: PrometheusHandle) {
-    if let Err(e) = axum::serve(listener, router(health, metrics)).await {
+/// Serves the admin endpoint until the listener fails; with the approvals API when given.
+pub async fn serve(
+    listener: TcpListener,
+    health: HealthCheck,
+    metrics: PrometheusHandle,
+    approvals: Option<approvals_api::ApprovalsApi>,
+) {
+    let mut app = router(health, metrics);
+    if let Some(api) = approvals {
+        app = app.merge(approvals_api::routes(api));
+    }
+    if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin endpoint stopped");
     }
 }

@@ -2,6 +2,7 @@
 //! No business logic lives here; each command is a thin file of its own.
 #![forbid(unsafe_code)]
 
+mod cmd_approvals;
 mod cmd_audit;
 mod cmd_classify;
 mod cmd_demo;
@@ -60,6 +61,10 @@ enum Command {
     /// Inspect and verify the audit trail.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
+    /// List, show, approve and deny statements held for approval (through a running
+    /// server's admin listener).
+    #[command(subcommand)]
+    Approvals(cmd_approvals::ApprovalsCommand),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
         Command::Demo { port } => cmd_demo::run(port),
         Command::Token(t) => cmd_token::run(t),
         Command::Audit(a) => cmd_audit::run(a),
+        Command::Approvals(a) => cmd_approvals::run(a),
         Command::Policy(p) => cmd_policy::run(p),
         Command::Classify {
             config,

@@ -25,5 +25,5 @@ pub use names::{validate_group_name, validate_identity_name, MAX_NAME_LEN};
 pub use scram::{
     client_proof_matches, fake_salt, scram_verifier, server_signature, DEFAULT_ITERATIONS, SALT_LEN,
 };
-pub use token::{generate_token, hash_token, verify_cleartext, TOKEN_PREFIX};
+pub use token::{generate_token, hash_token, verify_bearer, verify_cleartext, TOKEN_PREFIX};
 pub use ttl::parse_ttl;

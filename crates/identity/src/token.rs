@@ -61,6 +61,24 @@ pub fn verify_cleartext(
     }
 }
 
+/// Checks a bearer token (the admin API): the record of whoever holds it, when it exists and
+/// is neither expired nor revoked.
+pub fn verify_bearer(
+    store: &dyn TokenStore,
+    token: &str,
+    now: i64,
+) -> Result<Option<TokenRecord>, IdentityError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Ok(None);
+    }
+    let hash = hash_token(token);
+    let Some(rec) = store.token_by_hash(&hash)? else {
+        return Ok(None);
+    };
+    let same_hash: bool = rec.token_hash.as_bytes().ct_eq(hash.as_bytes()).into();
+    Ok((same_hash && rec.is_active(now)).then_some(rec))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,9 @@ pub enum AuditKind {
     Statement,
     /// The connection ended.
     Disconnect,
+    /// A step of an approval request (see `approval`): requested, a vote, expired, withdrawn,
+    /// released.
+    Approval,
 }
 
 impl AuditKind {
@@ -33,6 +36,7 @@ impl AuditKind {
             AuditKind::Refused => "refused",
             AuditKind::Statement => "statement",
             AuditKind::Disconnect => "disconnect",
+            AuditKind::Approval => "approval",
         }
     }
 }
@@ -92,6 +96,29 @@ pub struct AuditEvent {
     /// Masked output columns with their tags (`name:tag,tag`); never the values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked: Vec<String>,
+    /// The approval request a statement was held for, or the step an `approval` event records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalStep>,
+}
+
+/// One step of an approval request, as the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalStep {
+    /// The request id (`ap_…`), shared by every step and by the statement's own event.
+    pub request: String,
+    /// `requested`, `approve`, `deny`, `approved`, `denied`, `expired`, `withdrawn`,
+    /// `released` (forwarded after approval).
+    pub step: String,
+    /// Who voted (for `approve`/`deny`), or who decided last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approver_groups: Vec<String>,
+    /// The vote came through the break-glass group.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
 }
 
 impl AuditEvent {
@@ -120,6 +147,7 @@ impl AuditEvent {
             command: None,
             tables: Vec::new(),
             masked: Vec::new(),
+            approval: None,
         }
     }
 }

@@ -21,15 +21,36 @@ pub enum Decision {
     },
     /// Refused until someone in `approver_group` approves: every forbid that matched carries
     /// an `@approval` annotation and a permit matched.
+    /// `approver_group` may list several groups, comma-separated (any of them may approve);
+    /// `quorum` distinct approvals are needed (`@quorum("2")`, default 1).
     NeedsApproval {
         reason: String,
         policy_id: String,
         approver_group: String,
         policies: Vec<String>,
+        #[serde(default = "one")]
+        quorum: u32,
     },
 }
 
+fn one() -> u32 {
+    1
+}
+
 impl Decision {
+    /// The approver groups of a needs-approval decision (`@approval("dba, security")`).
+    pub fn approver_groups(&self) -> Vec<String> {
+        match self {
+            Decision::NeedsApproval { approver_group, .. } => approver_group
+                .split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn is_allow(&self) -> bool {
         matches!(self, Decision::Allow { .. })
     }

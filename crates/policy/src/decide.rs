@@ -66,6 +66,7 @@ pub fn decide(
             policy_id: id.to_string(),
             approver_group: meta.approval.clone().unwrap_or_default(),
             policies: all,
+            quorum: meta.quorum,
         };
     }
     Decision::Deny {

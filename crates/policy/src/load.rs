@@ -49,6 +49,8 @@ pub(crate) struct Meta {
     pub reason: Option<String>,
     pub hint: Option<String>,
     pub approval: Option<String>,
+    /// Distinct approvals needed (`@quorum("2")`; 1 without it).
+    pub quorum: u32,
     /// Load order (built-in pack first, then files in the order given), for deterministic
     /// blame when several forbids match.
     pub order: usize,
@@ -197,8 +199,17 @@ fn parse_file(file: &str, text: &str, errors: &mut Vec<PolicyError>) -> Vec<Poli
     policies
 }
 
-/// `@approval` must name a group and sit on a forbid.
+/// `@approval` must name a group and sit on a forbid; `@quorum` is a count from 1 to 10 next
+/// to an `@approval`.
 fn annotation_problem(p: &Policy) -> Option<String> {
+    if let Some(q) = p.annotation("quorum") {
+        if p.annotation("approval").is_none() {
+            return Some("@quorum only makes sense with @approval".into());
+        }
+        if !q.trim().parse::<u32>().is_ok_and(|n| (1..=10).contains(&n)) {
+            return Some(format!("@quorum needs a count from 1 to 10, not {q:?}"));
+        }
+    }
     match p.annotation("approval") {
         Some("") => Some("@approval needs the approver group: @approval(\"group\")".into()),
         Some(_) if p.effect() == Effect::Permit => {
@@ -286,6 +297,10 @@ fn build(loaded: &[Loaded]) -> Policies {
                 reason: p.annotation("reason").map(str::to_owned),
                 hint: p.annotation("hint").map(str::to_owned),
                 approval: p.annotation("approval").map(str::to_owned),
+                quorum: p
+                    .annotation("quorum")
+                    .and_then(|q| q.trim().parse().ok())
+                    .unwrap_or(1),
                 order,
             },
         );

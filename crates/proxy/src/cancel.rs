@@ -14,6 +14,8 @@ pub struct CancelTarget {
     pub target: Arc<TargetConfig>,
     pub process_id: i32,
     pub secret_key: i32,
+    /// Woken by a CancelRequest: a statement held for approval is withdrawn.
+    pub held: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default, Clone)]

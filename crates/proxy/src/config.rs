@@ -81,6 +81,33 @@ pub struct ProxyConfig {
     /// Run the value detectors over every text column of every result, masked or not
     /// (`[masking] detect_all_text`, opt-in: it costs a scan per cell).
     pub detect_all_text: bool,
+    /// Holding statements that need approval (`[approvals]`).
+    pub approvals: ApprovalsConfig,
+}
+
+/// How long a held statement waits, and where approvers are told to go.
+#[derive(Debug, Clone)]
+pub struct ApprovalsConfig {
+    /// A held statement outside a transaction block waits this long, then is refused.
+    pub timeout: std::time::Duration,
+    /// Inside a transaction block (locks stay held) the wait is at most this.
+    pub in_transaction_timeout: std::time::Duration,
+    /// Members of this group may approve any request alone (flagged in the evidence).
+    pub break_glass_group: Option<String>,
+    /// The admin listener's base URL, shown to the client and in requests (e.g.
+    /// `http://127.0.0.1:9187`).
+    pub console_url: Option<String>,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            timeout: std::time::Duration::from_secs(300),
+            in_transaction_timeout: std::time::Duration::from_secs(60),
+            break_glass_group: None,
+            console_url: None,
+        }
+    }
 }
 
 impl ProxyConfig {
@@ -96,6 +123,7 @@ impl ProxyConfig {
             on_audit_failure: AuditFailureMode::Block,
             fake_salt_secret: Vec::new(),
             detect_all_text: false,
+            approvals: ApprovalsConfig::default(),
         }
     }
 

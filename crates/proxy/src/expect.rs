@@ -105,6 +105,9 @@ pub enum Expect {
     Refused { error: Bytes, simple: bool },
     /// A fatal error: send it and end the session.
     Fatal(Bytes),
+    /// A notice of Gatehouse's own (a statement held for approval): sent when it reaches
+    /// the head, answers nothing.
+    Notice(Bytes),
     /// Gatehouse's check of the text settings in the middle of an unsynced batch (see
     /// `relay_up::text`): ParseComplete, BindComplete, a DataRow, CommandComplete and two
     /// CloseCompletes, none of which reach the client; `seen` counts them. `reply` gets

@@ -41,7 +41,8 @@ mod upstream_tls;
 
 pub use clock::{Clock, Entropy, OsEntropy, SystemClock};
 pub use config::{
-    AuditFailureMode, ProxyConfig, SensitiveColumn, SensitiveSet, TargetConfig, UpstreamTls,
+    ApprovalsConfig, AuditFailureMode, ProxyConfig, SensitiveColumn, SensitiveSet, TargetConfig,
+    UpstreamTls,
 };
 pub use guard::PolicyEngine;
 pub use server::{serve, ProxyState};

@@ -96,7 +96,7 @@ impl Pipeline {
                 }
                 if g.queue.len() < MAX_IN_FLIGHT {
                     let Some(e) = e.take() else { return Ok(()) };
-                    let urgent = matches!(e, Expect::Fatal(_));
+                    let urgent = matches!(e, Expect::Fatal(_) | Expect::Notice(_));
                     g.queue.push_back(e);
                     drop(g);
                     if urgent {

@@ -140,6 +140,7 @@ impl Down {
                     let pipeline = Arc::clone(&self.pipeline);
                     let mut g = pipeline.lock();
                     while let Some(frame) = decode_frame(&mut self.buf, MAX_UPSTREAM_MESSAGE)? {
+                        emit_locals(&mut g, &mut out);
                         self.on_frame(&mut g, &mut out, frame)?;
                         emit_locals(&mut g, &mut out);
                     }

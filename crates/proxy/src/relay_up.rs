@@ -6,6 +6,7 @@
 mod check;
 mod execute;
 mod fastpath;
+mod hold;
 mod names;
 mod text;
 
@@ -59,6 +60,10 @@ pub struct Up {
     pub origins: OriginsCell,
     /// The client encoding the server last reported (set by the other half).
     pub encoding: crate::lexing::EncodingCell,
+    /// Last ReadyForQuery status byte (set by the other half).
+    pub tx_status: Arc<std::sync::atomic::AtomicU8>,
+    /// Woken by the client's CancelRequest (withdraws a statement held for approval).
+    pub cancelled: Arc<tokio::sync::Notify>,
 }
 
 /// Whether the session goes on after a message.

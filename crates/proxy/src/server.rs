@@ -23,6 +23,8 @@ pub struct ProxyState {
     /// Value detectors (built when some target has sensitive columns).
     pub(crate) detectors: Option<Arc<masking::Detectors>>,
     pub(crate) cancels: CancelRegistry,
+    /// Statements held for approval, shared with the admin API.
+    pub approvals: Arc<approvals::Registry>,
 }
 
 impl ProxyState {
@@ -45,6 +47,7 @@ impl ProxyState {
             mask_key: Arc::from(Vec::new()),
             detectors: None,
             cancels: CancelRegistry::default(),
+            approvals: Arc::new(approvals::Registry::new(None)),
         }
     }
 }

@@ -100,7 +100,8 @@ async fn session(
         }
         Err(_) => return Err(SessionError::Protocol("login timed out")),
     };
-    let (client_key, _cancel) = match register_cancel(state, &target, &up) {
+    let cancelled = Arc::new(tokio::sync::Notify::new());
+    let (client_key, _cancel) = match register_cancel(state, &target, &up, &cancelled) {
         Some(k) => k,
         None => {
             let e = SessionError::Internal("no unused cancel key".into());
@@ -174,7 +175,7 @@ async fn session(
         up,
         guard,
         detectors,
-        view,
+        (view, cancelled),
     )
     .await;
     active.decrement(1.0);
@@ -186,6 +187,7 @@ fn register_cancel(
     state: &ProxyState,
     target: &Arc<crate::config::TargetConfig>,
     up: &upstream::Upstream,
+    held: &Arc<tokio::sync::Notify>,
 ) -> Option<((i32, i32), crate::cancel::CancelGuard)> {
     // A secret is 32 random bits: a few draws find an unused pair unless the entropy is broken.
     for _ in 0..16 {
@@ -196,6 +198,7 @@ fn register_cancel(
             target: target.clone(),
             process_id: up.process_id,
             secret_key: up.secret_key,
+            held: held.clone(),
         };
         if let Some(guard) = state.cancels.register(key, t) {
             return Some((key, guard));
@@ -272,7 +275,7 @@ async fn relay(
     up: upstream::Upstream,
     guard: crate::guard::SessionGuard,
     detectors: Option<Arc<masking::Detectors>>,
-    view: crate::relay_down::ServerView,
+    (view, cancelled): (crate::relay_down::ServerView, Arc<tokio::sync::Notify>),
 ) -> Result<(), SessionError> {
     let (client_r, client_w) = crate::stream::split(stream);
     let (up_r, up_w) = crate::stream::split(up.stream);
@@ -295,6 +298,8 @@ async fn relay(
         guard,
         origins,
         encoding: view.encoding.clone(),
+        tx_status: tx_status.clone(),
+        cancelled,
     };
     let down_half = Down {
         upstream: up_r,
@@ -378,6 +383,8 @@ async fn send_fatal(stream: &mut MaybeTls, e: &SessionError, user: &str) {
 
 async fn forward_cancel(state: &ProxyState, process_id: i32, secret_key: i32) {
     if let Some(t) = state.cancels.lookup((process_id, secret_key)) {
+        // A statement held for approval is withdrawn (nothing runs upstream for it).
+        t.held.notify_waiters();
         if let Err(e) = upstream::cancel(&t.target, t.process_id, t.secret_key).await {
             tracing::warn!(error = %e, "cancel forwarding failed");
         }

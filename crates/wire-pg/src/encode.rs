@@ -105,6 +105,26 @@ pub fn notice(out: &mut BytesMut, code: &str, message: &str, detail: Option<&str
     fields(out, b'N', &t);
 }
 
+/// NoticeResponse with its texts in client encoding `enc`.
+pub fn notice_in(
+    out: &mut BytesMut,
+    enc: Encoding,
+    code: &str,
+    message: &str,
+    detail: Option<&str>,
+    hint: Option<&str>,
+) {
+    let t = Texts {
+        enc,
+        severity: "NOTICE",
+        code,
+        message,
+        detail,
+        hint,
+    };
+    fields(out, b'N', &t);
+}
+
 /// The fields of an error or notice Gatehouse writes itself.
 struct Texts<'a> {
     enc: Encoding,

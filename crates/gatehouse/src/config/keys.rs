@@ -13,6 +13,13 @@ const TOP: &[&str] = &[
     "policy",
     "sensitive",
     "masking",
+    "approvals",
+];
+const APPROVALS: &[&str] = &[
+    "timeout_secs",
+    "in_transaction_timeout_secs",
+    "break_glass_group",
+    "console_url",
 ];
 const MASKING: &[&str] = &["detect_all_text"];
 const SENSITIVE: &[&str] = &["target", "columns", "tags", "mask", "predicates"];
@@ -39,6 +46,7 @@ pub fn check(table: &Table) -> Vec<String> {
         ("limits", LIMITS),
         ("policy", POLICY),
         ("masking", MASKING),
+        ("approvals", APPROVALS),
     ] {
         match table.get(key) {
             Some(Value::Table(t)) => unknown(t, key, allowed, &mut errors),

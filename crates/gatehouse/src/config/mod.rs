@@ -165,6 +165,29 @@ fn build(
     }
     proxy.cleartext_over_tls = cleartext_over_tls;
     proxy.detect_all_text = raw.masking.detect_all_text.unwrap_or(false);
+    let secs = |key: &str, v: Option<i64>, default: u64, errors: &mut Vec<String>| {
+        std::time::Duration::from_secs(positive(key, v, default as usize, errors) as u64)
+    };
+    proxy.approvals = proxy::ApprovalsConfig {
+        timeout: secs(
+            "approvals.timeout_secs",
+            raw.approvals.timeout_secs,
+            300,
+            errors,
+        ),
+        in_transaction_timeout: secs(
+            "approvals.in_transaction_timeout_secs",
+            raw.approvals.in_transaction_timeout_secs,
+            60,
+            errors,
+        ),
+        break_glass_group: raw.approvals.break_glass_group.clone(),
+        console_url: raw
+            .approvals
+            .console_url
+            .clone()
+            .or_else(|| listen_admin.map(|a| format!("http://{a}"))),
+    };
     proxy.on_audit_failure = on_audit_failure;
     proxy.audit_param_max = positive(
         "audit.param_max_bytes",

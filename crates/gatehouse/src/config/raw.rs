@@ -22,6 +22,17 @@ pub struct RawConfig {
     pub sensitive: Vec<RawSensitive>,
     #[serde(default)]
     pub masking: RawMasking,
+    #[serde(default)]
+    pub approvals: RawApprovals,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovals {
+    pub timeout_secs: Option<i64>,
+    pub in_transaction_timeout_secs: Option<i64>,
+    pub break_glass_group: Option<String>,
+    pub console_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,6 +12,7 @@
 mod harness;
 mod raw;
 
+mod approvals;
 mod audit_block;
 mod audit_events;
 mod audit_verify;

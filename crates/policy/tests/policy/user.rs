@@ -51,6 +51,7 @@ fn approval_forbids_yield_needs_approval() {
                 "builtin.permit-write".into(),
                 "prod-writes-need-approval".into()
             ],
+            quorum: 1,
         }
     );
     // Elsewhere the approval forbid does not match.

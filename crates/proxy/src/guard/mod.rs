@@ -85,6 +85,13 @@ pub enum Verdict {
         statements: Vec<StatementFacts>,
         decision: Decision,
     },
+    /// Needs a person's approval (`decision` is `NeedsApproval`): held where holding is
+    /// possible, else refused. `plans` are what it runs with once approved.
+    Hold {
+        statements: Vec<StatementFacts>,
+        decision: Decision,
+        plans: Vec<Planned>,
+    },
     /// A relation the catalog does not know: reload the catalog, then check again once.
     UnknownRelation(String),
     /// The string reads a view, and the catalog's view definitions were not confirmed to be
@@ -335,6 +342,13 @@ impl SessionGuard {
                 shadow: true,
                 plans,
             },
+            (false, Mode::Enforce) if matches!(decision, Decision::NeedsApproval { .. }) => {
+                Verdict::Hold {
+                    statements,
+                    decision,
+                    plans,
+                }
+            }
             (false, Mode::Enforce) => Verdict::Refuse {
                 statements,
                 decision,

@@ -64,9 +64,15 @@ pub(super) fn copy_in_completed(g: &mut Inner) {
 
 /// Sends a fatal error once everything before it is answered.
 pub(super) fn emit_locals(g: &mut Inner, out: &mut Out) {
-    if let Some(Expect::Fatal(bytes)) = g.queue.front() {
-        out.bytes.extend_from_slice(bytes);
-        out.fatal = true;
+    loop {
+        match g.queue.front() {
+            Some(Expect::Fatal(bytes)) => {
+                out.bytes.extend_from_slice(bytes);
+                out.fatal = true;
+            }
+            Some(Expect::Notice(bytes)) => out.bytes.extend_from_slice(bytes),
+            _ => return,
+        }
         g.queue.pop_front();
     }
 }

@@ -55,9 +55,23 @@ impl Up {
                     plans,
                 }))
             }
+            // A query string waits in the session for a person (see `hold`); other messages
+            // cannot be held yet and are refused.
+            Verdict::Hold {
+                statements,
+                decision,
+                plans,
+            } if simple && self.tx_status.load(std::sync::atomic::Ordering::Acquire) != b'E' => {
+                return self.hold(t, sql, statements, decision, plans).await;
+            }
             Verdict::Refuse {
                 statements,
                 decision,
+            }
+            | Verdict::Hold {
+                statements,
+                decision,
+                ..
             } => (statements, decision),
             Verdict::UnknownRelation(_) | Verdict::Stale => (Vec::new(), stale_catalog()),
         };
@@ -111,6 +125,11 @@ impl Up {
             Verdict::Refuse {
                 statements,
                 decision,
+            }
+            | Verdict::Hold {
+                statements,
+                decision,
+                ..
             } => {
                 self.refuse_by_policy(t, &p.text, &statements, &decision, simple)
                     .await?;

@@ -1,0 +1,191 @@
+//! The approvals API on the admin listener (JSON): the pending requests, one request, and an
+//! approver's decision. Approvers authenticate as themselves with their own Gatehouse token
+//! (`Authorization: Bearer …`); only people may use it, and the rules of who may decide a
+//! request are the `approvals` crate's.
+
+use approvals::{Registry, Request, VoteError};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use model::{Identity, IdentityKind};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Who a bearer token belongs to (`None`: unknown, expired or revoked).
+pub type Authenticate = Arc<dyn Fn(&str) -> Option<Identity> + Send + Sync>;
+/// Records a vote in the audit trail: the request after it, the approver, approve or deny.
+pub type RecordVote = Arc<dyn Fn(&Request, &Identity, bool) -> Result<(), String> + Send + Sync>;
+/// Epoch milliseconds.
+pub type Now = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+#[derive(Clone)]
+pub struct ApprovalsApi {
+    pub registry: Arc<Registry>,
+    pub authenticate: Authenticate,
+    pub record: RecordVote,
+    pub now_ms: Now,
+}
+
+#[derive(Deserialize)]
+struct VoteBody {
+    #[serde(default)]
+    reason: String,
+}
+
+type Answer = (StatusCode, Json<serde_json::Value>);
+
+fn error(status: StatusCode, message: impl Into<String>) -> Answer {
+    (status, Json(serde_json::json!({ "error": message.into() })))
+}
+
+pub fn routes(api: ApprovalsApi) -> Router {
+    Router::new()
+        .route("/api/approvals", get(list))
+        .route("/api/approvals/:id", get(show))
+        .route("/api/approvals/:id/approve", post(approve))
+        .route("/api/approvals/:id/deny", post(deny))
+        .with_state(api)
+}
+
+/// The caller, who must be a person with a valid token.
+fn caller(api: &ApprovalsApi, headers: &HeaderMap) -> Result<Identity, Answer> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
+    let who = (api.authenticate)(token).ok_or_else(|| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "invalid, expired or revoked token",
+        )
+    })?;
+    if who.kind != IdentityKind::Human {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "agents cannot use the approvals API",
+        ));
+    }
+    Ok(who)
+}
+
+fn as_json(r: &Request) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("identity".into(), r.spec.requester.clone().into());
+        o.insert("expires_at".into(), rfc3339_ms(r.expires_at_ms).into());
+        o.insert("created_at".into(), rfc3339_ms(r.created_at_ms).into());
+    }
+    v
+}
+
+async fn list(State(api): State<ApprovalsApi>, headers: HeaderMap) -> Answer {
+    if let Err(e) = caller(&api, &headers) {
+        return e;
+    }
+    let pending: Vec<_> = api.registry.pending().iter().map(as_json).collect();
+    (StatusCode::OK, Json(pending.into()))
+}
+
+async fn show(
+    State(api): State<ApprovalsApi>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    if let Err(e) = caller(&api, &headers) {
+        return e;
+    }
+    match api.registry.get(&id) {
+        Some(r) => (StatusCode::OK, Json(as_json(&r))),
+        None => error(StatusCode::NOT_FOUND, format!("no approval request {id}")),
+    }
+}
+
+async fn approve(
+    State(api): State<ApprovalsApi>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<Json<VoteBody>>,
+) -> Answer {
+    vote(api, headers, id, body, true)
+}
+
+async fn deny(
+    State(api): State<ApprovalsApi>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<Json<VoteBody>>,
+) -> Answer {
+    vote(api, headers, id, body, false)
+}
+
+fn vote(
+    api: ApprovalsApi,
+    headers: HeaderMap,
+    id: String,
+    body: Option<Json<VoteBody>>,
+    approve: bool,
+) -> Answer {
+    let who = match caller(&api, &headers) {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    let reason = body.map(|b| b.0.reason).unwrap_or_default();
+    match api
+        .registry
+        .vote(&id, &who, approve, &reason, (api.now_ms)())
+    {
+        Ok((request, _)) => {
+            if let Err(e) = (api.record)(&request, &who, approve) {
+                // The decision stands (the waiting session acts on it and audits its own
+                // steps); the missing vote event is reported loudly.
+                tracing::error!(request = %id, error = %e, "approval vote could not be audited");
+            }
+            (StatusCode::OK, Json(as_json(&request)))
+        }
+        Err(e) => {
+            let status = match &e {
+                VoteError::NotFound(_) => StatusCode::NOT_FOUND,
+                VoteError::NotPending { .. } | VoteError::AlreadyVoted => StatusCode::CONFLICT,
+                VoteError::NoReason => StatusCode::BAD_REQUEST,
+                VoteError::OwnRequest | VoteError::Agent | VoteError::NotAnApprover(_) => {
+                    StatusCode::FORBIDDEN
+                }
+            };
+            error(status, e.to_string())
+        }
+    }
+}
+
+/// Epoch milliseconds as RFC 3339 UTC (civil-from-days, no clock read).
+fn rfc3339_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps() {
+        assert_eq!(super::rfc3339_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339_ms(1_795_000_000_000), "2026-11-18T11:06:40Z");
+    }
+}
