@@ -9,6 +9,14 @@ use std::process::ExitCode;
 
 const SEED: &str = include_str!("demo_seed.sql");
 
+/// A policy that holds writes to orders until a DBA approves them.
+const DEMO_POLICY: &str = r#"@id("orders-writes-need-a-dba")
+@reason("changes to orders need a DBA's approval")
+@approval("dba")
+forbid(principal, action == Gatehouse::Action::"write", resource)
+when { context.tables_written.contains("public.orders") };
+"#;
+
 pub fn run(port: u16) -> anyhow::Result<ExitCode> {
     let mut password = [0u8; 18];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut password);
@@ -27,6 +35,7 @@ pub fn run(port: u16) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir)?;
     let config_path = dir.join("gatehouse.toml");
     std::fs::write(&config_path, demo_config(port, cluster.port))?;
+    std::fs::write(dir.join("approvals.cedar"), DEMO_POLICY)?;
     // The upstream password reaches Gatehouse through the environment, never the file.
     std::env::set_var("GATEHOUSE_DEMO_DB_PASSWORD", &password);
     let config = Config::load(&config_path)?;
@@ -34,7 +43,8 @@ pub fn run(port: u16) -> anyhow::Result<ExitCode> {
     let now = chrono::Utc::now().timestamp();
     let alice = issue(&tokens, "alice", IdentityKind::Human, &["analysts"], now)?;
     let bot = issue(&tokens, "report-bot", IdentityKind::Agent, &["bots"], now)?;
-    print_instructions(port, &config_path, &alice, &bot);
+    let dba = issue(&tokens, "dana", IdentityKind::Human, &["dba"], now)?;
+    print_instructions(port, &config_path, &alice, &bot, &dba);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -46,13 +56,20 @@ pub fn run(port: u16) -> anyhow::Result<ExitCode> {
 }
 
 fn demo_config(port: u16, pg_port: u16) -> String {
+    let admin = port.wrapping_add(1);
     format!(
         r#"# Written by `gatehouse demo`; removed when the demo stops.
 data_dir = "data"
 
 [listen]
 postgres = "127.0.0.1:{port}"
-admin = "127.0.0.1:0"
+admin = "127.0.0.1:{admin}"
+
+[policy]
+paths = ["approvals.cedar"]
+
+[approvals]
+timeout_secs = 600
 
 [[targets]]
 name = "app"
@@ -98,7 +115,7 @@ fn issue(
     Ok(identity::issue_token(store, &req, now, &mut rand::rngs::OsRng)?.0)
 }
 
-fn print_instructions(port: u16, config: &Path, alice: &str, bot: &str) {
+fn print_instructions(port: u16, config: &Path, alice: &str, bot: &str, dba: &str) {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "gatehouse".into());
@@ -118,6 +135,11 @@ Gatehouse demo is running. In another terminal:
         SELECT card_number FROM payments LIMIT 2;             -- masked
         SELECT id FROM customers WHERE ssn LIKE '1%';         -- refused
         DELETE FROM orders;                                   -- refused
+        UPDATE orders SET total_cents = 0 WHERE id = 1;       -- held for approval
+
+  # dana, a DBA, approves the held statement (its id is in the NOTICE)
+  GATEHOUSE_TOKEN='{dba}' {exe} approvals list --config {c}
+  GATEHOUSE_TOKEN='{dba}' {exe} approvals approve ap_… --reason "checked" --config {c}
 
   # the audit trail
   {exe} audit tail --config {c} --limit 20
