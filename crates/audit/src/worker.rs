@@ -5,7 +5,7 @@
 //! place, in the order events are committed. It never drops an event: a failed batch is kept
 //! and retried with backoff while the shared health flag tells producers to stop reserving.
 
-use crate::chain::ChainHead;
+use crate::chain::{ChainHead, SealedJson};
 use crate::writer::RetryPolicy;
 use model::AuditEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +32,8 @@ pub(crate) struct Worker {
     log: Box<dyn AuditLog>,
     rx: mpsc::Receiver<Msg>,
     head: ChainHead,
+    /// The JSON of the batch being committed (its buffer is reused).
+    json: SealedJson,
     healthy: Arc<AtomicBool>,
     max_batch: usize,
     retry: RetryPolicy,
@@ -53,6 +55,7 @@ impl Worker {
             log,
             rx,
             head,
+            json: SealedJson::default(),
             healthy,
             max_batch,
             retry,
@@ -114,10 +117,15 @@ impl Worker {
         let mut failed = false;
         loop {
             let mut end = self.head.clone();
+            self.json.clear();
             for ev in batch.iter_mut() {
-                end.seal(ev);
+                end.seal_into(ev, &mut self.json);
             }
-            let err = match self.log.append(batch) {
+            let appended = match self.json.texts() {
+                Some(json) => self.log.append_serialized(batch, &json),
+                None => self.log.append(batch),
+            };
+            let err = match appended {
                 Ok(()) => break self.committed(end, batch, failed),
                 Err(err) => err,
             };

@@ -222,3 +222,48 @@ fn unreadable_store_fails_at_spawn() {
     let res = AuditWriter::spawn(Box::new(mem), WriterConfig::default());
     assert!(matches!(res, Err(AuditError::Store(_))));
 }
+
+#[test]
+fn continues_a_stored_chain_and_stores_each_events_serde_json() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    // A log appended to the way the writer used to: events sealed one by one, the store
+    // serialising them.
+    let mut head = audit::ChainHead::genesis();
+    let before: Vec<_> = (0..5)
+        .map(|n| {
+            let mut ev = statement(n);
+            head.seal(&mut ev);
+            ev
+        })
+        .collect();
+    SqliteAuditLog::open(dir.path())?.append(&before)?;
+
+    let log = SqliteAuditLog::open(dir.path())?;
+    let (handle, join) = AuditWriter::spawn(Box::new(log), WriterConfig::default())?;
+    for n in 5..25 {
+        let mut ev = statement(n);
+        ev.statement = Some(format!(r#"SELECT '","hash":"", {n}', 'é\t'"#));
+        ev.decision = Some("allow".into());
+        ev.tables = vec!["public.hash".into()];
+        handle.submit(ev)?;
+    }
+    join.shutdown_blocking()?;
+
+    let reader = SqliteAuditLog::open(dir.path())?;
+    let report = verify(&reader)?;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events, 25);
+    let raw = rusqlite::Connection::open(dir.path().join(store::DB_FILE_NAME))?;
+    let mut stmt = raw.prepare("SELECT hash, event_json FROM audit_events ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let events = reader.read_after(0, 100)?;
+    let mut count = 0;
+    for (row, ev) in rows.zip(&events) {
+        let (hash, json) = row?;
+        assert_eq!(json, serde_json::to_string(ev)?);
+        assert_eq!(hash, ev.hash);
+        count += 1;
+    }
+    assert_eq!(count, 25);
+    Ok(())
+}

@@ -7,6 +7,7 @@
 use crate::{schema, AuditLog, StoreError};
 use model::AuditEvent;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::borrow::Cow;
 use std::path::Path;
 
 /// The audit log on its own SQLite connection (one per writer or reader).
@@ -20,6 +21,43 @@ impl SqliteAuditLog {
         Ok(SqliteAuditLog {
             conn: schema::open_connection(dir)?,
         })
+    }
+
+    /// Stores `events` in one transaction, with `json[i]` as the JSON of `events[i]` when
+    /// given (serialised here otherwise).
+    fn insert(&mut self, events: &[AuditEvent], json: Option<&[&str]>) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO audit_events \
+                 (id, time, kind, identity, session, target, prev_hash, hash, event_json) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for (i, ev) in events.iter().enumerate() {
+                let text = match json.and_then(|json| json.get(i)) {
+                    Some(text) => Cow::Borrowed(*text),
+                    None => Cow::Owned(serde_json::to_string(ev).map_err(|source| {
+                        StoreError::Encode {
+                            what: "audit event",
+                            source,
+                        }
+                    })?),
+                };
+                stmt.execute(params![
+                    to_i64(ev.id)?,
+                    ev.time,
+                    ev.kind.as_str(),
+                    ev.identity,
+                    ev.session,
+                    ev.target,
+                    ev.prev_hash,
+                    ev.hash,
+                    text,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn read(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<AuditEvent>, StoreError> {
@@ -58,33 +96,22 @@ impl AuditLog for SqliteAuditLog {
     }
 
     fn append(&mut self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO audit_events \
-                 (id, time, kind, identity, session, target, prev_hash, hash, event_json) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for ev in events {
-                let json = serde_json::to_string(ev).map_err(|source| StoreError::Encode {
-                    what: "audit event",
-                    source,
-                })?;
-                stmt.execute(params![
-                    to_i64(ev.id)?,
-                    ev.time,
-                    ev.kind.as_str(),
-                    ev.identity,
-                    ev.session,
-                    ev.target,
-                    ev.prev_hash,
-                    ev.hash,
-                    json,
-                ])?;
-            }
+        self.insert(events, None)
+    }
+
+    fn append_serialized(
+        &mut self,
+        events: &[AuditEvent],
+        json: &[&str],
+    ) -> Result<(), StoreError> {
+        if json.len() != events.len() {
+            return Err(StoreError::OutOfRange(format!(
+                "{} audit events with {} JSON texts",
+                events.len(),
+                json.len()
+            )));
         }
-        tx.commit()?;
-        Ok(())
+        self.insert(events, Some(json))
     }
 
     fn read_after(&self, after_id: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {

@@ -46,6 +46,17 @@ pub trait AuditLog: Send {
     /// Stores `events` (ids, prev_hash and hash already assigned) in ONE transaction: all or
     /// none, so a batch is one commit (group commit).
     fn append(&mut self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// [`AuditLog::append`] for a caller that already has each event's JSON: `json[i]` must be
+    /// exactly `serde_json::to_string(&events[i])`. A backend that stores the JSON uses it
+    /// instead of serialising every event again; the default ignores it.
+    fn append_serialized(
+        &mut self,
+        events: &[AuditEvent],
+        json: &[&str],
+    ) -> Result<(), StoreError> {
+        let _ = json;
+        self.append(events)
+    }
     /// Up to `limit` events stored after position `after_id`, in ascending id order.
     fn read_after(&self, after_id: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
     /// The last `n` events, in ascending id order.

@@ -66,6 +66,48 @@ fn a_failing_batch_stores_nothing() -> TestResult {
     Ok(())
 }
 
+fn stored_json(dir: &std::path::Path) -> rusqlite::Result<Vec<String>> {
+    let raw = rusqlite::Connection::open(dir.join(store::DB_FILE_NAME))?;
+    let mut stmt = raw.prepare("SELECT event_json FROM audit_events ORDER BY id")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+#[test]
+fn append_serialized_stores_the_json_it_is_given() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut log = SqliteAuditLog::open(dir.path())?;
+    let events: Vec<AuditEvent> = (1..=3).map(event).collect();
+    // Pretty-printed, so that JSON made again by the store would show.
+    let json: Vec<String> = events
+        .iter()
+        .map(serde_json::to_string_pretty)
+        .collect::<Result<_, _>>()?;
+    let texts: Vec<&str> = json.iter().map(String::as_str).collect();
+    log.append_serialized(&events, &texts)?;
+    log.append(&[event(4)])?;
+    assert_eq!(
+        log.read_after(0, 10)?,
+        (1..=4).map(event).collect::<Vec<_>>()
+    );
+    let mut expected = json;
+    expected.push(serde_json::to_string(&event(4))?);
+    assert_eq!(stored_json(dir.path())?, expected);
+    Ok(())
+}
+
+#[test]
+fn append_serialized_refuses_a_json_count_that_does_not_match() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut log = SqliteAuditLog::open(dir.path())?;
+    let json = serde_json::to_string(&event(1))?;
+    assert!(log
+        .append_serialized(&[event(1), event(2)], &[json.as_str()])
+        .is_err());
+    assert!(log.read_after(0, 10)?.is_empty());
+    Ok(())
+}
+
 #[test]
 fn readers_on_other_connections_see_commits() -> TestResult {
     let dir = tempfile::tempdir()?;
