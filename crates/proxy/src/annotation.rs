@@ -34,6 +34,8 @@ pub struct Annotation {
     pub command: Option<String>,
     pub tables: Vec<String>,
     pub mask: Option<Arc<MaskPlan>>,
+    /// The approval request this statement ran under (released after approval).
+    pub approval: Option<String>,
 }
 
 impl Annotation {
@@ -63,6 +65,16 @@ impl Annotation {
         ev.tables.clone_from(&self.tables);
         if let Some(m) = &self.mask {
             ev.masked = m.summary();
+        }
+        if let Some(request) = &self.approval {
+            ev.approval = Some(model::ApprovalStep {
+                request: request.clone(),
+                step: "executed".into(),
+                by: None,
+                reason: None,
+                approver_groups: Vec::new(),
+                break_glass: false,
+            });
         }
     }
 }

@@ -92,6 +92,8 @@ struct Tracking {
     ran_unconfirmed: bool,
     /// In-batch settings checks sent (each names its statement and portal after it).
     checks: u64,
+    /// The approval request the query string being forwarded was released under (`hold`).
+    released: Option<String>,
     out: BytesMut,
 }
 
@@ -106,6 +108,7 @@ impl Up {
             batch_open: false,
             ran_unconfirmed: false,
             checks: 0,
+            released: None,
             out: BytesMut::with_capacity(8192),
         };
         let max = self.state.config.max_message_len;
@@ -346,10 +349,11 @@ impl Up {
             decision,
             shadow,
             plans,
-        }) = self.check_or_refuse(t, &sql, true).await?
+        }) = self.check_or_refuse(t, &sql, true, true).await?
         else {
             return Ok(());
         };
+        let approval = t.released.take();
         // The name of Gatehouse's own in-batch check is reserved (see `text`).
         let reserved = statements.iter().any(|f| {
             f.prepared_name
@@ -405,6 +409,7 @@ impl Up {
         for (text, facts, planned) in planned {
             let mut note = Annotation::new(facts, &decision, shadow);
             note.mask = planned.and_then(|p| p.mask.clone());
+            note.approval.clone_from(&approval);
             match facts.and_then(|f| f.cursor.as_ref()) {
                 Some(CursorOp::Declare { name, .. }) => {
                     t.cursors.insert(name.clone(), note.clone());
@@ -464,7 +469,7 @@ impl Up {
             decision,
             shadow,
             plans,
-        }) = self.check_or_refuse(t, &p.query, false).await?
+        }) = self.check_or_refuse(t, &p.query, false, false).await?
         else {
             return Ok(());
         };

@@ -168,7 +168,11 @@ async fn psql_waits_and_an_approver_releases_it() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(steps, ["requested", "approve", "released"], "{events:?}");
+    assert_eq!(
+        steps,
+        ["requested", "approve", "released", "executed"],
+        "{events:?}"
+    );
     let vote = events
         .iter()
         .find(|e| e["approval"]["step"] == "approve")

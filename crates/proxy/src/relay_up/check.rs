@@ -34,12 +34,14 @@ pub(super) struct Allowed {
 impl Up {
     /// Checks `sql`: what may run, or `None` once the refusal was sent and audited (as a
     /// simple Query's when `simple`, else as a Parse's: the poison replaces the unnamed
-    /// statement, see `refuse`).
+    /// statement, see `refuse`). `may_hold`: a query string that needs approval waits for it
+    /// (see `hold`); otherwise it is refused.
     pub(super) async fn check_or_refuse(
         &mut self,
         t: &mut Tracking,
         sql: &str,
         simple: bool,
+        may_hold: bool,
     ) -> Result<Option<Allowed>, SessionError> {
         let (statements, decision) = match self.check(t, sql).await? {
             Verdict::Forward {
@@ -61,7 +63,7 @@ impl Up {
                 statements,
                 decision,
                 plans,
-            } if simple && self.tx_status.load(std::sync::atomic::Ordering::Acquire) != b'E' => {
+            } if may_hold && self.tx_status.load(std::sync::atomic::Ordering::Acquire) != b'E' => {
                 return self.hold(t, sql, statements, decision, plans).await;
             }
             Verdict::Refuse {

@@ -94,7 +94,7 @@ impl Up {
             decision,
             shadow,
             plans,
-        }) = self.check_or_refuse(t, &sql, true).await?
+        }) = self.check_or_refuse(t, &sql, true, false).await?
         else {
             return Ok(());
         };

@@ -194,6 +194,7 @@ impl Up {
                 plans,
             } => {
                 self.step(request, "released", Some(by), None);
+                t.released = Some(request.id.clone());
                 Ok(Some(Allowed {
                     statements,
                     decision,
@@ -207,6 +208,7 @@ impl Up {
                 plans,
             } if same_approval(&decision) => {
                 self.step(request, "released", Some(by), None);
+                t.released = Some(request.id.clone());
                 Ok(Some(Allowed {
                     statements,
                     decision: Decision::Allow {
