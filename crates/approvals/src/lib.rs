@@ -159,7 +159,7 @@ impl Request {
             ));
         }
         let reason = reason.trim();
-        if reason.is_empty() {
+        if !reason.chars().any(|c| !c.is_whitespace() && !invisible(c)) {
             return Err(VoteError::NoReason);
         }
         if self.votes.iter().any(|v| v.approver == approver.name) {
@@ -197,6 +197,13 @@ impl Request {
     pub fn denial(&self) -> Option<&Vote> {
         self.votes.iter().find(|v| !v.approve)
     }
+}
+
+/// Control and format characters (NUL, zero-width spaces, direction marks, BOM): no reason is
+/// made of them.
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{00ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
 }
 
 struct Entry {
@@ -316,6 +323,16 @@ impl Registry {
         g.finished.push_back(id.to_owned());
         trim(&mut g);
         Some(request)
+    }
+
+    /// Whether `who` may see `request`: its requester, a member of one of its approver
+    /// groups, or of the break-glass group.
+    pub fn may_see(&self, request: &Request, who: &Identity) -> bool {
+        who.name == request.spec.requester
+            || who.groups.iter().any(|g| {
+                request.spec.approver_groups.contains(g)
+                    || self.break_glass_group.as_deref() == Some(g.as_str())
+            })
     }
 
     pub fn get(&self, id: &str) -> Option<Request> {

@@ -145,3 +145,13 @@ fn withdrawn_only_while_pending() {
     assert_eq!(*rx.borrow(), State::Withdrawn);
     assert!(r.pending().is_empty());
 }
+
+#[test]
+fn only_requester_and_approvers_see_a_request() {
+    let r = Registry::new(Some("breakglass".into()));
+    let (req, _) = r.open("r1".into(), spec(1), 0, 60_000);
+    assert!(r.may_see(&req, &person("alice", &["dev"])));
+    assert!(r.may_see(&req, &person("bob", &["dba"])));
+    assert!(r.may_see(&req, &person("erin", &["breakglass"])));
+    assert!(!r.may_see(&req, &person("mallory", &["dev"])));
+}

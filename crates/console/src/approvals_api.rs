@@ -82,10 +82,18 @@ fn as_json(r: &Request) -> serde_json::Value {
 }
 
 async fn list(State(api): State<ApprovalsApi>, headers: HeaderMap) -> Answer {
-    if let Err(e) = caller(&api, &headers) {
-        return e;
-    }
-    let pending: Vec<_> = api.registry.pending().iter().map(as_json).collect();
+    let who = match caller(&api, &headers) {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    // Only what the caller may decide (or asked for): statements carry data.
+    let pending: Vec<_> = api
+        .registry
+        .pending()
+        .iter()
+        .filter(|r| api.registry.may_see(r, &who))
+        .map(as_json)
+        .collect();
     (StatusCode::OK, Json(pending.into()))
 }
 
@@ -94,12 +102,14 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Answer {
-    if let Err(e) = caller(&api, &headers) {
-        return e;
-    }
+    let who = match caller(&api, &headers) {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
     match api.registry.get(&id) {
-        Some(r) => (StatusCode::OK, Json(as_json(&r))),
-        None => error(StatusCode::NOT_FOUND, format!("no approval request {id}")),
+        Some(r) if api.registry.may_see(&r, &who) => (StatusCode::OK, Json(as_json(&r))),
+        // Not told apart from an unknown id.
+        _ => error(StatusCode::NOT_FOUND, format!("no approval request {id}")),
     }
 }
 

@@ -160,10 +160,22 @@ async fn call(
     Ok(v)
 }
 
+/// A field for the terminal: control characters (escape sequences, carriage returns,
+/// newlines that would fake list entries) are shown escaped, never interpreted.
 fn s(v: &serde_json::Value, k: &str) -> String {
-    v.get(k)
+    let text = v
+        .get(k)
         .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 fn list(v: &serde_json::Value, k: &str) -> String {

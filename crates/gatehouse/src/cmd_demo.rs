@@ -13,7 +13,7 @@ const SEED: &str = include_str!("demo_seed.sql");
 const DEMO_POLICY: &str = r#"@id("orders-writes-need-a-dba")
 @reason("changes to orders need a DBA's approval")
 @approval("dba")
-forbid(principal, action == Gatehouse::Action::"write", resource)
+forbid(principal, action, resource)
 when { context.tables_written.contains("public.orders") };
 "#;
 

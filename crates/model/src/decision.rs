@@ -38,6 +38,43 @@ fn one() -> u32 {
 }
 
 impl Decision {
+    /// What satisfies a needs-approval decision: its approver groups (sorted) and quorum. Two
+    /// decisions with the same requirement are met by one request; different ones are not.
+    pub fn approval_requirement(&self) -> Option<(Vec<String>, u32)> {
+        match self {
+            Decision::NeedsApproval { quorum, .. } => {
+                let mut groups = self.approver_groups();
+                groups.sort();
+                groups.dedup();
+                Some((groups, *quorum))
+            }
+            _ => None,
+        }
+    }
+
+    /// Refusal for a string or statement that needs approvals of different kinds at once
+    /// (other groups or quorums): one request cannot stand for all of them, so it is denied.
+    pub fn several_approvals(first: &Decision, other: &Decision) -> Decision {
+        let id = |d: &Decision| match d {
+            Decision::NeedsApproval { policy_id, .. } => policy_id.clone(),
+            _ => String::new(),
+        };
+        let mut policies = first.policies().to_vec();
+        policies.extend(other.policies().iter().cloned());
+        policies.sort();
+        policies.dedup();
+        Decision::Deny {
+            reason: format!(
+                "this needs approvals under several policies with different approvers ({} and {}); one request cannot satisfy them all",
+                id(first),
+                id(other)
+            ),
+            policy_id: id(first),
+            hint: Some("run the parts that need different approvals as separate statements".into()),
+            policies,
+        }
+    }
+
     /// The approver groups of a needs-approval decision (`@approval("dba, security")`).
     pub fn approver_groups(&self) -> Vec<String> {
         match self {

@@ -61,13 +61,25 @@ pub fn decide(
         all.extend(sorted_ids(policies, &again));
         all.sort();
         all.dedup();
-        return Decision::NeedsApproval {
+        let needs = |id: &PolicyId, meta: &Meta, all: Vec<String>| Decision::NeedsApproval {
             reason: fill(meta.reason.as_deref(), id, facts, "approval required"),
             policy_id: id.to_string(),
             approver_group: meta.approval.clone().unwrap_or_default(),
             policies: all,
             quorum: meta.quorum,
         };
+        let first = needs(id, meta, all.clone());
+        // Every approval forbid that matched must be satisfiable by one request.
+        for other in &forbids {
+            let Some(m) = policies.meta.get(*other) else {
+                return internal("matched policy without metadata");
+            };
+            let d = needs(other, m, all.clone());
+            if d.approval_requirement() != first.approval_requirement() {
+                return Decision::several_approvals(&first, &d);
+            }
+        }
+        return first;
     }
     Decision::Deny {
         reason: fill(meta.reason.as_deref(), id, facts, "denied"),
@@ -94,9 +106,13 @@ pub fn decide_all(
         match decide(policies, principal, facts, &ctx) {
             Decision::Allow { policies } => allowed.extend(policies),
             d @ Decision::Deny { .. } => return d,
-            d @ Decision::NeedsApproval { .. } => {
-                approval.get_or_insert(d);
-            }
+            d @ Decision::NeedsApproval { .. } => match &approval {
+                None => approval = Some(d),
+                Some(first) if first.approval_requirement() != d.approval_requirement() => {
+                    return Decision::several_approvals(first, &d);
+                }
+                Some(_) => {}
+            },
         }
     }
     if let Some(d) = approval {

@@ -20,14 +20,14 @@ const POLICIES: &str = r#"
 @id("orders-writes-need-a-dba")
 @reason("writes to orders need a DBA")
 @approval("dba, oncall")
-forbid(principal, action == Gatehouse::Action::"write", resource)
+forbid(principal, action, resource)
 when { context.tables_written.contains("public.orders") };
 
 @id("ledger-writes-need-two")
 @reason("writes to the ledger need two approvers")
 @approval("dba")
 @quorum("2")
-forbid(principal, action == Gatehouse::Action::"write", resource)
+forbid(principal, action, resource)
 when { context.tables_written.contains("public.ledger") };
 "#;
 

@@ -13,6 +13,7 @@ mod harness;
 mod raw;
 
 mod approvals;
+mod approvals_attacks;
 mod audit_block;
 mod audit_events;
 mod audit_verify;

@@ -399,9 +399,13 @@ impl SessionGuard {
             match self.decisions.decide(policies, &self.principal, facts, &c) {
                 Decision::Allow { policies } => allowed.extend(policies),
                 d @ Decision::Deny { .. } => return d,
-                d @ Decision::NeedsApproval { .. } => {
-                    approval.get_or_insert(d);
-                }
+                d @ Decision::NeedsApproval { .. } => match &approval {
+                    None => approval = Some(d),
+                    Some(first) if first.approval_requirement() != d.approval_requirement() => {
+                        return Decision::several_approvals(first, &d);
+                    }
+                    Some(_) => {}
+                },
             }
         }
         if let Some(d) = approval {

@@ -63,7 +63,13 @@ impl Up {
                 statements,
                 decision,
                 plans,
-            } if may_hold && self.tx_status.load(std::sync::atomic::Ordering::Acquire) != b'E' => {
+            } if may_hold
+                // Not inside an unsynced batch (its answers are not flushed: nothing would
+                // drain), and never a PREPARE (an approved one could run any number of times).
+                && !t.batch_open
+                && !t.discard_until_sync
+                && !statements.iter().any(|f| f.prepared_name.is_some()) =>
+            {
                 return self.hold(t, sql, statements, decision, plans).await;
             }
             Verdict::Refuse {

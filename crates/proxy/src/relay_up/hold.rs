@@ -48,7 +48,14 @@ impl Up {
         if self.pipeline.lock().is_closed() {
             return Err(SessionError::Protocol("session ended"));
         }
-        let in_transaction = self.tx_status.load(Ordering::Acquire) == b'T';
+        let status = self.tx_status.load(Ordering::Acquire);
+        if status == b'E' {
+            // The server would refuse it anyway: no one is asked.
+            self.refuse_by_policy(t, sql, &statements, &decision, true)
+                .await?;
+            return Ok(None);
+        }
+        let in_transaction = status == b'T';
         let cfg = self.state.config.approvals.clone();
         let wait = if in_transaction {
             cfg.in_transaction_timeout.min(cfg.timeout)
@@ -82,7 +89,15 @@ impl Up {
 
         let deadline = tokio::time::Instant::now() + wait;
         let ended = loop {
-            let reading = self.buf.len() < MAX_KEPT_WHILE_HELD;
+            if self.buf.len() >= MAX_KEPT_WHILE_HELD {
+                // A client that sends this much while it waits is not waiting; and past this
+                // a disconnect would go unnoticed.
+                break self.finish(
+                    &id,
+                    State::Withdrawn,
+                    Some("the client sent too much while the statement was held"),
+                );
+            }
             tokio::select! {
                 changed = state.changed() => {
                     if changed.is_err() {
@@ -99,7 +114,7 @@ impl Up {
                 () = self.cancelled.notified() => {
                     break self.finish(&id, State::Withdrawn, Some("the client cancelled the statement"));
                 }
-                n = self.client.read_buf(&mut self.buf), if reading => {
+                n = self.client.read_buf(&mut self.buf) => {
                     if n.unwrap_or(0) == 0 {
                         // Whatever was decided, nothing runs for a client that is gone.
                         let because = "the client disconnected";
@@ -179,11 +194,13 @@ impl Up {
         _plans: Vec<Planned>,
     ) -> Result<Option<Allowed>, SessionError> {
         let again = self.check(t, sql).await?;
+        // The approval given stands only for the same requirement: a reload that changed the
+        // approvers or the quorum meanwhile is not met by it.
         let same_approval = |d: &Decision| match (d, held_for) {
             (
                 Decision::NeedsApproval { policy_id: a, .. },
                 Decision::NeedsApproval { policy_id: b, .. },
-            ) => a == b,
+            ) => a == b && d.approval_requirement() == held_for.approval_requirement(),
             _ => false,
         };
         match again {
