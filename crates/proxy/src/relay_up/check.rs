@@ -62,7 +62,7 @@ impl Up {
             Verdict::Hold {
                 statements,
                 decision,
-                plans,
+                ..
             } if may_hold
                 // Not inside an unsynced batch (its answers are not flushed: nothing would
                 // drain), and never a PREPARE (an approved one could run any number of times).
@@ -70,7 +70,7 @@ impl Up {
                 && !t.discard_until_sync
                 && !statements.iter().any(|f| f.prepared_name.is_some()) =>
             {
-                return self.hold(t, sql, statements, decision, plans).await;
+                return self.hold(t, sql, statements, decision).await;
             }
             Verdict::Refuse {
                 statements,

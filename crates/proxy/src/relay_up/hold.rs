@@ -18,7 +18,7 @@ use super::check::Allowed;
 use super::{Tracking, Up};
 use crate::error::SessionError;
 use crate::expect::Expect;
-use crate::guard::{Planned, Verdict};
+use crate::guard::Verdict;
 use approvals::{Request, RequestSpec, State};
 use bytes::BytesMut;
 use model::decision::Decision;
@@ -39,7 +39,6 @@ impl Up {
         sql: &str,
         statements: Vec<StatementFacts>,
         decision: Decision,
-        plans: Vec<Planned>,
     ) -> Result<Option<Allowed>, SessionError> {
         // Everything before it is answered: the transaction status is the server's, and the
         // notice goes out in order.
@@ -136,8 +135,7 @@ impl Up {
                     .map(|v| v.approver.as_str())
                     .collect::<Vec<_>>()
                     .join(", ");
-                self.released(t, sql, &request, &decision, &by, statements, plans)
-                    .await
+                self.released(t, sql, &request, &decision, &by).await
             }
             State::Denied => {
                 let vote = request.denial();
@@ -182,7 +180,6 @@ impl Up {
     }
 
     /// Approved: decided again, then forwarded with the plans of the new decision.
-    #[allow(clippy::too_many_arguments)]
     async fn released(
         &mut self,
         t: &mut Tracking,
@@ -190,8 +187,6 @@ impl Up {
         request: &Request,
         held_for: &Decision,
         by: &str,
-        _statements: Vec<StatementFacts>,
-        _plans: Vec<Planned>,
     ) -> Result<Option<Allowed>, SessionError> {
         let again = self.check(t, sql).await?;
         // The approval given stands only for the same requirement: a reload that changed the
