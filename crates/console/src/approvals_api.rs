@@ -15,7 +15,10 @@ use std::sync::Arc;
 /// Who a bearer token belongs to (`None`: unknown, expired or revoked).
 pub type Authenticate = Arc<dyn Fn(&str) -> Option<Identity> + Send + Sync>;
 /// Records a vote in the audit trail: the request after it, the approver, approve or deny.
-pub type RecordVote = Arc<dyn Fn(&Request, &Identity, bool) -> Result<(), String> + Send + Sync>;
+pub type Recorder = Box<dyn FnOnce(&Request, &Identity, bool) + Send>;
+/// Takes the audit trail's slot for a vote before it is counted (`Err`: the trail cannot take
+/// it, so no vote is counted): a decision never exists without its evidence.
+pub type RecordVote = Arc<dyn Fn() -> Result<Recorder, String> + Send + Sync>;
 /// Epoch milliseconds.
 pub type Now = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -143,16 +146,22 @@ fn vote(
         Err(e) => return e,
     };
     let reason = body.map(|b| b.0.reason).unwrap_or_default();
+    let record = match (api.record)() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(request = %id, error = %e, "approval vote refused: the audit trail cannot record it");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit trail cannot record a vote now; try again",
+            );
+        }
+    };
     match api
         .registry
         .vote(&id, &who, approve, &reason, (api.now_ms)())
     {
         Ok((request, _)) => {
-            if let Err(e) = (api.record)(&request, &who, approve) {
-                // The decision stands (the waiting session acts on it and audits its own
-                // steps); the missing vote event is reported loudly.
-                tracing::error!(request = %id, error = %e, "approval vote could not be audited");
-            }
+            record(&request, &who, approve);
             (StatusCode::OK, Json(as_json(&request)))
         }
         Err(e) => {

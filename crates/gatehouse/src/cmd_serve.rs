@@ -159,31 +159,37 @@ fn approvals_api(state: &ProxyState) -> console::approvals_api::ApprovalsApi {
     });
     let audit = state.audit.clone();
     let clock = state.clock.clone();
-    let record = Arc::new(
-        move |r: &approvals::Request, who: &model::Identity, approve: bool| {
-            let mut ev = model::AuditEvent::new(
-                model::AuditKind::Approval,
-                &r.spec.session,
-                clock.rfc3339(),
-            );
-            ev.identity = Some(who.name.clone());
-            ev.identity_kind = Some(who.kind.as_str().to_owned());
-            ev.groups.clone_from(&who.groups);
-            ev.target = Some(r.spec.target.clone());
-            ev.statement = Some(r.spec.statement.clone());
-            ev.policies = vec![r.spec.policy_id.clone()];
-            let vote = r.votes.iter().rev().find(|v| v.approver == who.name);
-            ev.approval = Some(model::ApprovalStep {
-                request: r.id.clone(),
-                step: if approve { "approve" } else { "deny" }.into(),
-                by: Some(who.name.clone()),
-                reason: vote.map(|v| v.reason.clone()),
-                approver_groups: r.spec.approver_groups.clone(),
-                break_glass: vote.is_some_and(|v| v.break_glass),
-            });
-            audit.submit(ev).map_err(|e| e.to_string())
-        },
-    );
+    // The slot is reserved before the vote is counted; a failed reservation refuses the vote.
+    let record = Arc::new(move || {
+        let slot = audit.reserve().map_err(|e| e.to_string())?;
+        let clock = clock.clone();
+        let recorder: console::approvals_api::Recorder = Box::new(
+            move |r: &approvals::Request, who: &model::Identity, approve: bool| {
+                let mut ev = model::AuditEvent::new(
+                    model::AuditKind::Approval,
+                    &r.spec.session,
+                    clock.rfc3339(),
+                );
+                ev.identity = Some(who.name.clone());
+                ev.identity_kind = Some(who.kind.as_str().to_owned());
+                ev.groups.clone_from(&who.groups);
+                ev.target = Some(r.spec.target.clone());
+                ev.statement = Some(r.spec.statement.clone());
+                ev.policies = vec![r.spec.policy_id.clone()];
+                let vote = r.votes.iter().rev().find(|v| v.approver == who.name);
+                ev.approval = Some(model::ApprovalStep {
+                    request: r.id.clone(),
+                    step: if approve { "approve" } else { "deny" }.into(),
+                    by: Some(who.name.clone()),
+                    reason: vote.map(|v| v.reason.clone()),
+                    approver_groups: r.spec.approver_groups.clone(),
+                    break_glass: vote.is_some_and(|v| v.break_glass),
+                });
+                slot.send(ev);
+            },
+        );
+        Ok(recorder)
+    });
     let clock = state.clock.clone();
     console::approvals_api::ApprovalsApi {
         registry: state.approvals.clone(),

@@ -383,3 +383,77 @@ async fn cancel_and_disconnect_withdraw() {
     let (code, text) = gh.verify().await;
     assert_eq!(code, 0, "{text}");
 }
+
+/// A vote is counted only with its evidence: while the audit store fails, votes are refused
+/// (503) and the statement stays held; once it recovers, the vote counts.
+#[tokio::test]
+async fn no_vote_without_its_audit_event() {
+    let gh = start(60).await;
+    let alice = gh.issue("alice", "human", &["dev"]).await;
+    let bob = gh.issue("bob", "human", &["dba"]).await;
+    // Hold SQLite's write lock: the writer's next commit fails after its busy timeout.
+    let lock = rusqlite::Connection::open(gh.data_dir().join("gatehouse.db"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    lock.busy_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    lock.execute_batch("BEGIN EXCLUSIVE")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = gh.connect("alice", &alice).await;
+    let held =
+        tokio::spawn(async move { c.batch_execute("DELETE FROM orders WHERE id = 1").await });
+    let id = one_pending(&gh, &bob).await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // Wait for the writer to report the failure (its commit of the request's first step).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while healthz(&gh).await == 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, refused) = decide(&gh, &bob, "approve", &id, "ticket 7").await;
+    assert_ne!(
+        code, 0,
+        "a vote was counted while the audit store fails: {refused}"
+    );
+    assert!(refused.contains("audit trail cannot record"), "{refused}");
+    assert_eq!(one_pending(&gh, &bob).await["state"], "pending");
+    lock.execute_batch("ROLLBACK")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (code, text) = decide(&gh, &bob, "approve", &id, "ticket 7").await;
+        if code == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    held.await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count(&gh, "orders").await, 2);
+}
+
+/// The admin listener's `/healthz` status.
+async fn healthz(gh: &Gatehouse) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = gh.admin_port.unwrap_or_default();
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return 0;
+    };
+    let req = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut resp = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut resp)).await;
+    String::from_utf8_lossy(&resp)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
