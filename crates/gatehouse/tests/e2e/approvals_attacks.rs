@@ -378,5 +378,6 @@ async fn cancel_request(port: u16, pid: i32, secret: i32) {
 }
 
 mod api;
+mod api_surface;
 mod policy;
 mod session;

@@ -163,19 +163,13 @@ async fn copy_from_stdin_into_a_guarded_table_needs_approval() {
     );
 }
 
-/// CREATE TABLE AS with a data-modifying CTE deletes from orders; classified as DDL it slips
-/// past the write-scoped approval forbid.
-#[tokio::test]
-async fn ctas_with_a_delete_cte_needs_approval() {
+/// Runs `sql` as alice for a few seconds, denies whatever it opened, and asserts orders is
+/// untouched: a write that must not go in without approval.
+async fn write_needs_approval(sql: &'static str, what: &str) {
     let gh = start(30).await;
     let who = cast(&gh).await;
     let c = gh.connect("alice", &who.alice).await;
-    let mut task = tokio::spawn(async move {
-        c.batch_execute(
-            "CREATE TABLE grabbed AS WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING *) SELECT * FROM d",
-        )
-        .await
-    });
+    let mut task = tokio::spawn(async move { c.batch_execute(sql).await });
     let outcome = tokio::time::timeout(Duration::from_secs(3), &mut task).await;
     let state = orders_state(&gh).await;
     for r in pending(&gh, &who.bob).await {
@@ -184,30 +178,28 @@ async fn ctas_with_a_delete_cte_needs_approval() {
     task.abort();
     assert_eq!(
         state, ORDERS_AT_START,
-        "CREATE TABLE AS WITH (DELETE FROM orders …) ran without approval: {outcome:?}"
+        "{what} changed orders without approval: {outcome:?}"
     );
+}
+
+/// CREATE TABLE AS with a data-modifying CTE deletes from orders (classified as DDL).
+#[tokio::test]
+async fn ctas_with_a_delete_cte_needs_approval() {
+    write_needs_approval(
+        "CREATE TABLE grabbed AS WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING *) SELECT * FROM d",
+        "CREATE TABLE AS WITH (DELETE FROM orders …)",
+    )
+    .await;
 }
 
 /// A DO block whose body deletes from orders (the analyser sees the write).
 #[tokio::test]
 async fn do_block_writing_a_guarded_table_needs_approval() {
-    let gh = start(30).await;
-    let who = cast(&gh).await;
-    let c = gh.connect("alice", &who.alice).await;
-    let mut task = tokio::spawn(async move {
-        c.batch_execute("DO $$ BEGIN DELETE FROM orders WHERE id = 2; END $$")
-            .await
-    });
-    let outcome = tokio::time::timeout(Duration::from_secs(3), &mut task).await;
-    let state = orders_state(&gh).await;
-    for r in pending(&gh, &who.bob).await {
-        deny_if_pending(&gh, &who.bob, &id_of(&r)).await;
-    }
-    task.abort();
-    assert_eq!(
-        state, ORDERS_AT_START,
-        "a DO block deleted from orders without approval: {outcome:?}"
-    );
+    write_needs_approval(
+        "DO $$ BEGIN DELETE FROM orders WHERE id = 2; END $$",
+        "a DO block",
+    )
+    .await;
 }
 
 /// An auto-updatable view over orders (created by the administrator): deleting through it
@@ -217,21 +209,11 @@ async fn do_block_writing_a_guarded_table_needs_approval() {
 #[tokio::test]
 #[ignore = "known gap: writes through updatable views are not resolved to their base tables"]
 async fn writes_through_an_updatable_view_need_approval() {
-    let gh = start(30).await;
-    let who = cast(&gh).await;
-    let c = gh.connect("alice", &who.alice).await;
-    let mut task =
-        tokio::spawn(async move { c.batch_execute("DELETE FROM orders_v WHERE id = 3").await });
-    let outcome = tokio::time::timeout(Duration::from_secs(3), &mut task).await;
-    let state = orders_state(&gh).await;
-    for r in pending(&gh, &who.bob).await {
-        deny_if_pending(&gh, &who.bob, &id_of(&r)).await;
-    }
-    task.abort();
-    assert_eq!(
-        state, ORDERS_AT_START,
-        "DELETE through the view orders_v removed a row of orders without approval: {outcome:?}"
-    );
+    write_needs_approval(
+        "DELETE FROM orders_v WHERE id = 3",
+        "DELETE through the view orders_v",
+    )
+    .await;
 }
 
 /// Every way of writing orders the analyser sees as a write is held, and nothing of it runs
