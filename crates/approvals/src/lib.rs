@@ -8,16 +8,25 @@
 //! denial ends the request at once; `quorum` distinct approvals approve it. A request decided,
 //! expired or withdrawn never changes again.
 //!
+//! One-time grants: a request whose session stopped waiting (the client could not wait as long
+//! as the request stays open) remains open; once approved, the same identity re-running the
+//! same statement on the same target (same [`grant_key`]) within the grant window runs it
+//! **once** ([`Registry::consume`]). Every run of an approved request consumes it, the waiting
+//! session's included, so an approval never runs a statement twice.
+//!
 //! Time is passed in (epoch milliseconds); this crate reads no clock and owns no socket. The
-//! registry keeps every request it opened until the process ends, bounded by
-//! [`Registry::MAX_FINISHED`] finished ones (oldest dropped first); the audit trail is the
-//! durable record of every step.
+//! registry keeps every request it opened, bounded by [`Registry::MAX_FINISHED`] finished ones
+//! (oldest dropped first), and writes each change through an [`ApprovalStore`] when it has one
+//! (open requests and unused grants then survive a restart); the audit trail is the durable
+//! record of every step.
+
+mod registry;
+
+pub use registry::{Event, EventKind, Grant, Registry};
 
 use model::{Identity, IdentityKind};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use tokio::sync::watch;
+use sha2::{Digest, Sha256};
 
 /// What a held statement asks approval for: everything an approver needs to decide.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +101,17 @@ pub struct Request {
     pub votes: Vec<Vote>,
     /// Why it was withdrawn, when it was.
     pub withdrawn_because: Option<String>,
+    /// What a re-run must match to use the approval (see [`grant_key`]); empty: never.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub grant_key: String,
+    /// When it was approved, denied, expired or withdrawn.
+    #[serde(default)]
+    pub decided_at_ms: Option<i64>,
+    /// When its approval was used to run the statement, and by which session (once only).
+    #[serde(default)]
+    pub used_at_ms: Option<i64>,
+    #[serde(default)]
+    pub used_by_session: Option<String>,
 }
 
 /// Why a vote was not taken.
@@ -111,6 +131,66 @@ pub enum VoteError {
     NoReason,
     #[error("you already decided on this request")]
     AlreadyVoted,
+    /// The approval store could not record the vote: it is not counted.
+    #[error("the approval store cannot record a vote now: {0}")]
+    Unavailable(String),
+}
+
+/// Why an approval could not be used to run the statement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UseError {
+    #[error("no approval request {0}")]
+    NotFound(String),
+    #[error("request {id} is {state}, not approved", state = .state.as_str())]
+    NotApproved { id: String, state: State },
+    #[error("the approval of request {0} was already used")]
+    AlreadyUsed(String),
+    #[error("the approval of request {0} is past its grant window")]
+    WindowClosed(String),
+    #[error("the approval store cannot record the use: {0}")]
+    Unavailable(String),
+}
+
+/// Where the registry writes every change (a SQLite table now; a shared PostgreSQL store
+/// later), and reads the requests back at start.
+pub trait ApprovalStore: Send + Sync {
+    /// Inserts or replaces `request` (keyed by its id).
+    fn save(&self, request: &Request) -> Result<(), String>;
+    /// Requests still pending, or approved with their grant not yet used, oldest first.
+    fn load_open(&self) -> Result<Vec<Request>, String>;
+}
+
+/// The key a re-run must match to use a one-time grant: who, where, the requirement that was
+/// approved (policy and approver groups, quorum), the statement text exactly as sent and its
+/// parameters. Hex SHA-256 over length-prefixed fields (no field can run into the next).
+pub fn grant_key(
+    requester: &str,
+    target: &str,
+    requirement: &str,
+    statement: &str,
+    params: &[Option<String>],
+) -> String {
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_be_bytes());
+        h.update(b);
+    };
+    field(b"gatehouse-grant-v1");
+    field(requester.as_bytes());
+    field(target.as_bytes());
+    field(requirement.as_bytes());
+    field(statement.as_bytes());
+    for p in params {
+        match p {
+            Some(v) => {
+                field(b"v");
+                field(v.as_bytes());
+            }
+            None => field(b"n"),
+        }
+    }
+    let digest = h.finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a vote did.
@@ -174,12 +254,14 @@ impl Request {
         });
         if !approve {
             self.state = State::Denied;
+            self.decided_at_ms = Some(now_ms);
             return Ok(Outcome::Denied);
         }
         let approvals = self.approvals();
         // A break-glass approval stands alone: it is the emergency path.
         if break_glass || approvals >= self.spec.quorum.max(1) {
             self.state = State::Approved;
+            self.decided_at_ms = Some(now_ms);
             return Ok(Outcome::Approved);
         }
         Ok(Outcome::Counted {
@@ -204,161 +286,6 @@ impl Request {
 fn invisible(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{00ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
-}
-
-struct Entry {
-    request: Request,
-    state: watch::Sender<State>,
-}
-
-/// Open and finished requests of this process, and the sessions waiting on them.
-pub struct Registry {
-    inner: Mutex<Inner>,
-    break_glass_group: Option<String>,
-}
-
-#[derive(Default)]
-struct Inner {
-    entries: HashMap<String, Entry>,
-    /// Finished requests, oldest first (for the bound).
-    finished: VecDeque<String>,
-}
-
-impl std::fmt::Debug for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").finish_non_exhaustive()
-    }
-}
-
-impl Registry {
-    /// Finished requests kept for `show` and history.
-    pub const MAX_FINISHED: usize = 10_000;
-
-    pub fn new(break_glass_group: Option<String>) -> Self {
-        Registry {
-            inner: Mutex::new(Inner::default()),
-            break_glass_group,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Opens a request under `id` (unique, chosen by the caller); the receiver follows its state.
-    pub fn open(
-        &self,
-        id: String,
-        spec: RequestSpec,
-        now_ms: i64,
-        expires_at_ms: i64,
-    ) -> (Request, watch::Receiver<State>) {
-        let request = Request {
-            id: id.clone(),
-            spec,
-            created_at_ms: now_ms,
-            expires_at_ms,
-            state: State::Pending,
-            votes: Vec::new(),
-            withdrawn_because: None,
-        };
-        let (tx, rx) = watch::channel(State::Pending);
-        self.lock().entries.insert(
-            id,
-            Entry {
-                request: request.clone(),
-                state: tx,
-            },
-        );
-        (request, rx)
-    }
-
-    /// A vote by `approver`; the request as it stands after it.
-    pub fn vote(
-        &self,
-        id: &str,
-        approver: &Identity,
-        approve: bool,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(Request, Outcome), VoteError> {
-        let mut g = self.lock();
-        let entry = g
-            .entries
-            .get_mut(id)
-            .ok_or_else(|| VoteError::NotFound(id.to_owned()))?;
-        if entry.request.state == State::Pending && now_ms >= entry.request.expires_at_ms {
-            // Too late, even if the waiting session has not noticed yet.
-            entry.request.state = State::Expired;
-            entry.state.send_replace(State::Expired);
-        }
-        let outcome = entry.request.vote(
-            approver,
-            approve,
-            reason,
-            now_ms,
-            self.break_glass_group.as_deref(),
-        )?;
-        let request = entry.request.clone();
-        if request.state != State::Pending {
-            entry.state.send_replace(request.state);
-            g.finished.push_back(id.to_owned());
-            trim(&mut g);
-        }
-        Ok((request, outcome))
-    }
-
-    /// Ends a pending request as expired or withdrawn; `None` if it was no longer pending
-    /// (it was decided first: the caller must follow that decision).
-    pub fn finish(&self, id: &str, state: State, because: Option<&str>) -> Option<Request> {
-        let mut g = self.lock();
-        let entry = g.entries.get_mut(id)?;
-        if entry.request.state != State::Pending {
-            return None;
-        }
-        entry.request.state = state;
-        entry.request.withdrawn_because = because.map(str::to_owned);
-        entry.state.send_replace(state);
-        let request = entry.request.clone();
-        g.finished.push_back(id.to_owned());
-        trim(&mut g);
-        Some(request)
-    }
-
-    /// Whether `who` may see `request`: its requester, a member of one of its approver
-    /// groups, or of the break-glass group.
-    pub fn may_see(&self, request: &Request, who: &Identity) -> bool {
-        who.name == request.spec.requester
-            || who.groups.iter().any(|g| {
-                request.spec.approver_groups.contains(g)
-                    || self.break_glass_group.as_deref() == Some(g.as_str())
-            })
-    }
-
-    pub fn get(&self, id: &str) -> Option<Request> {
-        self.lock().entries.get(id).map(|e| e.request.clone())
-    }
-
-    /// Pending requests, oldest first.
-    pub fn pending(&self) -> Vec<Request> {
-        let mut v: Vec<Request> = self
-            .lock()
-            .entries
-            .values()
-            .filter(|e| e.request.state == State::Pending)
-            .map(|e| e.request.clone())
-            .collect();
-        v.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
-        v
-    }
-}
-
-fn trim(g: &mut Inner) {
-    while g.finished.len() > Registry::MAX_FINISHED {
-        if let Some(old) = g.finished.pop_front() {
-            g.entries.remove(&old);
-        }
-    }
 }
 
 #[cfg(test)]

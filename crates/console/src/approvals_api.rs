@@ -169,6 +169,7 @@ fn vote(
                 VoteError::NotFound(_) => StatusCode::NOT_FOUND,
                 VoteError::NotPending { .. } | VoteError::AlreadyVoted => StatusCode::CONFLICT,
                 VoteError::NoReason => StatusCode::BAD_REQUEST,
+                VoteError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 VoteError::OwnRequest | VoteError::Agent | VoteError::NotAnApprover(_) => {
                     StatusCode::FORBIDDEN
                 }

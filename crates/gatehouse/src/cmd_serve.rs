@@ -48,9 +48,8 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
         Arc::new(OsEntropy),
         engine,
     );
-    state.approvals = Arc::new(approvals::Registry::new(
-        state.config.approvals.break_glass_group.clone(),
-    ));
+    state.approvals = crate::serve_approvals::registry(&state)?;
+    crate::serve_approvals::spawn_sweeper(&state);
     state
         .load_catalogs(mask_key(&state.config.fake_salt_secret))
         .await
@@ -68,7 +67,7 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
             .with_context(|| format!("binding {admin}"))?;
         tracing::info!(addr = %admin, "admin endpoint (/healthz, /metrics)");
         let a = audit.clone();
-        let api = approvals_api(&state);
+        let api = crate::serve_approvals::approvals_api(&state);
         tokio::spawn(console::serve(
             l,
             Arc::new(move || a.is_healthy()),
@@ -145,56 +144,4 @@ fn server_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
         .with_context(|| format!("writing {}", path.display()))?;
     std::io::Write::write_all(&mut f, &secret)?;
     Ok(secret)
-}
-
-/// The approvals API: approvers authenticate with their own token; each vote is audited.
-fn approvals_api(state: &ProxyState) -> console::approvals_api::ApprovalsApi {
-    let tokens = state.tokens.clone();
-    let clock = state.clock.clone();
-    let authenticate = Arc::new(move |token: &str| {
-        identity::verify_bearer(tokens.as_ref(), token, clock.now_secs())
-            .ok()
-            .flatten()
-            .map(|r| r.identity())
-    });
-    let audit = state.audit.clone();
-    let clock = state.clock.clone();
-    // The slot is reserved before the vote is counted; a failed reservation refuses the vote.
-    let record = Arc::new(move || {
-        let slot = audit.reserve().map_err(|e| e.to_string())?;
-        let clock = clock.clone();
-        let recorder: console::approvals_api::Recorder = Box::new(
-            move |r: &approvals::Request, who: &model::Identity, approve: bool| {
-                let mut ev = model::AuditEvent::new(
-                    model::AuditKind::Approval,
-                    &r.spec.session,
-                    clock.rfc3339(),
-                );
-                ev.identity = Some(who.name.clone());
-                ev.identity_kind = Some(who.kind.as_str().to_owned());
-                ev.groups.clone_from(&who.groups);
-                ev.target = Some(r.spec.target.clone());
-                ev.statement = Some(r.spec.statement.clone());
-                ev.policies = vec![r.spec.policy_id.clone()];
-                let vote = r.votes.iter().rev().find(|v| v.approver == who.name);
-                ev.approval = Some(model::ApprovalStep {
-                    request: r.id.clone(),
-                    step: if approve { "approve" } else { "deny" }.into(),
-                    by: Some(who.name.clone()),
-                    reason: vote.map(|v| v.reason.clone()),
-                    approver_groups: r.spec.approver_groups.clone(),
-                    break_glass: vote.is_some_and(|v| v.break_glass),
-                });
-                slot.send(ev);
-            },
-        );
-        Ok(recorder)
-    });
-    let clock = state.clock.clone();
-    console::approvals_api::ApprovalsApi {
-        registry: state.approvals.clone(),
-        authenticate,
-        record,
-        now_ms: Arc::new(move || clock.now_micros() / 1000),
-    }
 }

@@ -11,6 +11,7 @@ mod cmd_serve;
 mod cmd_token;
 mod config;
 mod reload;
+mod serve_approvals;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -88,8 +88,16 @@ pub struct ProxyConfig {
 /// How long a held statement waits, and where approvers are told to go.
 #[derive(Debug, Clone)]
 pub struct ApprovalsConfig {
-    /// A held statement outside a transaction block waits this long, then is refused.
+    /// A person's session waits this long for a decision, then its statement is refused.
     pub timeout: std::time::Duration,
+    /// An agent's session waits this long (agents often cannot wait as long as people).
+    pub agent_timeout: std::time::Duration,
+    /// A request stays open for a decision this long (at least as long as any wait): after
+    /// a session stopped waiting, an approval still lets the same statement run once (a
+    /// one-time grant).
+    pub request_ttl: std::time::Duration,
+    /// After its approval, a grant may be used by a re-run for this long.
+    pub grant_window: std::time::Duration,
     /// Inside a transaction block (locks stay held) the wait is at most this.
     pub in_transaction_timeout: std::time::Duration,
     /// Members of this group may approve any request alone (flagged in the evidence).
@@ -103,6 +111,9 @@ impl Default for ApprovalsConfig {
     fn default() -> Self {
         ApprovalsConfig {
             timeout: std::time::Duration::from_secs(300),
+            agent_timeout: std::time::Duration::from_secs(30),
+            request_ttl: std::time::Duration::from_secs(300),
+            grant_window: std::time::Duration::from_secs(900),
             in_transaction_timeout: std::time::Duration::from_secs(60),
             break_glass_group: None,
             console_url: None,

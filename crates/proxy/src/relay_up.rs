@@ -21,7 +21,7 @@ use crate::server::ProxyState;
 use crate::state::{Effect, Plan};
 use crate::stream::{ReadHalf, WriteHalf};
 use bytes::BytesMut;
-use check::{Allowed, Recheck};
+use check::{Allowed, HoldAt, Recheck};
 use model::decision::Decision;
 use model::facts::{CursorOp, StatementFacts};
 use model::{AuditKind, Outcome};
@@ -35,17 +35,25 @@ use wire_pg::{decode_frame, encode, Frame};
 struct Portal {
     statement: Option<Arc<Prepared>>,
     params: Vec<Option<String>>,
+    /// For a statement that needs approval: the parameters exactly as bound (for the grant
+    /// key), and the approval request its Execute was released under (a portal run in
+    /// several Executes is approved once).
+    key_params: Vec<Option<String>>,
+    released: Option<String>,
 }
 
 /// A statement the client prepared (protocol Parse or SQL PREPARE), as analysed and decided
 /// when it was prepared: for audit texts and for deciding an SQL EXECUTE of it. Masking
 /// never relies on this optimistic copy; it uses the server-confirmed `state`.
+#[derive(Clone)]
 struct Prepared {
     text: String,
     note: Annotation,
     facts: Option<StatementFacts>,
     /// The guard's name-resolution state when it was planned (see `check::recheck`).
     key: u64,
+    /// It needs approval: each portal bound to it is held at its Execute (see `hold`).
+    hold: Option<Decision>,
 }
 
 pub struct Up {
@@ -94,6 +102,8 @@ struct Tracking {
     checks: u64,
     /// The approval request the query string being forwarded was released under (`hold`).
     released: Option<String>,
+    /// An Execute was sent since the last Sync (its implicit transaction may hold locks).
+    executed_in_batch: bool,
     out: BytesMut,
 }
 
@@ -109,6 +119,7 @@ impl Up {
             ran_unconfirmed: false,
             checks: 0,
             released: None,
+            executed_in_batch: false,
             out: BytesMut::with_capacity(8192),
         };
         let max = self.state.config.max_message_len;
@@ -251,6 +262,7 @@ impl Up {
             FrontendMessage::Sync => {
                 t.discard_until_sync = false;
                 t.batch_open = false;
+                t.executed_in_batch = false;
                 self.guard.synced();
                 t.out.extend_from_slice(frame.raw());
                 // During COPY IN the server ignores Sync, unless an error ended the COPY first.
@@ -349,7 +361,7 @@ impl Up {
             decision,
             shadow,
             plans,
-        }) = self.check_or_refuse(t, &sql, true, true).await?
+        }) = self.check_or_refuse(t, &sql, true, HoldAt::Now).await?
         else {
             return Ok(());
         };
@@ -469,7 +481,9 @@ impl Up {
             decision,
             shadow,
             plans,
-        }) = self.check_or_refuse(t, &p.query, false, false).await?
+        }) = self
+            .check_or_refuse(t, &p.query, false, HoldAt::Execute)
+            .await?
         else {
             return Ok(());
         };
@@ -493,7 +507,15 @@ impl Up {
                 note,
                 facts: None,
                 key: self.guard.resolution_key(),
+                hold: None,
             }),
+        };
+        let entry = match decision {
+            Decision::NeedsApproval { .. } => Arc::new(Prepared {
+                hold: Some(decision),
+                ..Arc::unwrap_or_clone(entry)
+            }),
+            _ => entry,
         };
         let id = t.statements.prepare(p.name, entry);
         t.out.extend_from_slice(frame.raw());
@@ -557,5 +579,6 @@ fn prepared_entry(text: &str, note: Annotation, facts: &StatementFacts, key: u64
         note,
         facts: Some(facts.clone()),
         key,
+        hold: None,
     })
 }

@@ -17,7 +17,10 @@ const TOP: &[&str] = &[
 ];
 const APPROVALS: &[&str] = &[
     "timeout_secs",
+    "agent_timeout_secs",
     "in_transaction_timeout_secs",
+    "request_ttl_secs",
+    "grant_window_secs",
     "break_glass_group",
     "console_url",
 ];

@@ -168,11 +168,30 @@ fn build(
     let secs = |key: &str, v: Option<i64>, default: u64, errors: &mut Vec<String>| {
         std::time::Duration::from_secs(positive(key, v, default as usize, errors) as u64)
     };
+    let timeout = secs(
+        "approvals.timeout_secs",
+        raw.approvals.timeout_secs,
+        300,
+        errors,
+    );
     proxy.approvals = proxy::ApprovalsConfig {
-        timeout: secs(
-            "approvals.timeout_secs",
-            raw.approvals.timeout_secs,
-            300,
+        timeout,
+        agent_timeout: secs(
+            "approvals.agent_timeout_secs",
+            raw.approvals.agent_timeout_secs,
+            30,
+            errors,
+        ),
+        request_ttl: secs(
+            "approvals.request_ttl_secs",
+            raw.approvals.request_ttl_secs,
+            timeout.as_secs(),
+            errors,
+        ),
+        grant_window: secs(
+            "approvals.grant_window_secs",
+            raw.approvals.grant_window_secs,
+            900,
             errors,
         ),
         in_transaction_timeout: secs(

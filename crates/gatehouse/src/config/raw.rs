@@ -30,7 +30,10 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawApprovals {
     pub timeout_secs: Option<i64>,
+    pub agent_timeout_secs: Option<i64>,
     pub in_transaction_timeout_secs: Option<i64>,
+    pub request_ttl_secs: Option<i64>,
+    pub grant_window_secs: Option<i64>,
     pub break_glass_group: Option<String>,
     pub console_url: Option<String>,
 }

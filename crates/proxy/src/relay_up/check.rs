@@ -3,6 +3,7 @@
 //! objects or the view definitions must be confirmed, and a catalog reload when a relation is
 //! unknown (then refused if it still is).
 
+use super::hold::HeldStatement;
 use super::{Tracking, Up};
 use crate::error::SessionError;
 use crate::expect::Expect;
@@ -23,6 +24,17 @@ pub(super) enum Recheck {
     Refused,
 }
 
+/// Where a statement that needs approval waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HoldAt {
+    /// Here and now (a simple Query).
+    Now,
+    /// At the Execute of a portal bound to it (a Parse): it is let through, marked.
+    Execute,
+    /// Nowhere: refused.
+    Never,
+}
+
 /// A query string or Parse that was checked and may run.
 pub(super) struct Allowed {
     pub statements: Vec<model::facts::StatementFacts>,
@@ -34,14 +46,13 @@ pub(super) struct Allowed {
 impl Up {
     /// Checks `sql`: what may run, or `None` once the refusal was sent and audited (as a
     /// simple Query's when `simple`, else as a Parse's: the poison replaces the unnamed
-    /// statement, see `refuse`). `may_hold`: a query string that needs approval waits for it
-    /// (see `hold`); otherwise it is refused.
+    /// statement, see `refuse`). `hold`: what becomes of a statement that needs approval.
     pub(super) async fn check_or_refuse(
         &mut self,
         t: &mut Tracking,
         sql: &str,
         simple: bool,
-        may_hold: bool,
+        hold: HoldAt,
     ) -> Result<Option<Allowed>, SessionError> {
         let (statements, decision) = match self.check(t, sql).await? {
             Verdict::Forward {
@@ -57,20 +68,46 @@ impl Up {
                     plans,
                 }))
             }
-            // A query string waits in the session for a person (see `hold`); other messages
-            // cannot be held yet and are refused.
+            // A query string waits in the session for a person (see `hold`): not inside an
+            // unsynced batch (a Query there would end the batch's implicit transaction), and
+            // never a PREPARE (an approved one could run any number of times).
             Verdict::Hold {
                 statements,
                 decision,
                 ..
-            } if may_hold
-                // Not inside an unsynced batch (its answers are not flushed: nothing would
-                // drain), and never a PREPARE (an approved one could run any number of times).
+            } if hold == HoldAt::Now
                 && !t.batch_open
                 && !t.discard_until_sync
                 && !statements.iter().any(|f| f.prepared_name.is_some()) =>
             {
-                return self.hold(t, sql, statements, decision).await;
+                let held = HeldStatement {
+                    sql,
+                    statements,
+                    decision,
+                    key_params: Vec::new(),
+                    shown_params: Vec::new(),
+                    simple: true,
+                };
+                return Ok(self.hold(t, held).await?.map(|r| {
+                    t.released = Some(r.request);
+                    r.allowed
+                }));
+            }
+            // A Parse goes through: its portals are held at Execute (see `on_execute`). Not a
+            // PREPARE inside it (an approved one could run any number of times).
+            Verdict::Hold {
+                statements,
+                decision,
+                plans,
+            } if hold == HoldAt::Execute
+                && !statements.iter().any(|f| f.prepared_name.is_some()) =>
+            {
+                return Ok(Some(Allowed {
+                    statements,
+                    decision,
+                    shadow: false,
+                    plans,
+                }));
             }
             Verdict::Refuse {
                 statements,
@@ -113,7 +150,25 @@ impl Up {
         if !stale {
             return Ok(Recheck::Same);
         }
-        match self.check(t, &p.text).await? {
+        let verdict = match self.check(t, &p.text).await? {
+            // Still needing the approval its portals wait for at Execute.
+            Verdict::Hold {
+                plans, decision, ..
+            } if p
+                .hold
+                .as_ref()
+                .is_some_and(|h| h.approval_requirement() == decision.approval_requirement()) =>
+            {
+                Verdict::Forward {
+                    statements: Vec::new(),
+                    decision,
+                    shadow: false,
+                    plans,
+                }
+            }
+            v => v,
+        };
+        match verdict {
             Verdict::Forward { plans, .. } => {
                 let planned = plans.into_iter().next();
                 // An SQL PREPARE's own rows are none: its statement's plan is in its effect.

@@ -2,6 +2,7 @@
 //! the statement's effects on the session when it runs again, the hidden Describe that gives
 //! the origin net its columns, and reserving the audit slot before anything is forwarded.
 
+use super::hold::HeldStatement;
 use super::{prepared_entry, Portal, Tracking, Up};
 use crate::annotation::Annotation;
 use crate::config::AuditFailureMode;
@@ -26,8 +27,35 @@ impl Up {
             .map(|(i, p)| render_param(p.as_deref(), b.param_is_binary(i), max, enc))
             .collect();
         let statement = t.statements.get(&b.statement).cloned();
-        t.portals
-            .insert(b.portal.clone(), Portal { statement, params });
+        // Exactly as bound (format and bytes): what a one-time grant must match.
+        let key_params = if statement.as_ref().is_some_and(|s| s.hold.is_some()) {
+            b.params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    p.as_deref().map(|v| {
+                        let f = if b.param_is_binary(i) { "b:" } else { "t:" };
+                        let mut s = String::with_capacity(2 + 2 * v.len());
+                        s.push_str(f);
+                        for x in v {
+                            s.push_str(&format!("{x:02x}"));
+                        }
+                        s
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        t.portals.insert(
+            b.portal.clone(),
+            Portal {
+                statement,
+                params,
+                key_params,
+                released: None,
+            },
+        );
     }
 
     pub(super) async fn on_execute(
@@ -43,16 +71,44 @@ impl Up {
             let msg = format!("portal \"{portal}\" does not exist");
             return self.refuse(t, "34000", &msg, None, None, false).await;
         }
-        let (prepared, params) = match t.portals.get(&portal) {
-            Some(p) => (p.statement.clone(), p.params.clone()),
+        let (prepared, params, mut released) = match t.portals.get(&portal) {
+            Some(p) => (p.statement.clone(), p.params.clone(), p.released.clone()),
             // A cursor declared in SQL, executed as a portal: its rows are masked with the
             // cursor's plan; the audit names the cursor.
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), None),
         };
         let text = match &prepared {
             Some(p) => p.text.clone(),
             None => format!("-- execute portal {portal:?}"),
         };
+        // A statement that needs approval waits here, once per portal.
+        if let (Some(p), None) = (&prepared, &released) {
+            if let Some(decision) = &p.hold {
+                let key_params = t
+                    .portals
+                    .get(&portal)
+                    .map(|x| x.key_params.clone())
+                    .unwrap_or_default();
+                let held = HeldStatement {
+                    sql: &p.text,
+                    statements: p.facts.iter().cloned().collect(),
+                    decision: decision.clone(),
+                    key_params,
+                    shown_params: self.shown_params(&params),
+                    simple: false,
+                };
+                match self.hold(t, held).await? {
+                    Some(r) => {
+                        if let Some(x) = t.portals.get_mut(&portal) {
+                            x.released = Some(r.request.clone());
+                        }
+                        released = Some(r.request);
+                    }
+                    None => return Ok(()),
+                }
+            }
+        }
+        t.executed_in_batch = true;
         // Running it again changes the session as preparing it did (a prepared SET, a call),
         // and an SQL PREPARE or DEALLOCATE run this way changes the prepared statements.
         if let Some(p) = &prepared {
@@ -77,8 +133,15 @@ impl Up {
                 }
             }
         }
-        let note = prepared.as_ref().map(|p| &p.note);
-        match self.audit_for(&text, params, note) {
+        let mut note = prepared.as_ref().map(|p| p.note.clone());
+        if let (Some(n), Some(p)) = (note.as_mut(), &prepared) {
+            if p.hold.is_some() {
+                // Released: it runs as allowed, under its request.
+                n.decision = Some("allow".into());
+                n.approval = released;
+            }
+        }
+        match self.audit_for(&text, params, note.as_ref()) {
             Ok(mut a) => {
                 a.result = Plan::Cursor(portal.clone());
                 a.portal = Some(portal.clone());
@@ -97,6 +160,28 @@ impl Up {
                     .await
             }
         }
+    }
+
+    /// Parameters as approvers see them: text through the value detectors, binary as its size.
+    fn shown_params(&self, params: &[Option<String>]) -> Vec<Option<String>> {
+        let detectors = display_detectors(self.state.detectors.as_deref());
+        params
+            .iter()
+            .map(|p| {
+                p.as_deref().map(|v| {
+                    if v.starts_with("\\x") {
+                        return format!("[binary, {} bytes]", (v.len() - 2) / 2);
+                    }
+                    match detectors {
+                        Some(d) => d.redact(v.as_bytes()).map_or_else(
+                            || v.to_owned(),
+                            |r| String::from_utf8_lossy(&r).into_owned(),
+                        ),
+                        None => "[withheld]".to_owned(),
+                    }
+                })
+            })
+            .collect()
     }
 
     /// Reserves the audit slot for one statement, or says why it may not run.
@@ -135,4 +220,11 @@ impl Up {
             started: Instant::now(),
         })
     }
+}
+
+/// The value detectors for showing parameters to approvers: the server's when it built them,
+/// else built once for this purpose (`None`, and parameters withheld, if they cannot be).
+fn display_detectors(server: Option<&masking::Detectors>) -> Option<&masking::Detectors> {
+    static OWN: std::sync::OnceLock<Option<masking::Detectors>> = std::sync::OnceLock::new();
+    server.or_else(|| OWN.get_or_init(|| masking::Detectors::new().ok()).as_ref())
 }

@@ -94,7 +94,9 @@ impl Up {
             decision,
             shadow,
             plans,
-        }) = self.check_or_refuse(t, &sql, true, false).await?
+        }) = self
+            .check_or_refuse(t, &sql, true, super::check::HoldAt::Never)
+            .await?
         else {
             return Ok(());
         };

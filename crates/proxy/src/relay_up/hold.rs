@@ -1,25 +1,32 @@
-//! Holding a query string that needs a person's approval, inside the live session.
+//! Holding a statement that needs a person's approval, inside the live session.
 //!
-//! Nothing of the string reaches the server while it is held. Everything sent before it is
-//! answered first (so the notice and, later, the result arrive in order); the client is told at
-//! once, by a NoticeResponse, which request it waits on, who must approve and how; then the
-//! session waits for the first of: a decision (the `approvals` registry, fed by the admin API),
-//! the deadline (shorter inside a transaction block, where locks stay held), the client's
-//! CancelRequest, or the client going away. Messages the client pipelines meanwhile are read
-//! and kept, in order, for after the hold. The upstream connection stays open throughout.
+//! A simple Query is held before any of it is forwarded; in the extended protocol the Parse
+//! goes through (parsing runs nothing) and the hold is at the Execute of a portal bound to it,
+//! with its parameters shown to approvers through the value detectors. Everything sent before
+//! it is answered first (a Flush is sent for an open batch), so the notice and, later, the
+//! result arrive in order; the client is told at once, by a NoticeResponse, which request it
+//! waits on, who must approve and how; then the session waits for the first of: a decision
+//! (the `approvals` registry, fed by the admin API), the end of its wait (shorter for agents
+//! and inside a transaction, where locks stay held), the client's CancelRequest, or the
+//! client going away. Messages the client pipelines meanwhile are read and kept, in order, for
+//! after the hold. The upstream connection stays open throughout.
 //!
-//! Approved: the string is decided again (policies may have changed since): it runs if that
-//! decision allows it or asks for the same approval again; anything else refuses it. Denied,
-//! expired or withdrawn: refused with SQLSTATE 42501 (57014 when the client cancelled) and the
-//! request id in the DETAIL, so an agent can tell the cases apart and poll. Every step is an
-//! audit event carrying the request id.
+//! Approved: the approval is used (once: `Registry::consume`), and the statement is decided
+//! again (policies may have changed since): it runs if that decision allows it or asks for
+//! the same approval again; anything else refuses it. Denied, expired or withdrawn: refused
+//! with SQLSTATE 42501 (57014 when the client cancelled) and the request id and state in the
+//! DETAIL, so an agent can tell the cases apart. When the session's wait ends before the
+//! request expires, the statement is refused with state `pending` and the request stays open:
+//! once approved, the same identity re-running the same statement (same text, parameters and
+//! target) within the grant window runs it once. A re-run while it is still pending waits on
+//! the same request. Every step is an audit event carrying the request id.
 
 use super::check::Allowed;
 use super::{Tracking, Up};
 use crate::error::SessionError;
 use crate::expect::Expect;
 use crate::guard::Verdict;
-use approvals::{Request, RequestSpec, State};
+use approvals::{Grant, Request, RequestSpec, State, UseError};
 use bytes::BytesMut;
 use model::decision::Decision;
 use model::facts::StatementFacts;
@@ -31,51 +38,156 @@ use tokio::io::AsyncReadExt;
 /// hold ends (TCP then pushes back).
 const MAX_KEPT_WHILE_HELD: usize = 1 << 20;
 
+/// What is held.
+pub(super) struct HeldStatement<'a> {
+    pub sql: &'a str,
+    pub statements: Vec<StatementFacts>,
+    pub decision: Decision,
+    /// Bound parameters, exactly as sent (format flag and bytes), for the grant key.
+    pub key_params: Vec<Option<String>>,
+    /// Bound parameters as approvers see them (through the value detectors).
+    pub shown_params: Vec<Option<String>>,
+    /// A simple Query (else an Execute inside a batch).
+    pub simple: bool,
+}
+
+/// A held statement that may now run.
+pub(super) struct Released {
+    pub request: String,
+    pub allowed: Allowed,
+}
+
+/// How the wait ended.
+enum Ended {
+    /// The registry says so (someone else ended it, or a vote decided it).
+    State(State),
+    /// This session expired or withdrew it (and records the step).
+    ByUs(State),
+    /// The session's wait is over; the request stays open for a one-time grant.
+    StillPending,
+}
+
 impl Up {
-    /// Holds `sql` until it is decided; what may run then, or `None` once it was refused.
+    /// Holds a statement until it is decided; what may run then, or `None` once it was
+    /// refused.
     pub(super) async fn hold(
         &mut self,
         t: &mut Tracking,
-        sql: &str,
-        statements: Vec<StatementFacts>,
-        decision: Decision,
-    ) -> Result<Option<Allowed>, SessionError> {
+        h: HeldStatement<'_>,
+    ) -> Result<Option<Released>, SessionError> {
+        let HeldStatement {
+            sql,
+            statements,
+            decision,
+            key_params,
+            shown_params,
+            simple,
+        } = h;
         // Everything before it is answered: the transaction status is the server's, and the
-        // notice goes out in order.
+        // notice goes out in order. In a batch the server answers only on Flush.
+        if !simple {
+            wire_pg::encode::flush(&mut t.out);
+        }
         self.flush(t).await?;
         self.pipeline.wait_drained().await;
-        if self.pipeline.lock().is_closed() {
-            return Err(SessionError::Protocol("session ended"));
-        }
+        let discarding = {
+            let g = self.pipeline.lock();
+            if g.is_closed() {
+                return Err(SessionError::Protocol("session ended"));
+            }
+            g.discarding || g.copy_in
+        };
         let status = self.tx_status.load(Ordering::Acquire);
-        if status == b'E' {
+        if status == b'E' || discarding {
             // The server would refuse it anyway: no one is asked.
-            self.refuse_by_policy(t, sql, &statements, &decision, true)
+            self.refuse_by_policy(t, sql, &statements, &decision, simple)
                 .await?;
             return Ok(None);
         }
-        let in_transaction = status == b'T';
+        let in_transaction = status == b'T' || (!simple && t.executed_in_batch);
         let cfg = self.state.config.approvals.clone();
-        let wait = if in_transaction {
-            cfg.in_transaction_timeout.min(cfg.timeout)
+        let agent = self
+            .ctx
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.kind != model::IdentityKind::Human);
+        let mut wait = if agent {
+            cfg.agent_timeout
         } else {
             cfg.timeout
         };
-        let now_ms = self.state.clock.now_micros() / 1000;
-        let expires_ms = now_ms + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
-        let id = self.request_id();
-        let spec = self.spec(sql, &statements, &decision, in_transaction);
-        let groups = spec.approver_groups.clone();
-        let (request, mut state) = self
-            .state
-            .approvals
-            .open(id.clone(), spec, now_ms, expires_ms);
-        self.step(&request, "requested", None, None);
-        metrics::counter!("gatehouse_approvals_total", "step" => "requested").increment(1);
-        tracing::info!(session = %self.ctx.session, request = %id, groups = %groups.join(","), "statement held for approval");
+        if in_transaction {
+            wait = wait.min(cfg.in_transaction_timeout);
+        }
+        let now_ms = self.now_ms();
+        let mut spec = self.spec(sql, &statements, &decision, in_transaction);
+        spec.params = shown_params;
+        let requirement = format!(
+            "{}|{}|{}",
+            spec.policy_id,
+            spec.approver_groups.join(","),
+            spec.quorum
+        );
+        let key = approvals::grant_key(
+            &spec.requester,
+            &spec.target,
+            &requirement,
+            sql,
+            &key_params,
+        );
+        let (request, mut state) = match self.state.approvals.grant_for(&key, now_ms) {
+            Grant::Approved(r) => {
+                // A one-time grant: approved after an earlier session stopped waiting.
+                return match self.use_approval(&r) {
+                    Ok(r) => {
+                        self.released(t, sql, &r, &decision, simple, "one-time grant")
+                            .await
+                    }
+                    Err(e) => self.unusable(t, sql, &r, e, simple).await,
+                };
+            }
+            Grant::Pending(r, rx) => {
+                tracing::info!(session = %self.ctx.session, request = %r.id, "statement waits on an open approval request");
+                (r, rx)
+            }
+            Grant::None => {
+                let ttl =
+                    i64::try_from(cfg.request_ttl.max(wait).as_millis()).unwrap_or(i64::MAX / 2);
+                let id = self.request_id();
+                match self.state.approvals.open(
+                    id.clone(),
+                    spec,
+                    key,
+                    now_ms,
+                    now_ms.saturating_add(ttl),
+                ) {
+                    Ok((r, rx)) => {
+                        self.step(&r, "requested", None, None);
+                        tracing::info!(session = %self.ctx.session, request = %id, groups = %r.spec.approver_groups.join(","), "statement held for approval");
+                        (r, rx)
+                    }
+                    Err(e) => {
+                        tracing::error!(session = %self.ctx.session, error = %e, "approval request could not be stored");
+                        let d = Decision::Deny {
+                            reason: "the approval request could not be recorded, so the statement cannot wait for approval".into(),
+                            policy_id: "gatehouse.approvals".into(),
+                            hint: Some("retry in a moment".into()),
+                            policies: decision.policies().to_vec(),
+                        };
+                        self.refuse_by_policy(t, sql, &statements, &d, simple)
+                            .await?;
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let id = request.id.clone();
+        let remaining = u64::try_from(request.expires_at_ms.saturating_sub(now_ms)).unwrap_or(0);
+        let wait = wait.min(std::time::Duration::from_millis(remaining));
 
         let mut notice = BytesMut::new();
-        let (message, detail, hint) = notice_text(&request, &cfg, wait, in_transaction);
+        let open_for = std::time::Duration::from_millis(remaining);
+        let (message, detail, hint) = notice_text(&request, &cfg, wait, open_for, in_transaction);
         wire_pg::encode::notice_in(
             &mut notice,
             self.encoding.get(),
@@ -88,6 +200,9 @@ impl Up {
 
         let deadline = tokio::time::Instant::now() + wait;
         let ended = loop {
+            if *state.borrow_and_update() != State::Pending {
+                break Ended::State(*state.borrow());
+            }
             if self.buf.len() >= MAX_KEPT_WHILE_HELD {
                 // A client that sends this much while it waits is not waiting; and past this
                 // a disconnect would go unnoticed.
@@ -100,15 +215,14 @@ impl Up {
             tokio::select! {
                 changed = state.changed() => {
                     if changed.is_err() {
-                        break State::Withdrawn;
-                    }
-                    let s = *state.borrow_and_update();
-                    if s != State::Pending {
-                        break s;
+                        break Ended::State(State::Withdrawn);
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    break self.finish(&id, State::Expired, None);
+                    if self.now_ms() >= request.expires_at_ms {
+                        break self.finish(&id, State::Expired, None);
+                    }
+                    break Ended::StillPending;
                 }
                 () = self.cancelled.notified() => {
                     break self.finish(&id, State::Withdrawn, Some("the client cancelled the statement"));
@@ -117,8 +231,10 @@ impl Up {
                     if n.unwrap_or(0) == 0 {
                         // Whatever was decided, nothing runs for a client that is gone.
                         let because = "the client disconnected";
-                        if self.finish(&id, State::Withdrawn, Some(because)) == State::Withdrawn {
-                            self.step(&request, "withdrawn", None, Some(because));
+                        if let Ended::ByUs(State::Withdrawn) = self.finish(&id, State::Withdrawn, Some(because)) {
+                            if let Some(r) = self.state.approvals.get(&id) {
+                                self.step(&r, "withdrawn", None, Some(because));
+                            }
                         }
                         return Err(SessionError::Protocol("the client disconnected while a statement was held"));
                     }
@@ -126,32 +242,54 @@ impl Up {
             }
         };
         let request = self.state.approvals.get(&id).unwrap_or(request);
-        match ended {
-            State::Approved => {
-                let by = request
-                    .votes
-                    .iter()
-                    .filter(|v| v.approve)
-                    .map(|v| v.approver.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.released(t, sql, &request, &decision, &by).await
+        let (by_us, ended) = match ended {
+            Ended::ByUs(s) => (true, s),
+            Ended::State(s) => (false, s),
+            Ended::StillPending => {
+                self.step(
+                    &request,
+                    "wait_ended",
+                    None,
+                    Some("the session stopped waiting; the request stays open"),
+                );
+                let msg = format!(
+                    "gatehouse: approval request {id} is still pending after {} s; once approved, run the same statement again to run it once",
+                    wait.as_secs()
+                );
+                return self
+                    .refused_after_hold(t, sql, &request, "42501", &msg, "pending", simple)
+                    .await;
             }
+        };
+        match ended {
+            State::Approved => match self.use_approval(&request) {
+                Ok(r) => {
+                    self.released(t, sql, &r, &decision, simple, "approved")
+                        .await
+                }
+                Err(e) => self.unusable(t, sql, &request, e, simple).await,
+            },
             State::Denied => {
                 let vote = request.denial();
                 let by = vote.map_or("an approver", |v| v.approver.as_str());
                 let why = vote.map_or("", |v| v.reason.as_str());
                 let msg = format!("gatehouse: statement denied by {by}: {why}");
-                self.refused_after_hold(t, sql, &request, "42501", &msg, "denied")
+                self.refused_after_hold(t, sql, &request, "42501", &msg, "denied", simple)
                     .await
             }
             State::Expired => {
-                self.step(&request, "expired", None, None);
+                if by_us {
+                    // Expired by another path (the sweeper, a late vote) is recorded there.
+                    self.step(&request, "expired", None, None);
+                }
                 let msg = format!(
                     "gatehouse: approval request {id} expired after {} s without a decision",
-                    wait.as_secs()
+                    u64::try_from(
+                        request.expires_at_ms.saturating_sub(request.created_at_ms) / 1000
+                    )
+                    .unwrap_or(0)
                 );
-                self.refused_after_hold(t, sql, &request, "42501", &msg, "expired")
+                self.refused_after_hold(t, sql, &request, "42501", &msg, "expired", simple)
                     .await
             }
             State::Withdrawn | State::Pending => {
@@ -159,23 +297,61 @@ impl Up {
                     .withdrawn_because
                     .clone()
                     .unwrap_or_else(|| "withdrawn".into());
-                self.step(&request, "withdrawn", None, Some(&because));
+                if by_us {
+                    self.step(&request, "withdrawn", None, Some(&because));
+                }
                 let msg = "canceling statement due to user request (gatehouse: approval request withdrawn)";
-                self.refused_after_hold(t, sql, &request, "57014", msg, "withdrawn")
+                self.refused_after_hold(t, sql, &request, "57014", msg, "withdrawn", simple)
                     .await
             }
         }
     }
 
-    /// Ends the request unless it was decided first; the state it ends in.
-    fn finish(&self, id: &str, state: State, because: Option<&str>) -> State {
-        match self.state.approvals.finish(id, state, because) {
-            Some(r) => r.state,
-            None => self
-                .state
-                .approvals
-                .get(id)
-                .map_or(State::Withdrawn, |r| r.state),
+    /// Uses an approval for this session (once per approval).
+    fn use_approval(&self, r: &Request) -> Result<Request, UseError> {
+        self.state
+            .approvals
+            .consume(&r.id, &self.ctx.session, self.now_ms())
+    }
+
+    /// An approval that cannot be used: refused, saying why.
+    async fn unusable(
+        &mut self,
+        t: &mut Tracking,
+        sql: &str,
+        r: &Request,
+        e: UseError,
+        simple: bool,
+    ) -> Result<Option<Released>, SessionError> {
+        let state = match e {
+            UseError::AlreadyUsed(_) => "used",
+            UseError::WindowClosed(_) => "window_closed",
+            UseError::Unavailable(_) => "unrecorded",
+            UseError::NotFound(_) | UseError::NotApproved { .. } => r.state.as_str(),
+        };
+        let msg = format!("gatehouse: {e}");
+        self.refused_after_hold(t, sql, r, "42501", &msg, state, simple)
+            .await
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.state.clock.now_micros() / 1000
+    }
+
+    /// Ends the request unless it was decided first; how the wait ended.
+    fn finish(&self, id: &str, state: State, because: Option<&str>) -> Ended {
+        match self
+            .state
+            .approvals
+            .finish(id, state, because, self.now_ms())
+        {
+            Some(r) => Ended::ByUs(r.state),
+            None => Ended::State(
+                self.state
+                    .approvals
+                    .get(id)
+                    .map_or(State::Withdrawn, |r| r.state),
+            ),
         }
     }
 
@@ -186,8 +362,17 @@ impl Up {
         sql: &str,
         request: &Request,
         held_for: &Decision,
-        by: &str,
-    ) -> Result<Option<Allowed>, SessionError> {
+        simple: bool,
+        how: &str,
+    ) -> Result<Option<Released>, SessionError> {
+        let by = request
+            .votes
+            .iter()
+            .filter(|v| v.approve)
+            .map(|v| v.approver.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let by = by.as_str();
         let again = self.check(t, sql).await?;
         // The approval given stands only for the same requirement: a reload that changed the
         // approvers or the quorum meanwhile is not met by it.
@@ -205,13 +390,15 @@ impl Up {
                 shadow,
                 plans,
             } => {
-                self.step(request, "released", Some(by), None);
-                t.released = Some(request.id.clone());
-                Ok(Some(Allowed {
-                    statements,
-                    decision,
-                    shadow,
-                    plans,
+                self.step(request, "released", Some(by), Some(how));
+                Ok(Some(Released {
+                    request: request.id.clone(),
+                    allowed: Allowed {
+                        statements,
+                        decision,
+                        shadow,
+                        plans,
+                    },
                 }))
             }
             Verdict::Hold {
@@ -219,15 +406,17 @@ impl Up {
                 decision,
                 plans,
             } if same_approval(&decision) => {
-                self.step(request, "released", Some(by), None);
-                t.released = Some(request.id.clone());
-                Ok(Some(Allowed {
-                    statements,
-                    decision: Decision::Allow {
-                        policies: decision.policies().to_vec(),
+                self.step(request, "released", Some(by), Some(how));
+                Ok(Some(Released {
+                    request: request.id.clone(),
+                    allowed: Allowed {
+                        statements,
+                        decision: Decision::Allow {
+                            policies: decision.policies().to_vec(),
+                        },
+                        shadow: false,
+                        plans,
                     },
-                    shadow: false,
-                    plans,
                 }))
             }
             Verdict::Refuse {
@@ -245,7 +434,7 @@ impl Up {
                     None,
                     Some("decided again at release"),
                 );
-                self.refuse_by_policy(t, sql, &statements, &decision, true)
+                self.refuse_by_policy(t, sql, &statements, &decision, simple)
                     .await?;
                 Ok(None)
             }
@@ -257,12 +446,13 @@ impl Up {
                     Some("decided again at release"),
                 );
                 let d = super::check::stale_catalog();
-                self.refuse_by_policy(t, sql, &[], &d, true).await?;
+                self.refuse_by_policy(t, sql, &[], &d, simple).await?;
                 Ok(None)
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn refused_after_hold(
         &mut self,
         t: &mut Tracking,
@@ -271,7 +461,8 @@ impl Up {
         code: &str,
         message: &str,
         state: &str,
-    ) -> Result<Option<Allowed>, SessionError> {
+        simple: bool,
+    ) -> Result<Option<Released>, SessionError> {
         let mut ev = self
             .ctx
             .event(AuditKind::Statement, self.state.clock.rfc3339());
@@ -294,8 +485,8 @@ impl Up {
             tracing::warn!(session = %self.ctx.session, "refusal could not be audited");
         }
         let detail = format!("request: {}; state: {state}", request.id);
-        let hint = "an agent may poll the request and retry the same statement";
-        self.refuse(t, code, message, Some(&detail), Some(hint), true)
+        let hint = "an agent may poll the request (gatehouse approvals show ID) and, once it is approved, run the same statement again";
+        self.refuse(t, code, message, Some(&detail), Some(hint), simple)
             .await?;
         Ok(None)
     }
@@ -409,6 +600,7 @@ fn notice_text(
     r: &Request,
     cfg: &crate::config::ApprovalsConfig,
     wait: std::time::Duration,
+    open_for: std::time::Duration,
     in_transaction: bool,
 ) -> (String, String, String) {
     let groups = r.spec.approver_groups.join(", ");
@@ -422,8 +614,16 @@ fn notice_text(
     } else {
         ""
     };
+    let grant = if open_for > wait + std::time::Duration::from_secs(1) {
+        format!(
+            " If it is approved later (the request stays open {} s), run the same statement again: it runs once.",
+            open_for.as_secs()
+        )
+    } else {
+        String::new()
+    };
     let message = format!(
-        "gatehouse: statement held for approval by {groups}{quorum}: {}; waiting up to {} s.{txn}",
+        "gatehouse: statement held for approval by {groups}{quorum}: {}; waiting up to {} s.{txn}{grant}",
         r.spec.reason,
         wait.as_secs()
     );
