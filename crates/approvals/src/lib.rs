@@ -53,6 +53,10 @@ pub struct RequestSpec {
     pub quorum: u32,
     /// Held inside a transaction block (locks stay held: a shorter maximum applies).
     pub in_transaction: bool,
+    /// For a write: the planner's estimate of the rows it affects (EXPLAIN on a side
+    /// connection, never the client's); `None` when it could not be had.
+    #[serde(default)]
+    pub estimated_rows: Option<f64>,
 }
 
 /// Where a request stands.

@@ -21,6 +21,7 @@ fn spec(quorum: u32) -> RequestSpec {
         approver_groups: vec!["dba".into()],
         quorum,
         in_transaction: false,
+        estimated_rows: None,
     }
 }
 

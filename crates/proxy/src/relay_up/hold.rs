@@ -591,6 +591,7 @@ impl Up {
             approver_groups: decision.approver_groups(),
             quorum,
             in_transaction,
+            estimated_rows: None,
         }
     }
 }
