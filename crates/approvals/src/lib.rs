@@ -56,7 +56,7 @@ pub struct RequestSpec {
     /// For a write: the planner's estimate of the rows it affects (EXPLAIN on a side
     /// connection, never the client's); `None` when it could not be had.
     #[serde(default)]
-    pub estimated_rows: Option<f64>,
+    pub estimated_rows: Option<u64>,
 }
 
 /// Where a request stands.
