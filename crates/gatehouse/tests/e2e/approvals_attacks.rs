@@ -379,5 +379,6 @@ async fn cancel_request(port: u16, pid: i32, secret: i32) {
 
 mod api;
 mod api_surface;
+mod later;
 mod policy;
 mod session;

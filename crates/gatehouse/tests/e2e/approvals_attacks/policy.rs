@@ -257,41 +257,6 @@ async fn every_write_form_on_a_guarded_table_is_held() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// The extended protocol: a Parse needing approval is refused (not held, not run), for a raw
-/// client and for tokio-postgres' prepared statements; no request is left pending.
-#[tokio::test]
-async fn extended_protocol_needing_approval_is_refused() {
-    let gh = start(30).await;
-    let who = cast(&gh).await;
-    let mut c = RawPg::login(gh.port, "alice", &who.alice).await;
-    c.send(&[
-        rawpg::parse("", "DELETE FROM orders WHERE id = 1"),
-        rawpg::bind("", "", &[], &[]),
-        rawpg::execute("", 0),
-        rawpg::parse("s1", "DELETE FROM orders WHERE id = 2"),
-        rawpg::sync(),
-        rawpg::bind("", "s1", &[], &[]),
-        rawpg::execute("", 0),
-        rawpg::sync(),
-    ])
-    .await;
-    let r = c.read_ready(2).await;
-    assert!(r.complete(), "{}", r.describe());
-    assert_eq!(r.sqlstate().as_deref(), Some("42501"), "{}", r.describe());
-    assert!(hold_id(&r).is_none(), "{}", r.describe());
-    let pg = gh.connect("alice", &who.alice).await;
-    let err = tokio::time::timeout(
-        WAIT,
-        pg.execute("DELETE FROM orders WHERE id = $1", &[&1i32]),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("a prepared DELETE hangs"))
-    .expect_err("refused");
-    assert_eq!(db_error(&err).0, "42501");
-    assert_eq!(orders_state(&gh).await, ORDERS_AT_START);
-    assert!(pending(&gh, &who.bob).await.is_empty());
-}
-
 /// A fastpath call (FunctionCall, by OID) that needs approval is refused, as docs/approvals.md
 /// says; holding it would show the approver `SELECT pg_catalog.lo_unlink($1)` without the
 /// argument (which large object) and then run it with whatever argument the client sent.
