@@ -57,6 +57,18 @@ pub struct RequestSpec {
     /// connection, never the client's); `None` when it could not be had.
     #[serde(default)]
     pub estimated_rows: Option<u64>,
+    /// For a held COMMIT (`@approval_mode("commit")`): the writes of the transaction that
+    /// already ran in it and wait on this approval to be committed, with their row counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transaction: Vec<TxStatement>,
+}
+
+/// A write that ran inside a transaction whose COMMIT is held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxStatement {
+    pub statement: String,
+    /// Rows it affected (`None`: the server did not say).
+    pub rows: Option<u64>,
 }
 
 /// Where a request stands.

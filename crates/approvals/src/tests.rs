@@ -22,6 +22,7 @@ fn spec(quorum: u32) -> RequestSpec {
         quorum,
         in_transaction: false,
         estimated_rows: None,
+        transaction: Vec::new(),
     }
 }
 

@@ -30,6 +30,10 @@ pub enum Decision {
         policies: Vec<String>,
         #[serde(default = "one")]
         quorum: u32,
+        /// `@approval_mode("commit")`: a write inside a transaction block runs at once and
+        /// the transaction's COMMIT is held instead (see the proxy's hold).
+        #[serde(default)]
+        commit: bool,
     },
 }
 
@@ -86,6 +90,11 @@ impl Decision {
                 .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Whether approval is asked at the transaction's COMMIT (`@approval_mode("commit")`).
+    pub fn approval_at_commit(&self) -> bool {
+        matches!(self, Decision::NeedsApproval { commit: true, .. })
     }
 
     pub fn is_allow(&self) -> bool {

@@ -52,6 +52,7 @@ fn approval_forbids_yield_needs_approval() {
                 "prod-writes-need-approval".into()
             ],
             quorum: 1,
+            commit: false,
         }
     );
     // Elsewhere the approval forbid does not match.
