@@ -31,11 +31,20 @@ pub struct StmtAudit {
     pub event: AuditEvent,
     pub slot: Option<audit::AuditSlot>,
     pub started: Instant,
+    /// A write whose transaction's COMMIT waits for approval: its outcome is told here too
+    /// (`Some(rows)` once it succeeded), for the approver.
+    pub tally: Option<Tally>,
 }
+
+/// Where a deferred write's row count is told (see `StmtAudit::tally`).
+pub type Tally = std::sync::Arc<std::sync::Mutex<Option<Option<u64>>>>;
 
 impl StmtAudit {
     /// Completes the event with how the statement ended and hands it to the audit writer.
     pub fn complete(mut self, outcome: Outcome, rows: Option<u64>) {
+        if let (Some(t), Outcome::Ok) = (&self.tally, &outcome) {
+            *t.lock().unwrap_or_else(|p| p.into_inner()) = Some(rows);
+        }
         self.event.outcome = outcome;
         self.event.rows = rows;
         let micros = self.started.elapsed().as_micros();
@@ -105,6 +114,10 @@ pub enum Expect {
     Refused { error: Bytes, simple: bool },
     /// A fatal error: send it and end the session.
     Fatal(Bytes),
+    /// Gatehouse's own `ROLLBACK` (a transaction whose COMMIT was refused): its
+    /// CommandComplete and ReadyForQuery do not reach the client; the refusal that follows
+    /// it does.
+    Rollback,
     /// A notice of Gatehouse's own (a statement held for approval): sent when it reaches
     /// the head, answers nothing.
     Notice(Bytes),

@@ -215,6 +215,9 @@ impl Down {
         if matches!(g.queue.front(), Some(Expect::Probe { .. })) {
             return self.on_probe(g, out, frame);
         }
+        if matches!(g.queue.front(), Some(Expect::Rollback)) {
+            return self.on_rollback(g, out, frame);
+        }
         if !async_msg && matches!(g.queue.front(), Some(Expect::TextCheck { .. })) {
             return self.on_text_check(g, out, frame);
         }
@@ -386,6 +389,32 @@ impl Down {
             _ => return desync(&format!("unexpected message {:?}", char::from(frame.tag()))),
         }
         out.bytes.extend_from_slice(frame.raw());
+        Ok(())
+    }
+
+    /// A response to Gatehouse's own ROLLBACK: nothing of it reaches the client but what the
+    /// server may send at any time. It cannot fail in a transaction; anything but its
+    /// completion and ReadyForQuery is a desynchronisation.
+    fn on_rollback(&self, g: &mut Inner, out: &mut Out, frame: Frame) -> Result<(), SessionError> {
+        match frame.tag() {
+            tag::COMMAND_COMPLETE | tag::NOTICE_RESPONSE => {}
+            tag::PARAMETER_STATUS => {
+                let frame = parameter(frame, &self.view)?;
+                out.bytes.extend_from_slice(frame.raw());
+            }
+            tag::NOTIFICATION => out.bytes.extend_from_slice(frame.raw()),
+            tag::READY_FOR_QUERY => {
+                let status = backend::ready_for_query(&frame)?.as_byte();
+                if status != b'I' {
+                    return desync("the transaction did not end at Gatehouse's ROLLBACK");
+                }
+                self.tx_status.store(status, Ordering::Relaxed);
+                g.queue.pop_front();
+                g.state.rolled_back();
+                g.state.ready(status);
+            }
+            _ => return desync("unexpected response to Gatehouse's ROLLBACK"),
+        }
         Ok(())
     }
 

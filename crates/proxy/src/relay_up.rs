@@ -4,6 +4,7 @@
 //! database unless its event is certain to be accepted (unless the operator opted out).
 
 mod check;
+mod commit;
 mod execute;
 mod fastpath;
 mod hold;
@@ -104,6 +105,11 @@ struct Tracking {
     released: Option<String>,
     /// An Execute was sent since the last Sync (its implicit transaction may hold locks).
     executed_in_batch: bool,
+    /// Writes that ran in the open transaction block and wait on its COMMIT being approved
+    /// (`@approval_mode("commit")`, see `commit`).
+    commit_hold: Option<commit::CommitHold>,
+    /// The next refusal is of a held COMMIT: the transaction is rolled back first.
+    rollback_before_refusal: bool,
     out: BytesMut,
 }
 
@@ -120,6 +126,8 @@ impl Up {
             checks: 0,
             released: None,
             executed_in_batch: false,
+            commit_hold: None,
+            rollback_before_refusal: false,
             out: BytesMut::with_capacity(8192),
         };
         let max = self.state.config.max_message_len;
@@ -321,6 +329,12 @@ impl Up {
     ) -> Result<(), SessionError> {
         let mut error = BytesMut::new();
         encode::error_in(&mut error, self.encoding.get(), code, message, detail, hint);
+        if std::mem::take(&mut t.rollback_before_refusal) && simple {
+            // A refused COMMIT: the transaction's writes must not stay open for a later one.
+            encode::query(&mut t.out, "ROLLBACK");
+            t.commit_hold = None;
+            self.expect(Expect::Rollback).await?;
+        }
         if simple {
             encode::query(&mut t.out, POISON_SQL);
         } else {
@@ -361,11 +375,28 @@ impl Up {
             decision,
             shadow,
             plans,
+            deferred,
         }) = self.check_or_refuse(t, &sql, true, HoldAt::Now).await?
         else {
             return Ok(());
         };
-        let approval = t.released.take();
+        let mut approval = t.released.take();
+        let mut tallies = Vec::new();
+        if t.commit_hold.is_some() && statements.iter().any(commit::ends_with_commit) {
+            // The transaction's writes wait on this COMMIT being approved.
+            match self.commit_held(t, &sql, &statements).await? {
+                Some(request) => approval = request,
+                None => return Ok(()),
+            }
+        } else if deferred {
+            match self.defer_to_commit(&statements, &decision, t) {
+                Some(v) => tallies = v,
+                None => {
+                    let msg = "gatehouse: this write needs an approval other than the one the transaction's COMMIT already waits on";
+                    return self.refuse(t, "42501", msg, None, None, true).await;
+                }
+            }
+        }
         // The name of Gatehouse's own in-batch check is reserved (see `text`).
         let reserved = statements.iter().any(|f| {
             f.prepared_name
@@ -418,6 +449,7 @@ impl Up {
                     .map(|(f, p)| (f.text.as_str(), Some(f), Some(p)))
                     .collect()
             };
+        let mut tallies = tallies.into_iter();
         for (text, facts, planned) in planned {
             let mut note = Annotation::new(facts, &decision, shadow);
             note.mask = planned.and_then(|p| p.mask.clone());
@@ -434,12 +466,16 @@ impl Up {
                 }
                 _ => {}
             }
+            if deferred {
+                note.decision = Some("held_at_commit".into());
+            }
             match self.audit_for(text, Vec::new(), Some(&note)) {
                 Ok(mut a) => {
                     if let Some(p) = planned {
                         a.result = p.result.clone();
                         a.effects = p.effects.clone();
                     }
+                    a.tally = tallies.next();
                     audits.push_back(a);
                 }
                 Err(e) => {
@@ -464,6 +500,10 @@ impl Up {
                 }
             }
         }
+        if statements.iter().any(commit::ends_transaction) {
+            // Whatever waited on this transaction's COMMIT ends with it.
+            t.commit_hold = None;
+        }
         self.guard.forwarded(&statements);
         t.out.extend_from_slice(frame.raw());
         self.expect(Expect::Query(audits)).await
@@ -481,6 +521,7 @@ impl Up {
             decision,
             shadow,
             plans,
+            ..
         }) = self
             .check_or_refuse(t, &p.query, false, HoldAt::Execute)
             .await?

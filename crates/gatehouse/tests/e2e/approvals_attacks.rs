@@ -379,6 +379,7 @@ async fn cancel_request(port: u16, pid: i32, secret: i32) {
 
 mod api;
 mod api_surface;
+mod commit;
 mod later;
 mod policy;
 mod session;

@@ -41,6 +41,9 @@ pub(super) struct Allowed {
     pub decision: Decision,
     pub shadow: bool,
     pub plans: Vec<crate::guard::Planned>,
+    /// It needs approval at its transaction's COMMIT (`@approval_mode("commit")`): it runs
+    /// now, inside the open transaction block, and the COMMIT is held (see `commit`).
+    pub deferred: bool,
 }
 
 impl Up {
@@ -66,7 +69,31 @@ impl Up {
                     decision,
                     shadow,
                     plans,
+                    deferred: false,
                 }))
+            }
+            // Approval at COMMIT: runs now inside the open transaction block, when it is one
+            // (else it is held as a statement, below).
+            Verdict::Hold {
+                statements,
+                decision,
+                plans,
+            } if hold == HoldAt::Now
+                && decision.approval_at_commit()
+                && !t.batch_open
+                && !t.discard_until_sync
+                && !statements.iter().any(|f| {
+                    f.prepared_name.is_some() || f.class == model::facts::CommandClass::Transaction
+                })
+                && self.may_defer(t, true).await? =>
+            {
+                return Ok(Some(Allowed {
+                    statements,
+                    decision,
+                    shadow: false,
+                    plans,
+                    deferred: true,
+                }));
             }
             // A query string waits in the session for a person (see `hold`): not inside an
             // unsynced batch (a Query there would end the batch's implicit transaction), and
@@ -87,6 +114,8 @@ impl Up {
                     key_params: Vec::new(),
                     shown_params: Vec::new(),
                     simple: true,
+                    grant: true,
+                    transaction: Vec::new(),
                 };
                 return Ok(self.hold(t, held).await?.map(|r| {
                     t.released = Some(r.request);
@@ -107,6 +136,7 @@ impl Up {
                     decision,
                     shadow: false,
                     plans,
+                    deferred: false,
                 }));
             }
             Verdict::Refuse {

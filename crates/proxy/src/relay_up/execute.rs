@@ -81,8 +81,38 @@ impl Up {
             Some(p) => p.text.clone(),
             None => format!("-- execute portal {portal:?}"),
         };
-        // A statement that needs approval waits here, once per portal.
+        // A COMMIT while writes wait on the transaction's COMMIT being approved: only a
+        // simple Query COMMIT is held (see `commit`).
+        if t.commit_hold.is_some()
+            && prepared
+                .as_ref()
+                .and_then(|p| p.facts.as_ref())
+                .is_some_and(super::commit::ends_with_commit)
+        {
+            let msg = "gatehouse: this transaction's writes wait on its COMMIT being approved: send COMMIT as a simple query";
+            return self.refuse(t, "42501", msg, None, None, false).await;
+        }
+        let mut tally = None;
+        let mut deferred = false;
+        // Approval at COMMIT: runs now inside the open transaction block when it is one.
         if let (Some(p), None) = (&prepared, &released) {
+            if let (Some(d), Some(f)) = (&p.hold, &p.facts) {
+                if d.approval_at_commit() && self.may_defer(t, false).await? {
+                    match self.defer_to_commit(std::slice::from_ref(f), d, t) {
+                        Some(mut v) => {
+                            tally = v.pop();
+                            deferred = true;
+                        }
+                        None => {
+                            let msg = "gatehouse: this write needs an approval other than the one the transaction's COMMIT already waits on";
+                            return self.refuse(t, "42501", msg, None, None, false).await;
+                        }
+                    }
+                }
+            }
+        }
+        // A statement that needs approval waits here, once per portal.
+        if let (Some(p), None, false) = (&prepared, &released, deferred) {
             if let Some(decision) = &p.hold {
                 let key_params = t
                     .portals
@@ -96,6 +126,8 @@ impl Up {
                     key_params,
                     shown_params: self.shown_params(&params),
                     simple: false,
+                    grant: true,
+                    transaction: Vec::new(),
                 };
                 match self.hold(t, held).await? {
                     Some(r) => {
@@ -135,7 +167,9 @@ impl Up {
         }
         let mut note = prepared.as_ref().map(|p| p.note.clone());
         if let (Some(n), Some(p)) = (note.as_mut(), &prepared) {
-            if p.hold.is_some() {
+            if deferred {
+                n.decision = Some("held_at_commit".into());
+            } else if p.hold.is_some() {
                 // Released: it runs as allowed, under its request.
                 n.decision = Some("allow".into());
                 n.approval = released;
@@ -145,6 +179,7 @@ impl Up {
             Ok(mut a) => {
                 a.result = Plan::Cursor(portal.clone());
                 a.portal = Some(portal.clone());
+                a.tally = tally;
                 if self.guard.masking() && !t.described.contains(&portal) {
                     // The client did not ask for the result's columns: ask for them, so the
                     // server's word on where each column comes from applies to these rows too.
@@ -218,6 +253,7 @@ impl Up {
             event,
             slot,
             started: Instant::now(),
+            tally: None,
         })
     }
 }

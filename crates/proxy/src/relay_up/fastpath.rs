@@ -94,6 +94,7 @@ impl Up {
             decision,
             shadow,
             plans,
+            ..
         }) = self
             .check_or_refuse(t, &sql, true, super::check::HoldAt::Never)
             .await?

@@ -49,6 +49,11 @@ pub(super) struct HeldStatement<'a> {
     pub shown_params: Vec<Option<String>>,
     /// A simple Query (else an Execute inside a batch).
     pub simple: bool,
+    /// A re-run may use its approval later (a one-time grant); else the request ends when
+    /// the session stops waiting (a held COMMIT: its transaction is gone by then).
+    pub grant: bool,
+    /// For a held COMMIT: the writes waiting on it, with their row counts.
+    pub transaction: Vec<approvals::TxStatement>,
 }
 
 /// A held statement that may now run.
@@ -82,6 +87,8 @@ impl Up {
             key_params,
             shown_params,
             simple,
+            grant,
+            transaction,
         } = h;
         // Everything before it is answered: the transaction status is the server's, and the
         // notice goes out in order. In a batch the server answers only on Flush.
@@ -122,19 +129,27 @@ impl Up {
         let now_ms = self.now_ms();
         let mut spec = self.spec(sql, &statements, &decision, in_transaction);
         spec.params = shown_params;
+        spec.transaction = transaction;
+        if !spec.transaction.is_empty() {
+            spec.command = "COMMIT".into();
+        }
         let requirement = format!(
             "{}|{}|{}",
             spec.policy_id,
             spec.approver_groups.join(","),
             spec.quorum
         );
-        let key = approvals::grant_key(
-            &spec.requester,
-            &spec.target,
-            &requirement,
-            sql,
-            &key_params,
-        );
+        let key = if grant {
+            approvals::grant_key(
+                &spec.requester,
+                &spec.target,
+                &requirement,
+                sql,
+                &key_params,
+            )
+        } else {
+            String::new()
+        };
         let (request, mut state) = match self.state.approvals.grant_for(&key, now_ms) {
             Grant::Approved(r) => {
                 // A one-time grant: approved after an earlier session stopped waiting.
@@ -219,7 +234,7 @@ impl Up {
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    if self.now_ms() >= request.expires_at_ms {
+                    if !grant || self.now_ms() >= request.expires_at_ms {
                         break self.finish(&id, State::Expired, None);
                     }
                     break Ended::StillPending;
@@ -398,6 +413,7 @@ impl Up {
                         decision,
                         shadow,
                         plans,
+                        deferred: false,
                     },
                 }))
             }
@@ -416,6 +432,7 @@ impl Up {
                         },
                         shadow: false,
                         plans,
+                        deferred: false,
                     },
                 }))
             }
@@ -592,6 +609,7 @@ impl Up {
             quorum,
             in_transaction,
             estimated_rows: None,
+            transaction: Vec::new(),
         }
     }
 }

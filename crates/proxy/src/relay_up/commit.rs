@@ -1,0 +1,195 @@
+//! Approval of the outcome, not only the text (`@approval_mode("commit")`): a write that needs
+//! approval, sent inside an open transaction block, runs at once; the transaction's COMMIT is
+//! then held, showing the approver the writes it would commit and their row counts. Approved:
+//! the writes are decided again and the COMMIT goes upstream. Denied, expired, withdrawn, or a
+//! write no longer allowed: Gatehouse rolls the transaction back and the client's COMMIT gets
+//! the refusal (its ReadyForQuery says idle: nothing of the transaction remains).
+//!
+//! Only where the transaction block is the server's word: the last ReadyForQuery said `T`,
+//! everything sent before was answered, and (extended protocol) nothing ran earlier in the
+//! batch. Anywhere else the write is held as a statement. While writes wait, every way of
+//! ending the transaction with a commit is watched: a simple `COMMIT`/`END` on its own is
+//! held; `COMMIT` inside a longer string, by Execute, or `PREPARE TRANSACTION` is refused; a
+//! `ROLLBACK` (or the server's rollback of a failed transaction) drops the waiting writes.
+//! Procedures and DO blocks cannot commit inside a transaction block, and a client that goes
+//! away leaves the server to roll back.
+
+use super::hold::HeldStatement;
+use super::{Tracking, Up};
+use crate::error::SessionError;
+use crate::expect::Tally;
+use model::decision::Decision;
+use model::facts::{CommandClass, StatementFacts};
+use std::sync::atomic::Ordering;
+
+/// Writes that ran in the open transaction and wait on its COMMIT.
+pub(super) struct CommitHold {
+    /// The approval they need (every write of the transaction needs the same one).
+    decision: Decision,
+    writes: Vec<Write>,
+}
+
+struct Write {
+    sql: String,
+    facts: StatementFacts,
+    rows: Tally,
+}
+
+/// A statement that would commit the transaction.
+pub(super) fn ends_with_commit(f: &StatementFacts) -> bool {
+    f.class == CommandClass::Transaction
+        && matches!(f.command.as_str(), "COMMIT" | "PREPARE TRANSACTION")
+}
+
+/// A statement that ends the transaction (its waiting writes go with it).
+pub(super) fn ends_transaction(f: &StatementFacts) -> bool {
+    f.class == CommandClass::Transaction
+        && matches!(
+            f.command.as_str(),
+            "COMMIT" | "ROLLBACK" | "PREPARE TRANSACTION"
+        )
+}
+
+impl Up {
+    /// Whether a write may run now and have its COMMIT held: inside a transaction block, by
+    /// the server's word (everything sent is answered first; in a batch, a Flush asks for
+    /// the answers, and nothing may have run earlier in it).
+    pub(super) async fn may_defer(
+        &mut self,
+        t: &mut Tracking,
+        simple: bool,
+    ) -> Result<bool, SessionError> {
+        if t.discard_until_sync || (!simple && t.executed_in_batch) {
+            return Ok(false);
+        }
+        if !simple {
+            wire_pg::encode::flush(&mut t.out);
+        }
+        self.flush(t).await?;
+        self.pipeline.wait_drained().await;
+        {
+            let g = self.pipeline.lock();
+            if g.is_closed() {
+                return Err(SessionError::Protocol("session ended"));
+            }
+            if g.discarding || g.copy_in {
+                return Ok(false);
+            }
+        }
+        if self.tx_status.load(Ordering::Acquire) != b'T' {
+            // Not (or no longer) in a transaction block: whatever waited went with it.
+            t.commit_hold = None;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Records writes that run now and wait on the COMMIT; where each one's row count will be
+    /// told. `None` when they need another approval than the writes already waiting.
+    pub(super) fn defer_to_commit(
+        &self,
+        statements: &[StatementFacts],
+        decision: &Decision,
+        t: &mut Tracking,
+    ) -> Option<Vec<Tally>> {
+        let hold = t.commit_hold.get_or_insert_with(|| CommitHold {
+            decision: decision.clone(),
+            writes: Vec::new(),
+        });
+        if hold.decision.approval_requirement() != decision.approval_requirement() {
+            return None;
+        }
+        let mut tallies = Vec::with_capacity(statements.len());
+        for f in statements {
+            let rows = Tally::default();
+            hold.writes.push(Write {
+                sql: f.text.clone(),
+                facts: f.clone(),
+                rows: rows.clone(),
+            });
+            tallies.push(rows);
+        }
+        tracing::info!(session = %self.ctx.session, writes = hold.writes.len(), "write runs; the transaction's COMMIT will wait for approval");
+        Some(tallies)
+    }
+
+    /// A COMMIT of a transaction whose writes wait on it: held until approved. `Some(request)`
+    /// when it may go upstream (the request it was released under; `None` inside when there
+    /// is nothing to approve: the server rolls a failed transaction back itself); `None` once
+    /// it was refused (and the transaction rolled back).
+    pub(super) async fn commit_held(
+        &mut self,
+        t: &mut Tracking,
+        sql: &str,
+        statements: &[StatementFacts],
+    ) -> Result<Option<Option<String>>, SessionError> {
+        if statements.len() != 1 || statements.iter().any(|f| f.command != "COMMIT") {
+            let msg = "gatehouse: this transaction's writes wait on its COMMIT being approved: send COMMIT on its own (PREPARE TRANSACTION is refused)";
+            self.refuse(t, "42501", msg, None, None, true).await?;
+            return Ok(None);
+        }
+        self.flush(t).await?;
+        self.pipeline.wait_drained().await;
+        if self.pipeline.lock().is_closed() {
+            return Err(SessionError::Protocol("session ended"));
+        }
+        if self.tx_status.load(Ordering::Acquire) != b'T' {
+            // A failed transaction: the server answers COMMIT with a rollback.
+            t.commit_hold = None;
+            return Ok(Some(None));
+        }
+        let Some(hold) = t.commit_hold.take() else {
+            return Ok(Some(None));
+        };
+        let transaction = hold
+            .writes
+            .iter()
+            .map(|w| approvals::TxStatement {
+                statement: w.sql.clone(),
+                rows: w
+                    .rows
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or(None),
+            })
+            .collect();
+        let held = HeldStatement {
+            sql,
+            statements: hold.writes.iter().map(|w| w.facts.clone()).collect(),
+            decision: hold.decision.clone(),
+            key_params: Vec::new(),
+            shown_params: Vec::new(),
+            simple: true,
+            grant: false,
+            transaction,
+        };
+        t.rollback_before_refusal = true;
+        let Some(released) = self.hold(t, held).await? else {
+            return Ok(None);
+        };
+        // Decided again (policies may have changed while it waited): every write must still
+        // be allowed, or need the very approval that was given.
+        for w in &hold.writes {
+            let again = self.check(t, &w.sql).await?;
+            let ok = match &again {
+                crate::guard::Verdict::Forward { .. } => true,
+                crate::guard::Verdict::Hold { decision, .. } => {
+                    decision.approval_requirement() == hold.decision.approval_requirement()
+                }
+                _ => false,
+            };
+            if !ok {
+                let msg = format!(
+                    "gatehouse: the transaction was rolled back: a write it holds is no longer allowed ({})",
+                    w.sql
+                );
+                let detail = format!("request: {}; state: refused_at_release", released.request);
+                self.refuse(t, "42501", &msg, Some(&detail), None, true)
+                    .await?;
+                return Ok(None);
+            }
+        }
+        t.rollback_before_refusal = false;
+        Ok(Some(Some(released.request)))
+    }
+}
