@@ -382,4 +382,5 @@ mod api_surface;
 mod commit;
 mod later;
 mod policy;
+mod round2;
 mod session;
