@@ -50,6 +50,7 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
     );
     state.approvals = crate::serve_approvals::registry(&state)?;
     crate::serve_approvals::spawn_sweeper(&state);
+    crate::serve_webhooks::spawn(&state, config.webhooks);
     state
         .load_catalogs(mask_key(&state.config.fake_salt_secret))
         .await

@@ -12,6 +12,7 @@ mod cmd_token;
 mod config;
 mod reload;
 mod serve_approvals;
+mod serve_webhooks;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -23,7 +23,17 @@ const APPROVALS: &[&str] = &[
     "grant_window_secs",
     "break_glass_group",
     "console_url",
+    "webhooks",
 ];
+const WEBHOOK: &[&str] = &[
+    "name",
+    "url",
+    "groups",
+    "format",
+    "secret_env",
+    "max_attempts",
+];
+const WEBHOOK_REQUIRED: &[&str] = &["name", "url", "secret_env"];
 const MASKING: &[&str] = &["detect_all_text"];
 const SENSITIVE: &[&str] = &["target", "columns", "tags", "mask", "predicates"];
 const POLICY: &[&str] = &["paths", "mode", "builtin"];
@@ -66,27 +76,53 @@ pub fn check(table: &Table) -> Vec<String> {
             }
         }
     }
-    match table.get("targets") {
+    entries(
+        table.get("targets"),
+        "targets",
+        TARGET,
+        TARGET_REQUIRED,
+        &mut errors,
+    );
+    if let Some(Value::Table(approvals)) = table.get("approvals") {
+        entries(
+            approvals.get("webhooks"),
+            "approvals.webhooks",
+            WEBHOOK,
+            WEBHOOK_REQUIRED,
+            &mut errors,
+        );
+    }
+    errors
+}
+
+/// An array of tables (`[[path]]`): unknown and missing keys of each entry.
+fn entries(
+    value: Option<&Value>,
+    path: &str,
+    allowed: &[&str],
+    required: &[&str],
+    errors: &mut Vec<String>,
+) {
+    match value {
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                let path = format!("targets[{i}]");
+                let at = format!("{path}[{i}]");
                 match item {
                     Value::Table(t) => {
-                        unknown(t, &path, TARGET, &mut errors);
-                        for req in TARGET_REQUIRED {
+                        unknown(t, &at, allowed, errors);
+                        for req in required {
                             if !t.contains_key(*req) {
-                                errors.push(format!("{path}.{req}: missing"));
+                                errors.push(format!("{at}.{req}: missing"));
                             }
                         }
                     }
-                    _ => errors.push(format!("{path}: must be a table")),
+                    _ => errors.push(format!("{at}: must be a table")),
                 }
             }
         }
-        Some(_) => errors.push("targets: must be an array of tables ([[targets]])".into()),
+        Some(_) => errors.push(format!("{path}: must be an array of tables ([[{path}]])")),
         None => {}
     }
-    errors
 }
 
 fn unknown(t: &Table, path: &str, allowed: &[&str], errors: &mut Vec<String>) {

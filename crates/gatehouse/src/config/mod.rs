@@ -2,6 +2,7 @@
 //! reported at once with its key path (`keys`), then turned into validated types that the
 //! rest of the program uses (`Config`). Parse, don't validate: nothing downstream re-checks.
 
+mod hooks;
 mod keys;
 mod raw;
 mod sensitive;
@@ -25,6 +26,9 @@ pub struct Config {
     pub audit_queue: usize,
     pub audit_batch: usize,
     pub policy: PolicyConfig,
+    /// `[[approvals.webhooks]]`: who is told of new approval requests (used by `serve`
+    /// only, so kept out of the proxy's config).
+    pub webhooks: Vec<webhooks::Webhook>,
 }
 
 /// Where policies come from and how they are enforced.
@@ -207,6 +211,7 @@ fn build(
             .clone()
             .or_else(|| listen_admin.map(|a| format!("http://{a}"))),
     };
+    let webhooks = hooks::build(&raw.approvals.webhooks, secrets, errors);
     proxy.on_audit_failure = on_audit_failure;
     proxy.audit_param_max = positive(
         "audit.param_max_bytes",
@@ -258,6 +263,7 @@ fn build(
         proxy,
         audit_queue,
         audit_batch,
+        webhooks,
     })
 }
 

@@ -36,6 +36,20 @@ pub struct RawApprovals {
     pub grant_window_secs: Option<i64>,
     pub break_glass_group: Option<String>,
     pub console_url: Option<String>,
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub format: Option<String>,
+    pub secret_env: String,
+    pub max_attempts: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

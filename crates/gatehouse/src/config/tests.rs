@@ -78,3 +78,130 @@ password_env = "GATEHOUSE_TEST_SURELY_UNSET_VAR"
         assert!(all.contains(needle), "{needle} not in:\n{all}");
     }
 }
+
+/// `GOOD` with webhooks; `PATH` stands in for a secret variable that is set.
+fn with_webhooks(hooks: &str) -> String {
+    format!("{GOOD}[approvals]\nconsole_url = \"https://gh.example.com\"\n{hooks}")
+}
+
+#[test]
+fn webhooks_parse_with_defaults() {
+    let text = with_webhooks(
+        r#"
+[[approvals.webhooks]]
+name = "dba-slack"
+url = "https://hooks.slack.com/services/T0/B0/xyz"
+groups = ["dba"]
+format = "slack"
+secret_env = "PATH"
+max_attempts = 3
+[[approvals.webhooks]]
+name = "all"
+url = "http://10.0.0.5:8080/gatehouse"
+secret_env = "PATH"
+"#,
+    );
+    let c = Config::parse(&text, Path::new("."), Secrets::Required).unwrap();
+    assert_eq!(c.webhooks.len(), 2);
+    let (slack, all) = (&c.webhooks[0], &c.webhooks[1]);
+    assert_eq!(slack.name, "dba-slack");
+    assert_eq!(slack.format, webhooks::Format::Slack);
+    assert_eq!(slack.groups, ["dba"]);
+    assert_eq!(slack.max_attempts, 3);
+    assert_eq!(
+        slack.secret.as_bytes(),
+        std::env::var("PATH").unwrap().as_bytes()
+    );
+    assert_eq!(all.format, webhooks::Format::Json);
+    assert!(all.groups.is_empty());
+    assert_eq!(all.max_attempts, webhooks::Webhook::DEFAULT_MAX_ATTEMPTS);
+    // The secret never shows in the config's Debug.
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("xyz") && !shown.contains(&std::env::var("PATH").unwrap()));
+    assert!(Config::parse(GOOD, Path::new("."), Secrets::Required)
+        .unwrap()
+        .webhooks
+        .is_empty());
+}
+
+#[test]
+fn webhook_keys_are_checked_like_every_table() {
+    let text = with_webhooks(
+        r#"
+[[approvals.webhooks]]
+name = "a"
+url = "https://x.example.com/"
+secret_env = "PATH"
+retries = 3
+[[approvals.webhooks]]
+url = "https://x.example.com/"
+"#,
+    );
+    let all = Config::parse(&text, Path::new("."), Secrets::Required)
+        .unwrap_err()
+        .join("\n");
+    for needle in [
+        "approvals.webhooks[0].retries: unknown key",
+        "approvals.webhooks[1].name: missing",
+        "approvals.webhooks[1].secret_env: missing",
+    ] {
+        assert!(all.contains(needle), "{needle} not in:\n{all}");
+    }
+    let all = Config::parse(
+        &format!("{GOOD}[approvals]\nwebhooks = 3\n"),
+        Path::new("."),
+        Secrets::Required,
+    )
+    .unwrap_err()
+    .join("\n");
+    assert!(
+        all.contains("approvals.webhooks: must be an array of tables"),
+        "{all}"
+    );
+}
+
+#[test]
+fn webhook_values_are_checked_at_once() {
+    let text = with_webhooks(
+        r#"
+[[approvals.webhooks]]
+name = "a"
+url = "ftp://files.example.com/secret-path"
+format = "teams"
+secret_env = "GATEHOUSE_TEST_SURELY_UNSET_WEBHOOK_SECRET"
+max_attempts = 0
+[[approvals.webhooks]]
+name = "a"
+url = "not a url"
+secret_env = "PATH"
+max_attempts = 21
+"#,
+    );
+    let all = Config::parse(&text, Path::new("."), Secrets::Required)
+        .unwrap_err()
+        .join("\n");
+    for needle in [
+        "approvals.webhooks[0].url: must be an http:// or https:// URL",
+        "approvals.webhooks[0].format: \"teams\" is not one of",
+        "approvals.webhooks[0].secret_env: environment variable GATEHOUSE_TEST_SURELY_UNSET_WEBHOOK_SECRET is not set",
+        "approvals.webhooks[0].max_attempts: must be 1 to 20, got 0",
+        "approvals.webhooks[1].name: duplicate webhook",
+        "approvals.webhooks[1].url: not a URL",
+        "approvals.webhooks[1].max_attempts: must be 1 to 20, got 21",
+    ] {
+        assert!(all.contains(needle), "{needle} not in:\n{all}");
+    }
+    // URLs can hold secrets: errors name the key, never the value.
+    assert!(!all.contains("secret-path"), "{all}");
+    // Admin commands do not need the secret.
+    let text = with_webhooks(
+        r#"
+[[approvals.webhooks]]
+name = "a"
+url = "https://x.example.com/"
+secret_env = "GATEHOUSE_TEST_SURELY_UNSET_WEBHOOK_SECRET"
+"#,
+    );
+    assert!(Config::parse(&text, Path::new("."), Secrets::Optional).is_ok());
+    assert!(Config::parse(&text, Path::new("."), Secrets::Required).is_err());
+}

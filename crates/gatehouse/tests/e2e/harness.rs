@@ -24,6 +24,11 @@ pub use fixture::{Gatehouse, Options};
 /// The environment variable the proxy reads the upstream password from.
 pub const PASSWORD_ENV: &str = "GH_TEST_UPSTREAM_PASSWORD";
 
+/// A webhook secret every proxy finds in its environment under [`WEBHOOK_SECRET_ENV`] (a
+/// `[[approvals.webhooks]]` entry names it in `secret_env`).
+pub const WEBHOOK_SECRET_ENV: &str = "GH_TEST_WEBHOOK_SECRET";
+pub const WEBHOOK_SECRET: &str = "whsec-gatehouse-e2e";
+
 /// How long any wait in the harness may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 

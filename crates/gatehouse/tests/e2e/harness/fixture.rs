@@ -2,7 +2,10 @@
 //! test database, started on a free port and killed when dropped; plus the CLI helpers that
 //! work on its config (tokens, audit tail/verify).
 
-use super::{connect, gatehouse_cli, upstream, CliOutput, TestDb, PASSWORD_ENV, WAIT};
+use super::{
+    connect, gatehouse_cli, upstream, CliOutput, TestDb, PASSWORD_ENV, WAIT, WEBHOOK_SECRET,
+    WEBHOOK_SECRET_ENV,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -319,6 +322,7 @@ fn spawn_serve(config: &Path, log: &Path) -> std::process::Child {
             PASSWORD_ENV,
             upstream().password.clone().unwrap_or_default(),
         )
+        .env(WEBHOOK_SECRET_ENV, WEBHOOK_SECRET)
         .env("GATEHOUSE_LOG", "info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
