@@ -123,7 +123,11 @@ impl Up {
         sql: &str,
         statements: &[StatementFacts],
     ) -> Result<Option<Option<String>>, SessionError> {
-        if statements.len() != 1 || statements.iter().any(|f| f.command != "COMMIT") {
+        // After an unsynced batch nothing would drain (the server answers on Sync).
+        if t.batch_open
+            || statements.len() != 1
+            || statements.iter().any(|f| f.command != "COMMIT")
+        {
             let msg = "gatehouse: this transaction's writes wait on its COMMIT being approved: send COMMIT on its own (PREPARE TRANSACTION is refused)";
             self.refuse(t, "42501", msg, None, None, true).await?;
             return Ok(None);
