@@ -19,7 +19,7 @@ pub fn refusal_text(decision: &Decision) -> (String, String, Option<String>) {
             format!("gatehouse: approval required: {reason}"),
             format!("policy: {policy_id}; approver group: {approver_group}"),
             Some(format!(
-                "ask a member of \"{approver_group}\" to approve; approvals are not yet available, so this statement is refused"
+                "it could not wait for \"{approver_group}\" here (a PREPARE, a fastpath call, a query string inside an unsynced pipeline, or a failed transaction): send it on its own, outside a pipeline, to have it held for approval"
             )),
         ),
         Decision::Allow { .. } => ("gatehouse: allowed".into(), String::new(), None),
