@@ -1,16 +1,22 @@
-//! The approvals API on the admin listener (JSON): the pending requests, one request, and an
-//! approver's decision. Approvers authenticate as themselves with their own Gatehouse token
-//! (`Authorization: Bearer …`); only people may use it, and the rules of who may decide a
-//! request are the `approvals` crate's.
+//! The approvals API on the admin listener (JSON): the pending requests, the finished ones
+//! (history), one request, an approver's decision, and a stream of what happens to requests
+//! (server-sent events, `events`). Approvers authenticate as themselves with their own
+//! Gatehouse token (`Authorization: Bearer …`); only people may use it, and the rules of who
+//! may decide or see a request are the `approvals` crate's.
 
 use approvals::{Registry, Request, VoteError};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use model::{Identity, IdentityKind};
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
+
+mod events;
+
+pub use events::StreamSlots;
 
 /// Who a bearer token belongs to (`None`: unknown, expired or revoked).
 pub type Authenticate = Arc<dyn Fn(&str) -> Option<Identity> + Send + Sync>;
@@ -21,6 +27,9 @@ pub type Recorder = Box<dyn FnOnce(&Request, &Identity, bool) + Send>;
 pub type RecordVote = Arc<dyn Fn() -> Result<Recorder, String> + Send + Sync>;
 /// Epoch milliseconds.
 pub type Now = Arc<dyn Fn() -> i64 + Send + Sync>;
+/// Finished requests, most recently decided first: `(offset, limit)` pages through them
+/// (a blocking read of the store; called off the async workers).
+pub type History = Arc<dyn Fn(usize, usize) -> Result<Vec<Request>, String> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct ApprovalsApi {
@@ -28,6 +37,23 @@ pub struct ApprovalsApi {
     pub authenticate: Authenticate,
     pub record: RecordVote,
     pub now_ms: Now,
+    /// Where finished requests are read from (`None`: no store, no history).
+    pub history: Option<History>,
+    /// How often an idle event stream sends a keep-alive comment.
+    pub keep_alive: Duration,
+    /// Event streams open at once (each holds a registry subscription).
+    pub streams: StreamSlots,
+}
+
+impl ApprovalsApi {
+    /// Keep-alive interval of the event stream unless told otherwise.
+    pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+    /// History entries per call unless `limit` says otherwise, and at most.
+    pub const HISTORY_DEFAULT: usize = 50;
+    pub const HISTORY_MAX: usize = 500;
+    /// Finished requests looked through for one history call (what the caller may not see is
+    /// skipped; the registry keeps about this many in memory too).
+    pub const HISTORY_SCAN: usize = Registry::MAX_FINISHED;
 }
 
 #[derive(Deserialize)]
@@ -45,20 +71,30 @@ fn error(status: StatusCode, message: impl Into<String>) -> Answer {
 pub fn routes(api: ApprovalsApi) -> Router {
     Router::new()
         .route("/api/approvals", get(list))
+        .route("/api/approvals/history", get(history))
+        .route("/api/approvals/events", get(events::stream))
         .route("/api/approvals/:id", get(show))
         .route("/api/approvals/:id/approve", post(approve))
         .route("/api/approvals/:id/deny", post(deny))
         .with_state(api)
 }
 
-/// The caller, who must be a person with a valid token.
-fn caller(api: &ApprovalsApi, headers: &HeaderMap) -> Result<Identity, Answer> {
-    let token = headers
+/// The bearer token of a request.
+fn bearer(headers: &HeaderMap) -> Result<&str, Answer> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
+        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "a bearer token is required"))
+}
+
+/// The caller, who must be a person with a valid token.
+fn caller(api: &ApprovalsApi, headers: &HeaderMap) -> Result<Identity, Answer> {
+    caller_by_token(api, bearer(headers)?)
+}
+
+fn caller_by_token(api: &ApprovalsApi, token: &str) -> Result<Identity, Answer> {
     let who = (api.authenticate)(token).ok_or_else(|| {
         error(
             StatusCode::UNAUTHORIZED,
@@ -98,6 +134,68 @@ async fn list(State(api): State<ApprovalsApi>, headers: HeaderMap) -> Answer {
         .map(as_json)
         .collect();
     (StatusCode::OK, Json(pending.into()))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    limit: Option<usize>,
+}
+
+/// Finished requests the caller may see, most recently decided first, at most `limit`.
+async fn history(
+    State(api): State<ApprovalsApi>,
+    headers: HeaderMap,
+    Query(q): Query<HistoryQuery>,
+) -> Answer {
+    let who = match caller(&api, &headers) {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    let Some(read) = api.history.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no approval store: finished requests are not kept",
+        );
+    };
+    let limit = q
+        .limit
+        .unwrap_or(ApprovalsApi::HISTORY_DEFAULT)
+        .clamp(1, ApprovalsApi::HISTORY_MAX);
+    let registry = api.registry.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        const PAGE: usize = 200;
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while out.len() < limit && offset < ApprovalsApi::HISTORY_SCAN {
+            let page = read(offset, PAGE)?;
+            let n = page.len();
+            out.extend(page.into_iter().filter(|r| registry.may_see(r, &who)));
+            if n < PAGE {
+                break;
+            }
+            offset += n;
+        }
+        out.truncate(limit);
+        Ok::<_, String>(out)
+    })
+    .await;
+    match found {
+        Ok(Ok(v)) => (
+            StatusCode::OK,
+            Json(v.iter().map(as_json).collect::<Vec<_>>().into()),
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "approval history could not be read");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the approval store cannot be read now",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "approval history task failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
 }
 
 async fn show(

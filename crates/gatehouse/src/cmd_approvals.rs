@@ -1,5 +1,6 @@
-//! `gatehouse approvals`: list, show, approve and deny held statements through a running
-//! server's admin API, as the approver (their own token from `GATEHOUSE_TOKEN` or `--token`).
+//! `gatehouse approvals`: list, show, approve and deny held statements, and watch what
+//! happens to requests, through a running server's admin API, as the approver (their own
+//! token from `GATEHOUSE_TOKEN` or `--token`).
 
 use crate::config::Config;
 use anyhow::{bail, Context};
@@ -52,6 +53,25 @@ pub enum ApprovalsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Finished requests (approved, denied, expired, withdrawn), most recent first.
+    History {
+        #[command(flatten)]
+        server: Server,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print what happens to requests as it happens (opened, voted, finished, used) until
+    /// interrupted.
+    Watch {
+        #[command(flatten)]
+        server: Server,
+        /// One JSON object per line: {"event": KIND, "data": REQUEST}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: ApprovalsCommand) -> anyhow::Result<ExitCode> {
@@ -96,6 +116,30 @@ pub fn run(cmd: ApprovalsCommand) -> anyhow::Result<ExitCode> {
                 let v = vote(&server, &id, "deny", &reason).await?;
                 println!("{}: {}", s(&v, "id"), s(&v, "state"));
             }
+            ApprovalsCommand::History {
+                server,
+                json,
+                limit,
+            } => {
+                let path = format!("history?limit={limit}");
+                let v = call(&server, reqwest::Method::GET, &path, None).await?;
+                for i in v.as_array().cloned().unwrap_or_default() {
+                    if json {
+                        println!("{i}");
+                    } else {
+                        println!(
+                            "{}  {}  {}  {}  {}\n    {}",
+                            s(&i, "id"),
+                            s(&i, "state"),
+                            s(&i, "identity"),
+                            s(&i, "target"),
+                            s(&i, "created_at"),
+                            s(&i, "statement")
+                        );
+                    }
+                }
+            }
+            ApprovalsCommand::Watch { server, json } => watch(&server, json).await?,
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -115,6 +159,96 @@ async fn vote(
         Some(body),
     )
     .await
+}
+
+/// Follows `GET /api/approvals/events` (server-sent events) and prints each event.
+async fn watch(server: &Server, json: bool) -> anyhow::Result<()> {
+    let url = format!("{}/api/approvals/events", base(server)?);
+    let mut resp = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&server.token)
+        .header(reqwest::header::ACCEPT, "text/event-stream")
+        .send()
+        .await
+        .with_context(|| format!("calling {url}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let v: serde_json::Value = resp.json().await.unwrap_or_default();
+        let msg = v
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("request failed");
+        bail!("{msg} (HTTP {})", status.as_u16());
+    }
+    eprintln!("watching approval requests at {url} (interrupt to stop)");
+    let mut sse = SseLines::default();
+    while let Some(chunk) = resp.chunk().await.context("reading the event stream")? {
+        for (kind, data) in sse.push(&chunk) {
+            let v: serde_json::Value = serde_json::from_str(&data).unwrap_or(data.into());
+            if json {
+                println!("{}", serde_json::json!({ "event": kind, "data": v }));
+            } else if kind == "lagged" {
+                println!("(missed {} events; run `approvals list`)", s(&v, "missed"));
+            } else {
+                println!(
+                    "{}  {}  {}  {}  {}\n    {}",
+                    s(&serde_json::json!({ "kind": kind }), "kind"),
+                    s(&v, "id"),
+                    s(&v, "state"),
+                    s(&v, "identity"),
+                    s(&v, "target"),
+                    s(&v, "statement")
+                );
+            }
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    bail!("the server ended the event stream")
+}
+
+/// Reads server-sent events from chunks: `event:` and `data:` fields up to a blank line
+/// (comments and other fields ignored), per the HTML standard's event-stream format.
+#[derive(Default)]
+struct SseLines {
+    buf: Vec<u8>,
+    event: String,
+    data: Vec<String>,
+}
+
+impl SseLines {
+    /// The complete events in `chunk` (with what was buffered before it).
+    fn push(&mut self, chunk: &[u8]) -> Vec<(String, String)> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !self.data.is_empty() {
+                    let kind = std::mem::take(&mut self.event);
+                    let kind = if kind.is_empty() {
+                        "message".into()
+                    } else {
+                        kind
+                    };
+                    out.push((kind, self.data.join("\n")));
+                    self.data.clear();
+                }
+                self.event.clear();
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => value.clone_into(&mut self.event),
+                "data" => self.data.push(value.to_owned()),
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 fn base(server: &Server) -> anyhow::Result<String> {
@@ -188,4 +322,21 @@ fn list(v: &serde_json::Value, k: &str) -> String {
                 .join(",")
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_sent_events_across_chunks() {
+        let mut sse = super::SseLines::default();
+        assert!(sse.push(b": hello\n\nevent: ope").is_empty());
+        let got = sse.push(b"ned\r\ndata: {\"id\":1}\n\n:\n\ndata: a\ndata:b\n\n");
+        assert_eq!(
+            got,
+            [
+                ("opened".to_owned(), "{\"id\":1}".to_owned()),
+                ("message".to_owned(), "a\nb".to_owned())
+            ]
+        );
+    }
 }

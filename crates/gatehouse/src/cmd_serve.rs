@@ -48,7 +48,7 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
         Arc::new(OsEntropy),
         engine,
     );
-    state.approvals = crate::serve_approvals::registry(&state)?;
+    state.approvals = crate::serve_approvals::registry(&state, &config.data_dir)?;
     crate::serve_approvals::spawn_sweeper(&state);
     crate::serve_webhooks::spawn(&state, config.webhooks);
     state
@@ -68,7 +68,7 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
             .with_context(|| format!("binding {admin}"))?;
         tracing::info!(addr = %admin, "admin endpoint (/healthz, /metrics)");
         let a = audit.clone();
-        let api = crate::serve_approvals::approvals_api(&state);
+        let api = crate::serve_approvals::approvals_api(&state, &config.data_dir)?;
         tokio::spawn(console::serve(
             l,
             Arc::new(move || a.is_healthy()),

@@ -1,17 +1,33 @@
-//! The approvals side of `gatehouse serve`: the registry held statements wait in, the task
-//! that expires requests no session waits on any more, and the admin API approvers use.
+//! The approvals side of `gatehouse serve`: the registry held statements wait in (kept in
+//! the data directory's `approvals.db`, so open requests and unused grants outlive a restart),
+//! the task that expires requests no session waits on any more, and the admin API approvers
+//! use.
 
+use anyhow::Context;
 use proxy::ProxyState;
+use std::path::Path;
 use std::sync::Arc;
 
-/// The registry of approval requests, with the configured grant window.
-pub fn registry(state: &ProxyState) -> anyhow::Result<Arc<approvals::Registry>> {
+/// The registry of approval requests, with the configured grant window, writing every change
+/// to `data_dir`'s approval store and taking back the requests it kept open: those pending
+/// when the previous process stopped (their sessions are gone; the sweeper expires them in
+/// time) and approvals not yet used (a re-run may use each once).
+pub fn registry(state: &ProxyState, data_dir: &Path) -> anyhow::Result<Arc<approvals::Registry>> {
     let grant_window_ms =
         i64::try_from(state.config.approvals.grant_window.as_millis()).unwrap_or(i64::MAX);
-    Ok(Arc::new(
-        approvals::Registry::new(state.config.approvals.break_glass_group.clone())
-            .with_grant_window_ms(grant_window_ms),
-    ))
+    let store = store::SqliteApprovals::open(data_dir).context("opening the approval store")?;
+    let registry = approvals::Registry::new(state.config.approvals.break_glass_group.clone())
+        .with_grant_window_ms(grant_window_ms)
+        .with_store(Arc::new(store))
+        .map_err(|e| anyhow::anyhow!("loading open approval requests: {e}"))?;
+    let open = registry.pending().len();
+    if open > 0 {
+        tracing::info!(
+            pending = open,
+            "approval requests still pending from before"
+        );
+    }
+    Ok(Arc::new(registry))
 }
 
 /// Expires, once a second, requests past their deadline that no session is waiting on (a
@@ -64,8 +80,19 @@ pub fn step_event(
     ev
 }
 
-/// The approvals API: approvers authenticate with their own token; each vote is audited.
-pub fn approvals_api(state: &ProxyState) -> console::approvals_api::ApprovalsApi {
+/// The approvals API: approvers authenticate with their own token; each vote is audited; the
+/// history is read from `data_dir`'s approval store on a connection of its own.
+pub fn approvals_api(
+    state: &ProxyState,
+    data_dir: &Path,
+) -> anyhow::Result<console::approvals_api::ApprovalsApi> {
+    let history_store =
+        Arc::new(store::SqliteApprovals::open(data_dir).context("opening the approval store")?);
+    let history: console::approvals_api::History = Arc::new(move |offset, limit| {
+        history_store
+            .finished(offset, limit)
+            .map_err(|e| e.to_string())
+    });
     let tokens = state.tokens.clone();
     let clock = state.clock.clone();
     let authenticate = Arc::new(move |token: &str| {
@@ -108,10 +135,13 @@ pub fn approvals_api(state: &ProxyState) -> console::approvals_api::ApprovalsApi
         Ok(recorder)
     });
     let clock = state.clock.clone();
-    console::approvals_api::ApprovalsApi {
+    Ok(console::approvals_api::ApprovalsApi {
         registry: state.approvals.clone(),
         authenticate,
         record,
         now_ms: Arc::new(move || clock.now_micros() / 1000),
-    }
+        history: Some(history),
+        keep_alive: console::approvals_api::ApprovalsApi::KEEP_ALIVE,
+        streams: console::approvals_api::StreamSlots::default(),
+    })
 }

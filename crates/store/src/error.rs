@@ -32,6 +32,9 @@ pub enum StoreError {
     /// something that does not parse). `id` is the row's id, so a verifier can name it.
     #[error("stored audit event {id} is unreadable: {reason}")]
     CorruptEvent { id: u64, reason: String },
+    /// A stored approval request's JSON does not parse back into a request.
+    #[error("stored approval request {id} is unreadable: {reason}")]
+    CorruptApproval { id: String, reason: String },
     #[error("value out of range: {0}")]
     OutOfRange(String),
 }

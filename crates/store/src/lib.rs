@@ -1,4 +1,4 @@
-//! Persistence for Gatehouse: token records and the audit event log.
+//! Persistence for Gatehouse: token records, the audit event log and approval requests.
 //!
 //! This crate stores and loads; it holds no business rules. It does not decide whether a token
 //! is active (that is `identity`), nor compute or check hash chains (that is `audit`): an audit
@@ -7,13 +7,17 @@
 //! The two traits, [`TokenStore`] and [`AuditLog`], are the seam for other backends (a shared
 //! PostgreSQL store for several nodes). [`SqliteStore`] is the embedded default: one SQLite
 //! database in WAL mode under the data directory, shared by the server and the CLI processes.
+//! Approval requests ([`SqliteApprovals`], the `approvals` crate's `ApprovalStore`) live in a
+//! second file beside it, `approvals.db`, written by the server only.
 #![forbid(unsafe_code)]
 
+mod approvals;
 mod audit_log;
 mod error;
 mod schema;
 mod tokens;
 
+pub use approvals::SqliteApprovals;
 pub use audit_log::SqliteAuditLog;
 pub use error::StoreError;
 pub use tokens::SqliteStore;
@@ -22,6 +26,8 @@ use model::{AuditEvent, TokenRecord};
 
 /// File name of the embedded database inside the data directory.
 pub const DB_FILE_NAME: &str = "gatehouse.db";
+/// File name of the approval requests' database inside the data directory.
+pub const APPROVALS_FILE_NAME: &str = "approvals.db";
 
 /// Token records. Shared by every connection task, hence `Sync`.
 pub trait TokenStore: Send + Sync {

@@ -6,7 +6,7 @@
 //! last commits can be lost on power failure, which is the usual trade for group commit), and a
 //! busy timeout so a brief lock held by another process is waited out instead of failing.
 
-use crate::{StoreError, DB_FILE_NAME};
+use crate::{StoreError, APPROVALS_FILE_NAME, DB_FILE_NAME};
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,10 +49,55 @@ CREATE TABLE IF NOT EXISTS audit_events (
 );
 ";
 
+/// The approval requests' schema version (stored in that file's `PRAGMA user_version`).
+const APPROVALS_SCHEMA_VERSION: i64 = 1;
+
+/// Approval requests, in a file of their own (`approvals.db`): a held statement's request is
+/// written while the statement waits, and must not queue behind the audit writer's group
+/// commits nor fail because something holds the audit database's write lock.
+/// `request_json` is the record of truth; the columns beside it are what the open requests
+/// and the history are found by (and for querying by hand). Times are epoch milliseconds.
+const APPROVALS_SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS approval_requests (
+    id            TEXT PRIMARY KEY,
+    state         TEXT NOT NULL,
+    requester     TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    decided_at_ms INTEGER,
+    used_at_ms    INTEGER,
+    request_json  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS approval_requests_by_state
+    ON approval_requests (state, created_at_ms);
+CREATE INDEX IF NOT EXISTS approval_requests_by_time
+    ON approval_requests (decided_at_ms, created_at_ms);
+";
+
 /// Opens (creating if needed) `dir/gatehouse.db` with the settings above and the current schema.
 pub(crate) fn open_connection(dir: &Path) -> Result<Connection, StoreError> {
+    open_file(dir, DB_FILE_NAME, SCHEMA_VERSION, SCHEMA_V1)
+}
+
+/// Opens (creating if needed) `dir/approvals.db` with the settings above and its schema.
+pub(crate) fn open_approvals_connection(dir: &Path) -> Result<Connection, StoreError> {
+    open_file(
+        dir,
+        APPROVALS_FILE_NAME,
+        APPROVALS_SCHEMA_VERSION,
+        APPROVALS_SCHEMA_V1,
+    )
+}
+
+fn open_file(
+    dir: &Path,
+    file: &str,
+    version: i64,
+    schema_v1: &str,
+) -> Result<Connection, StoreError> {
     create_dir(dir)?;
-    let path = dir.join(DB_FILE_NAME);
+    let path = dir.join(file);
     let open_err = |source| StoreError::Open {
         path: path.clone(),
         source,
@@ -67,7 +112,7 @@ pub(crate) fn open_connection(dir: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(open_err)?;
-    migrate(&mut conn)?;
+    migrate(&mut conn, version, schema_v1)?;
     Ok(conn)
 }
 
@@ -84,20 +129,21 @@ fn create_dir(dir: &Path) -> Result<(), StoreError> {
     })
 }
 
-/// Brings the schema to [`SCHEMA_VERSION`]. Runs in an IMMEDIATE transaction so two processes
-/// opening a fresh directory at once do not both create it.
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// Brings a file's schema to `version` (both files are at their first version: `schema_v1`).
+/// Runs in an IMMEDIATE transaction so two processes opening a fresh directory at once do not
+/// both create it.
+fn migrate(conn: &mut Connection, version: i64, schema_v1: &str) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if found > SCHEMA_VERSION {
+    if found > version {
         return Err(StoreError::SchemaTooNew {
             found,
-            supported: SCHEMA_VERSION,
+            supported: version,
         });
     }
     if found < 1 {
-        tx.execute_batch(SCHEMA_V1)?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.execute_batch(schema_v1)?;
+        tx.pragma_update(None, "user_version", version)?;
     }
     tx.commit()?;
     Ok(())

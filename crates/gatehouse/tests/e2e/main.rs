@@ -14,6 +14,7 @@ mod raw;
 
 mod approvals;
 mod approvals_attacks;
+mod approvals_store;
 mod approvals_webhooks;
 mod audit_block;
 mod audit_events;

@@ -146,6 +146,24 @@ impl Gatehouse {
         }
     }
 
+    /// Stops the proxy (SIGTERM) and starts it again on the same config, ports and data
+    /// directory, as an operator's restart would; the first run's log is kept in
+    /// `serve.1.log`.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let log_path = self.dir.path().join("serve.log");
+        let _ = std::fs::rename(&log_path, self.dir.path().join("serve.1.log"));
+        let mut child = spawn_serve(&self.config_path, &log_path);
+        match wait_ready(self.port, &mut child, &log_path).await {
+            Ok(()) => self.child = Some(child),
+            Err(l) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("gatehouse serve did not start again:\n{l}");
+            }
+        }
+    }
+
     /// `gatehouse ARGS --config <this config>`.
     pub async fn cli(&self, args: &[&str]) -> CliOutput {
         let config = self.config_path.to_string_lossy().into_owned();
