@@ -54,8 +54,23 @@ fn boolean(b: bool) -> RestrictedExpression {
     RestrictedExpression::new_bool(b)
 }
 
-/// The `Gatehouse::Statement` context record.
-pub(crate) fn statement(f: &StatementFacts, ctx: &RequestContext) -> Result<Context, String> {
+/// What the `approve` action adds to the context: the approval a held statement asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Approval<'a> {
+    pub policy_id: &'a str,
+    pub approver_groups: &'a [String],
+    pub quorum: u32,
+    pub in_transaction: bool,
+    pub estimated_rows: Option<u64>,
+}
+
+/// The `Gatehouse::Statement` context record; `approval` only for the `approve` action.
+pub(crate) fn statement(
+    f: &StatementFacts,
+    ctx: &RequestContext,
+    kind: IdentityKind,
+    approval: Option<&Approval<'_>>,
+) -> Result<Context, String> {
     let dangerous: Vec<String> = f.dangerous.iter().map(|d| d.as_str().to_owned()).collect();
     let drops: BTreeSet<String> = f.drops.iter().map(|d| d.kind.clone()).collect();
     let safeguards: BTreeSet<String> = f
@@ -119,12 +134,47 @@ pub(crate) fn statement(f: &StatementFacts, ctx: &RequestContext) -> Result<Cont
             RestrictedExpression::new_string(ctx.application_name.clone()),
         ),
         ("hour", RestrictedExpression::new_long(i64::from(ctx.hour))),
+        (
+            "requester_kind",
+            RestrictedExpression::new_string(kind.as_str().to_owned()),
+        ),
     ];
     if let Some(ip) = ctx.source_ip {
         pairs.push(("source_ip", RestrictedExpression::new_ip(ip.to_string())));
     }
+    approval_pairs(&mut pairs, approval);
     Context::from_pairs(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)))
         .map_err(|e| e.to_string())
+}
+
+/// The approval attributes: the request's for `approve`, neutral values for other actions.
+fn approval_pairs(
+    pairs: &mut Vec<(&'static str, RestrictedExpression)>,
+    approval: Option<&Approval<'_>>,
+) {
+    let none = Approval {
+        policy_id: "",
+        approver_groups: &[],
+        quorum: 0,
+        in_transaction: false,
+        estimated_rows: None,
+    };
+    let a = approval.unwrap_or(&none);
+    pairs.push((
+        "approval_policy",
+        RestrictedExpression::new_string(a.policy_id.to_owned()),
+    ));
+    pairs.push(("approver_groups", strings(a.approver_groups)));
+    pairs.push((
+        "quorum",
+        RestrictedExpression::new_long(i64::from(a.quorum)),
+    ));
+    pairs.push(("in_transaction", boolean(a.in_transaction)));
+    if let Some(rows) = a.estimated_rows {
+        // A count past i64::MAX is no smaller for a rule's comparison.
+        let rows = i64::try_from(rows).unwrap_or(i64::MAX);
+        pairs.push(("estimated_rows", RestrictedExpression::new_long(rows)));
+    }
 }
 
 /// The statement only creates this session's temporary tables, or only drops them.

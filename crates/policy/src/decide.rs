@@ -133,7 +133,7 @@ fn request(
 ) -> Result<Built, String> {
     let (who, entities) = context::principal(principal)?;
     let resource = context::resource(ctx)?;
-    let context = context::statement(facts, ctx)?;
+    let context = context::statement(facts, ctx, principal.identity.kind, None)?;
     // The context is built to the schema's shape (a test checks it against the schema), so
     // per-request validation is skipped for speed.
     let req = Request::new(who, action.action.clone(), resource, context, None)

@@ -9,17 +9,20 @@
 //! Decisions are expressed with annotations on policies: `@id("…")` names a policy in
 //! decisions and the audit trail, `@reason`/`@hint` explain a forbid, and `@approval("group")`
 //! on a forbid turns its denial into "needs approval by that group" when it is the only kind
-//! of forbid that matched.
+//! of forbid that matched. A `permit` on the `approve` action is an automatic approval rule
+//! ([`Policies::auto_approval`], `auto.rs`).
 //!
 //! This crate does no I/O: the caller reads policy files and hands over their text.
 #![forbid(unsafe_code)]
 
+mod auto;
 mod cache;
 mod context;
 mod decide;
 mod load;
 mod unmask;
 
+pub use auto::{AutoApprovalInput, AutoApproved};
 pub use cache::DecisionCache;
 pub use decide::{decide, decide_all};
 pub use load::{Policies, PolicyError, BUILTIN_POLICIES, SCHEMA};

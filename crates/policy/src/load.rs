@@ -5,9 +5,10 @@
 //! gives a source location. A policy set that does not load is never half-used: the caller
 //! keeps its previous `Policies`.
 
+use crate::auto::{self, AutoRules};
 use cedar_policy::{
     ActionConstraint, Authorizer, Effect, EntityUid, Policy, PolicyId, PolicySet, Schema,
-    ValidationMode, Validator,
+    ValidationMode, ValidationWarning, Validator,
 };
 use miette::Diagnostic;
 use model::facts::CommandClass;
@@ -74,6 +75,8 @@ pub struct Policies {
     pub(crate) authorizer: Authorizer,
     /// Policies that apply to the `unmask` action.
     pub(crate) unmask: Option<ActionPolicies>,
+    /// Automatic approval rules and what can stop them (`auto.rs`).
+    pub(crate) auto: AutoRules,
     /// Distinguishes one load from another (decision caches key on it).
     pub(crate) generation: u64,
     count: usize,
@@ -121,7 +124,7 @@ impl Policies {
                 let problem = if !seen_ids.insert(id.clone()) {
                     Some(format!("duplicate policy id {id:?}"))
                 } else {
-                    annotation_problem(&policy)
+                    annotation_problem(&policy).or_else(|| auto::problem(&policy))
                 };
                 if let Some(message) = problem {
                     errors.push(at_offset(file, text, offset, message));
@@ -240,6 +243,18 @@ fn validate(
         }
         errors.push(err);
     }
+    // A rule that can never apply is a mistake someone relies on: refuse it. (Other
+    // policies keep Cedar's warning as a warning.)
+    for w in result.validation_warnings() {
+        let Some(l) = by_id.get(w.policy_id()) else {
+            continue;
+        };
+        if matches!(w, ValidationWarning::ImpossiblePolicy(_)) && auto::is_rule(&l.policy) {
+            let (file, text) = files.get(l.file).copied().unwrap_or(("<policies>", ""));
+            let message = "this automatic approval rule can never apply".to_owned();
+            errors.push(at_offset(file, text, l.offset, message));
+        }
+    }
 }
 
 /// An error positioned by its first labelled source span.
@@ -345,6 +360,7 @@ fn build(loaded: &[Loaded]) -> Policies {
         actions,
         meta,
         unmask,
+        auto: AutoRules::build(loaded.iter().map(|l| &l.policy)),
         authorizer: Authorizer::new(),
         generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         count: loaded.len(),

@@ -61,7 +61,12 @@ fn build(
     let entities = people
         .add_entities(entities, None)
         .map_err(|e| e.to_string())?;
-    let context = context::statement(&StatementFacts::default(), ctx)?;
+    let context = context::statement(
+        &StatementFacts::default(),
+        ctx,
+        principal.identity.kind,
+        None,
+    )?;
     let req = Request::new(who, action, col, context, None).map_err(|e| e.to_string())?;
     Ok((req, entities))
 }

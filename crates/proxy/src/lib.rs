@@ -19,6 +19,7 @@ pub mod client_tls;
 mod clock;
 mod config;
 mod error;
+pub mod estimate;
 mod events;
 mod expect;
 mod guard;

@@ -53,11 +53,31 @@ fn context_matches_the_schema() {
         };
         for class in CommandClass::ALL {
             let (who, _) = principal(&p).unwrap_or_else(|e| panic!("{e}"));
-            let context = statement(&rich_facts(), &ctx).unwrap_or_else(|e| panic!("{e}"));
+            let context = statement(&rich_facts(), &ctx, IdentityKind::Agent, None)
+                .unwrap_or_else(|e| panic!("{e}"));
             let action = action_uid(class).unwrap_or_else(|| panic!("no action"));
             let res = resource(&ctx).unwrap_or_else(|e| panic!("{e}"));
             if let Err(e) = cedar_policy::Request::new(who, action, res, context, Some(&schema)) {
                 panic!("{class}: {e}");
+            }
+        }
+        // The approve action, with and without a row estimate.
+        let groups = vec!["dba".to_owned()];
+        for estimated_rows in [None, Some(12), Some(u64::MAX)] {
+            let approval = Approval {
+                policy_id: "orders-writes",
+                approver_groups: &groups,
+                quorum: 2,
+                in_transaction: true,
+                estimated_rows,
+            };
+            let (who, _) = principal(&p).unwrap_or_else(|e| panic!("{e}"));
+            let context = statement(&rich_facts(), &ctx, IdentityKind::Agent, Some(&approval))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let action = crate::auto::action().unwrap_or_else(|| panic!("no approve action"));
+            let res = resource(&ctx).unwrap_or_else(|e| panic!("{e}"));
+            if let Err(e) = cedar_policy::Request::new(who, action, res, context, Some(&schema)) {
+                panic!("approve: {e}");
             }
         }
     }
