@@ -260,23 +260,19 @@ impl Registry {
         reason: &str,
         now_ms: i64,
     ) -> Result<(Request, Outcome), VoteError> {
-        let (request, outcome, expired) = {
+        let (request, outcome) = {
             let mut g = self.lock();
             let entry = g
                 .entries
                 .get_mut(id)
                 .ok_or_else(|| VoteError::NotFound(id.to_owned()))?;
-            let mut expired = None;
             if entry.request.state == State::Pending && now_ms >= entry.request.expires_at_ms {
-                // Too late, even if the waiting session has not noticed yet.
-                let mut r = entry.request.clone();
-                r.state = State::Expired;
-                r.decided_at_ms = Some(now_ms);
-                if self.save(&r).is_ok() {
-                    entry.request = r.clone();
-                    entry.state.send_replace(State::Expired);
-                    expired = Some(r);
-                }
+                // Too late, even if nobody has expired it yet (the waiting session or the
+                // sweeper does, and records it).
+                return Err(VoteError::NotPending {
+                    id: id.to_owned(),
+                    state: State::Expired,
+                });
             }
             let mut r = entry.request.clone();
             let result = r.vote(
@@ -286,16 +282,7 @@ impl Registry {
                 now_ms,
                 self.break_glass_group.as_deref(),
             );
-            let outcome = match result {
-                Ok(o) => o,
-                Err(e) => {
-                    drop(g);
-                    if let Some(x) = &expired {
-                        self.emit(EventKind::Finished, x);
-                    }
-                    return Err(e);
-                }
-            };
+            let outcome = result?;
             self.save(&r).map_err(VoteError::Unavailable)?;
             entry.request = r.clone();
             if r.state != State::Pending {
@@ -303,11 +290,8 @@ impl Registry {
                 g.finished.push_back(id.to_owned());
                 trim(&mut g);
             }
-            (r, outcome, expired)
+            (r, outcome)
         };
-        if let Some(x) = &expired {
-            self.emit(EventKind::Finished, x);
-        }
         self.emit(EventKind::Voted, &request);
         Ok((request, outcome))
     }
@@ -387,8 +371,20 @@ impl Registry {
     }
 
     /// Expires every pending request past its deadline at `now_ms`; the ones it expired
-    /// (for their audit events).
+    /// (for their audit events). Approvals whose grant window closed unused are dropped
+    /// from memory (they can no longer be used).
     pub fn sweep(&self, now_ms: i64) -> Vec<Request> {
+        {
+            let mut g = self.lock();
+            let window = self.grant_window_ms;
+            g.entries.retain(|_, e| {
+                let r = &e.request;
+                !(r.state == State::Approved
+                    && r.used_at_ms.is_none()
+                    && r.decided_at_ms
+                        .is_some_and(|d| now_ms >= d.saturating_add(window)))
+            });
+        }
         let due: Vec<String> = self
             .lock()
             .entries

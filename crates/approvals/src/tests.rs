@@ -136,6 +136,10 @@ fn late_votes_find_it_expired() {
             ..
         })
     ));
+    // The vote changes nothing: whoever expires it (the waiting session or the sweeper)
+    // records the expiry.
+    assert_eq!(*rx.borrow(), State::Pending);
+    assert_eq!(r.sweep(1_000).len(), 1);
     assert_eq!(*rx.borrow(), State::Expired);
 }
 

@@ -129,6 +129,7 @@ mod tests {
             note: Annotation::default(),
             facts: None,
             key: 0,
+            hold: None,
         })
     }
 
