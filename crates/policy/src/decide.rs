@@ -67,6 +67,7 @@ pub fn decide(
             approver_group: meta.approval.clone().unwrap_or_default(),
             policies: all,
             quorum: meta.quorum,
+            commit: meta.commit,
         };
         let first = needs(id, meta, all.clone());
         // Every approval forbid that matched must be satisfiable by one request.

@@ -52,6 +52,8 @@ pub(crate) struct Meta {
     pub approval: Option<String>,
     /// Distinct approvals needed (`@quorum("2")`; 1 without it).
     pub quorum: u32,
+    /// `@approval_mode("commit")`: the COMMIT of the transaction is held, not the write.
+    pub commit: bool,
     /// Load order (built-in pack first, then files in the order given), for deterministic
     /// blame when several forbids match.
     pub order: usize,
@@ -213,6 +215,16 @@ fn annotation_problem(p: &Policy) -> Option<String> {
             return Some(format!("@quorum needs a count from 1 to 10, not {q:?}"));
         }
     }
+    if let Some(m) = p.annotation("approval_mode") {
+        if p.annotation("approval").is_none() {
+            return Some("@approval_mode only makes sense with @approval".into());
+        }
+        if !matches!(m, "statement" | "commit") {
+            return Some(format!(
+                "@approval_mode is \"statement\" (the default) or \"commit\", not {m:?}"
+            ));
+        }
+    }
     match p.annotation("approval") {
         Some("") => Some("@approval needs the approver group: @approval(\"group\")".into()),
         Some(_) if p.effect() == Effect::Permit => {
@@ -316,6 +328,7 @@ fn build(loaded: &[Loaded]) -> Policies {
                     .annotation("quorum")
                     .and_then(|q| q.trim().parse().ok())
                     .unwrap_or(1),
+                commit: p.annotation("approval_mode") == Some("commit"),
                 order,
             },
         );
