@@ -444,6 +444,35 @@ impl SessionGuard {
     }
 
     /// The catalog cell, for an on-demand reload.
+    /// The session's `search_path` as analysis resolves names against it.
+    pub fn search_path(&self) -> &[String] {
+        &self.analyze_ctx.search_path
+    }
+
+    /// Whether an automatic approval rule approves a held statement (see `policy::auto`).
+    pub fn auto_approval(
+        &self,
+        statements: &[StatementFacts],
+        decision: &Decision,
+        hour: u8,
+        in_transaction: bool,
+        estimated_rows: Option<u64>,
+    ) -> Option<policy::AutoApproved> {
+        let mut ctx = self.base.clone();
+        ctx.hour = hour;
+        ctx.multi_statement = statements.len() > 1;
+        self.engine
+            .current()
+            .auto_approval(&policy::AutoApprovalInput {
+                principal: &self.principal,
+                statements,
+                ctx: &ctx,
+                decision,
+                in_transaction,
+                estimated_rows,
+            })
+    }
+
     pub fn catalog(&self) -> Option<Arc<CatalogCell>> {
         self.masking.as_ref().map(|m| m.catalog.clone())
     }

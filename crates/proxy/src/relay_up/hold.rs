@@ -166,8 +166,34 @@ impl Up {
                 (r, rx)
             }
             Grant::None => {
-                let ttl =
-                    i64::try_from(cfg.request_ttl.max(wait).as_millis()).unwrap_or(i64::MAX / 2);
+                // For a write, the planner's estimate, on a side connection.
+                let writes = statements.iter().any(|f| !f.tables_written.is_empty());
+                if writes {
+                    if let Some(target) = self
+                        .state
+                        .config
+                        .targets
+                        .get(self.ctx.target.as_deref().unwrap_or_default())
+                    {
+                        let path = self.guard.search_path().to_vec();
+                        spec.estimated_rows =
+                            crate::estimate::estimate_rows(target, sql, &path).await;
+                    }
+                }
+                let auto = self.guard.auto_approval(
+                    &statements,
+                    &decision,
+                    self.hour(),
+                    in_transaction,
+                    spec.estimated_rows,
+                );
+                // A held COMMIT's request ends with the wait (its transaction does).
+                let ttl = if grant {
+                    cfg.request_ttl.max(wait)
+                } else {
+                    wait
+                };
+                let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
                 let id = self.request_id();
                 match self.state.approvals.open(
                     id.clone(),
@@ -176,6 +202,11 @@ impl Up {
                     now_ms,
                     now_ms.saturating_add(ttl),
                 ) {
+                    Ok((r, _)) if auto.is_some() => {
+                        self.step(&r, "requested", None, None);
+                        let a = auto.unwrap_or_else(|| unreachable!());
+                        return self.auto_approved(t, sql, &r, &decision, a, simple).await;
+                    }
                     Ok((r, rx)) => {
                         self.step(&r, "requested", None, None);
                         tracing::info!(session = %self.ctx.session, request = %id, groups = %r.spec.approver_groups.join(","), "statement held for approval");
@@ -317,6 +348,42 @@ impl Up {
                 }
                 let msg = "canceling statement due to user request (gatehouse: approval request withdrawn)";
                 self.refused_after_hold(t, sql, &request, "57014", msg, "withdrawn", simple)
+                    .await
+            }
+        }
+    }
+
+    /// Approved by an automatic rule (`policy::auto`): recorded as approved by that policy,
+    /// then released like any approval.
+    async fn auto_approved(
+        &mut self,
+        t: &mut Tracking,
+        sql: &str,
+        r: &Request,
+        decision: &Decision,
+        a: policy::AutoApproved,
+        simple: bool,
+    ) -> Result<Option<Released>, SessionError> {
+        let by = format!("policy:{}", a.policy_id);
+        match self
+            .state
+            .approvals
+            .auto_approve(&r.id, &a.policy_id, &a.reason, self.now_ms())
+        {
+            Ok(r) => {
+                tracing::info!(session = %self.ctx.session, request = %r.id, rule = %a.policy_id, "statement approved by an automatic rule");
+                self.step(&r, "approve", Some(&by), Some(&a.reason));
+                match self.use_approval(&r) {
+                    Ok(r) => {
+                        self.released(t, sql, &r, decision, simple, "automatic approval")
+                            .await
+                    }
+                    Err(e) => self.unusable(t, sql, &r, e, simple).await,
+                }
+            }
+            Err(e) => {
+                let msg = format!("gatehouse: the automatic approval could not be recorded: {e}");
+                self.refused_after_hold(t, sql, r, "42501", &msg, "unrecorded", simple)
                     .await
             }
         }

@@ -243,3 +243,79 @@ async fn an_agent_refused_while_pending_runs_it_once_after_approval() {
     let (code, text) = gh.verify().await;
     assert_eq!(code, 0, "{text}");
 }
+
+/// Automatic approval: a rule approves a small, sized write at once (recorded as approved by
+/// the rule); a larger one, or an agent's, goes to people; the request shows the estimate.
+#[tokio::test]
+async fn a_rule_approves_small_sized_writes_and_the_rest_wait() {
+    let rules = format!(
+        "{POLICIES}\n{}",
+        r#"
+@id("auto-single-row-order-fixes")
+@reason("single-row fixes to orders are routine")
+permit(principal, action == Gatehouse::Action::"approve", resource)
+when {
+  context.approval_policy == "orders-writes-need-a-dba" &&
+  context has estimated_rows && context.estimated_rows <= 1
+};
+"#
+    );
+    let gh = start_with(&rules, 30, 30).await;
+    let who = cast(&gh).await;
+    let bot = gh.issue("deploy-bot", "agent", &["deployers"]).await;
+    let c = gh.connect("alice", &who.alice).await;
+    // Sized at one row (primary key): approved at once by the rule.
+    let n = c
+        .execute("UPDATE orders SET amount = 11 WHERE id = 1", &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, 1);
+    assert_eq!(orders_state(&gh).await, "1:11,2:20,3:30");
+
+    // More rows: a person must approve; the request carries the estimate.
+    let c2 = gh.connect("alice", &who.alice).await;
+    let held = tokio::spawn(async move {
+        c2.batch_execute("UPDATE orders SET amount = 0 WHERE id > 0")
+            .await
+    });
+    let req = wait_pending(&gh, &who.bob, "UPDATE orders SET amount = 0 WHERE id > 0").await;
+    assert!(
+        req["estimated_rows"].as_u64().is_some_and(|n| n > 1),
+        "the planner's estimate is shown: {req}"
+    );
+    let (status, _) = vote(&gh, &who.bob, &id_of(&req), "deny", "too broad").await;
+    assert_eq!(status, 200);
+    assert!(held.await.unwrap_or_else(|e| panic!("{e}")).is_err());
+
+    // An agent is not covered by a rule whose principal scope does not name agents.
+    let cb = gh.connect("deploy-bot", &bot).await;
+    let held = tokio::spawn(async move {
+        cb.batch_execute("UPDATE orders SET amount = 12 WHERE id = 1")
+            .await
+    });
+    let req = wait_pending(&gh, &who.bob, "UPDATE orders SET amount = 12 WHERE id = 1").await;
+    assert_eq!(req["estimated_rows"], 1, "{req}");
+    let (status, _) = vote(&gh, &who.bob, &id_of(&req), "deny", "agents ask a person").await;
+    assert_eq!(status, 200);
+    assert!(held.await.unwrap_or_else(|e| panic!("{e}")).is_err());
+    assert_eq!(orders_state(&gh).await, "1:11,2:20,3:30");
+
+    let events = gh
+        .wait_events("the rule's approval", |ev| {
+            ev.iter()
+                .any(|e| e["approval"]["by"] == "policy:auto-single-row-order-fixes")
+        })
+        .await;
+    let vote = events
+        .iter()
+        .find(|e| e["approval"]["by"] == "policy:auto-single-row-order-fixes")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(vote["approval"]["step"], "approve");
+    assert_eq!(
+        vote["approval"]["reason"],
+        "single-row fixes to orders are routine"
+    );
+    let (code, text) = gh.verify().await;
+    assert_eq!(code, 0, "{text}");
+}
