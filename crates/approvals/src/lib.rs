@@ -67,6 +67,9 @@ pub struct RequestSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxStatement {
     pub statement: String,
+    /// Its bound parameters, through the value detectors (extended protocol).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Option<String>>,
     /// Rows it affected (`None`: the server did not say).
     pub rows: Option<u64>,
 }

@@ -46,6 +46,9 @@ pub struct Inner {
     /// What the server confirmed about prepared-statement names, in order, for the other
     /// half's copy of them (`relay_up::names`).
     pub prepared_events: Vec<PreparedEvent>,
+    /// ReadyForQuery reports of an idle session so far: a transaction block that began after
+    /// the Nth one is a different transaction from one that began before it.
+    pub idle_seen: u64,
     closed: bool,
     waiting_for_space: bool,
 }

@@ -313,6 +313,9 @@ impl Down {
             tag::READY_FOR_QUERY => {
                 let status = backend::ready_for_query(&frame)?.as_byte();
                 self.tx_status.store(status, Ordering::Relaxed);
+                if status == b'I' {
+                    g.idle_seen += 1;
+                }
                 if std::mem::take(&mut g.discarding) {
                     // What was queued after the error was discarded by the server: it never
                     // ran (nothing to audit), and this ReadyForQuery answers the Sync.
@@ -409,6 +412,9 @@ impl Down {
                     return desync("the transaction did not end at Gatehouse's ROLLBACK");
                 }
                 self.tx_status.store(status, Ordering::Relaxed);
+                if status == b'I' {
+                    g.idle_seen += 1;
+                }
                 g.queue.pop_front();
                 g.state.rolled_back();
                 g.state.ready(status);
@@ -439,6 +445,9 @@ impl Down {
             tag::READY_FOR_QUERY => {
                 let status = backend::ready_for_query(&frame)?.as_byte();
                 self.tx_status.store(status, Ordering::Relaxed);
+                if status == b'I' {
+                    g.idle_seen += 1;
+                }
                 if let Some(Expect::Probe { reply, rows, error }) = g.queue.pop_front() {
                     let result = match error {
                         Some(e) => Err(e),

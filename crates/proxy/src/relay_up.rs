@@ -41,6 +41,8 @@ struct Portal {
     /// several Executes is approved once).
     key_params: Vec<Option<String>>,
     released: Option<String>,
+    /// It needs approval at Execute: as prepared, or as decided again at Bind.
+    hold: Option<Decision>,
 }
 
 /// A statement the client prepared (protocol Parse or SQL PREPARE), as analysed and decided
@@ -55,6 +57,8 @@ struct Prepared {
     key: u64,
     /// It needs approval: each portal bound to it is held at its Execute (see `hold`).
     hold: Option<Decision>,
+    /// The policies it was decided under (a reload decides it again at Bind).
+    policies: Option<Arc<policy::Policies>>,
 }
 
 pub struct Up {
@@ -231,15 +235,20 @@ impl Up {
                     t.batch_open = true;
                     return Ok(Flow::Continue);
                 }
+                let mut held = None;
                 let extra = match self.recheck(t, &b.statement, false).await? {
                     Recheck::Same => None,
                     Recheck::Planned(p) => p,
+                    Recheck::Held(d, p) => {
+                        held = Some(d);
+                        p
+                    }
                     Recheck::Refused => {
                         t.batch_open = true;
                         return Ok(Flow::Continue);
                     }
                 };
-                self.on_bind(t, &b);
+                self.on_bind(t, &b, held);
                 t.described.remove(&b.portal);
                 t.out.extend_from_slice(frame.raw());
                 self.expect(Expect::Bind {
@@ -389,7 +398,7 @@ impl Up {
                 None => return Ok(()),
             }
         } else if deferred {
-            match self.defer_to_commit(&statements, &decision, t) {
+            match self.defer_to_commit(&statements, &[], &decision, t) {
                 Some(v) => tallies = v,
                 None => {
                     let msg = "gatehouse: this write needs an approval other than the one the transaction's COMMIT already waits on";
@@ -433,6 +442,15 @@ impl Up {
             };
             match self.recheck(t, name, true).await? {
                 Recheck::Same | Recheck::Planned(None) => {}
+                Recheck::Held(..) => {
+                    let d = Decision::Deny {
+                        reason: "this prepared statement needs approval now; an SQL EXECUTE cannot wait for it".into(),
+                        policy_id: "gatehouse.approvals".into(),
+                        hint: Some("run the statement itself, or Bind/Execute it through the protocol".into()),
+                        policies: Vec::new(),
+                    };
+                    return self.refuse_by_policy(t, &sql, &statements, &d, true).await;
+                }
                 Recheck::Planned(Some(m)) => p.result = Plan::Union(Box::new(p.result.clone()), m),
                 Recheck::Refused => return Ok(()),
             }
@@ -456,8 +474,17 @@ impl Up {
             note.approval.clone_from(&approval);
             match facts.and_then(|f| f.cursor.as_ref()) {
                 Some(CursorOp::Declare { name, .. }) => {
+                    // A portal of that name is gone (the server refuses a DECLARE over an
+                    // open one): what the name runs now is this cursor.
+                    t.portals.remove(name);
                     t.cursors.insert(name.clone(), note.clone());
                 }
+                Some(CursorOp::Close { name }) => match name {
+                    Some(n) => {
+                        t.portals.remove(n);
+                    }
+                    None => t.portals.clear(),
+                },
                 Some(CursorOp::Fetch { name, .. }) => {
                     if let Some(c) = t.cursors.get(name) {
                         note.tables.clone_from(&c.tables);
@@ -491,18 +518,16 @@ impl Up {
                     Effect::Prepare { name, .. } => {
                         let note = Annotation::new(Some(f), &decision, shadow);
                         let key = self.guard.resolution_key();
-                        t.statements
-                            .prepare(name.clone(), prepared_entry(&f.text, note, f, key));
+                        t.statements.prepare(
+                            name.clone(),
+                            prepared_entry(&f.text, note, f, key, self.guard.policies()),
+                        );
                     }
                     Effect::Deallocate(n) => t.statements.closing(n.as_deref()),
                     Effect::DiscardAll => t.statements.closing(None),
                     _ => {}
                 }
             }
-        }
-        if statements.iter().any(commit::ends_transaction) {
-            // Whatever waited on this transaction's COMMIT ends with it.
-            t.commit_hold = None;
         }
         self.guard.forwarded(&statements);
         t.out.extend_from_slice(frame.raw());
@@ -542,13 +567,20 @@ impl Up {
         };
         let name = p.name.clone();
         let entry = match statements.first() {
-            Some(f) => prepared_entry(&p.query, note, f, self.guard.resolution_key()),
+            Some(f) => prepared_entry(
+                &p.query,
+                note,
+                f,
+                self.guard.resolution_key(),
+                self.guard.policies(),
+            ),
             None => Arc::new(Prepared {
                 text: p.query,
                 note,
                 facts: None,
                 key: self.guard.resolution_key(),
                 hold: None,
+                policies: Some(self.guard.policies()),
             }),
         };
         let entry = match decision {
@@ -614,12 +646,19 @@ fn named(target: wire_pg::frontend::Target, name: String) -> Named {
     }
 }
 
-fn prepared_entry(text: &str, note: Annotation, facts: &StatementFacts, key: u64) -> Arc<Prepared> {
+fn prepared_entry(
+    text: &str,
+    note: Annotation,
+    facts: &StatementFacts,
+    key: u64,
+    policies: Arc<policy::Policies>,
+) -> Arc<Prepared> {
     Arc::new(Prepared {
         text: text.to_owned(),
         note,
         facts: Some(facts.clone()),
         key,
         hold: None,
+        policies: Some(policies),
     })
 }

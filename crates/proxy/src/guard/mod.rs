@@ -444,6 +444,11 @@ impl SessionGuard {
     }
 
     /// The catalog cell, for an on-demand reload.
+    /// The policies in force now (a reload replaces them).
+    pub fn policies(&self) -> Arc<policy::Policies> {
+        self.engine.current()
+    }
+
     /// The session's `search_path` as analysis resolves names against it.
     pub fn search_path(&self) -> &[String] {
         &self.analyze_ctx.search_path

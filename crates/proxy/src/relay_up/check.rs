@@ -20,6 +20,9 @@ pub(super) enum Recheck {
     Same,
     /// Planned again: these masks are added to the ones it was prepared with.
     Planned(Option<Arc<MaskPlan>>),
+    /// Decided again, it needs approval now (it did not when prepared): its portal waits at
+    /// Execute; these masks are added.
+    Held(Decision, Option<Arc<MaskPlan>>),
     /// Refused now (the refusal was sent).
     Refused,
 }
@@ -83,7 +86,9 @@ impl Up {
                 && !t.batch_open
                 && !t.discard_until_sync
                 && !statements.iter().any(|f| {
-                    f.prepared_name.is_some() || f.class == model::facts::CommandClass::Transaction
+                    f.prepared_name.is_some()
+                        || f.executes_prepared.is_some()
+                        || f.class == model::facts::CommandClass::Transaction
                 })
                 && self.may_defer(t, true).await? =>
             {
@@ -105,7 +110,11 @@ impl Up {
             } if hold == HoldAt::Now
                 && !t.batch_open
                 && !t.discard_until_sync
-                && !statements.iter().any(|f| f.prepared_name.is_some()) =>
+                // Nor an SQL EXECUTE: the approver would see a name, and a grant would follow
+                // whatever the name means when it is used.
+                && !statements
+                    .iter()
+                    .any(|f| f.prepared_name.is_some() || f.executes_prepared.is_some()) =>
             {
                 let held = HeldStatement {
                     sql,
@@ -175,26 +184,27 @@ impl Up {
             return Ok(Recheck::Same);
         };
         let masking = self.guard.masking();
+        // The server re-analyses it when the search path changed; policies may have been
+        // reloaded since it was decided.
+        let same_policies = p
+            .policies
+            .as_ref()
+            .is_some_and(|x| Arc::ptr_eq(x, &self.guard.policies()));
         let stale = !f.drops.is_empty()
-            || (masking && (p.key != self.guard.resolution_key() || self.guard.reads_view(f)));
+            || p.key != self.guard.resolution_key()
+            || !same_policies
+            || (masking && self.guard.reads_view(f));
         if !stale {
             return Ok(Recheck::Same);
         }
         let verdict = match self.check(t, &p.text).await? {
-            // Still needing the approval its portals wait for at Execute.
+            // Needing approval (now, or still): its portal waits at Execute. Not an SQL
+            // EXECUTE (`simple`: it cannot wait), nor an SQL PREPARE run through the protocol.
             Verdict::Hold {
                 plans, decision, ..
-            } if p
-                .hold
-                .as_ref()
-                .is_some_and(|h| h.approval_requirement() == decision.approval_requirement()) =>
-            {
-                Verdict::Forward {
-                    statements: Vec::new(),
-                    decision,
-                    shadow: false,
-                    plans,
-                }
+            } if !simple && f.prepared_name.is_none() => {
+                let planned = plans.into_iter().next();
+                return Ok(Recheck::Held(decision, planned.and_then(|p| p.mask)));
             }
             v => v,
         };

@@ -26,11 +26,16 @@ use std::sync::atomic::Ordering;
 pub(super) struct CommitHold {
     /// The approval they need (every write of the transaction needs the same one).
     decision: Decision,
+    /// Idle ReadyForQuery reports seen when the first write ran (`Inner::idle_seen`): once
+    /// the server reported idle again, that transaction is over and its writes with it.
+    epoch: u64,
     writes: Vec<Write>,
 }
 
 struct Write {
     sql: String,
+    /// Bound parameters as approvers see them.
+    params: Vec<Option<String>>,
     facts: StatementFacts,
     rows: Tally,
 }
@@ -39,15 +44,6 @@ struct Write {
 pub(super) fn ends_with_commit(f: &StatementFacts) -> bool {
     f.class == CommandClass::Transaction
         && matches!(f.command.as_str(), "COMMIT" | "PREPARE TRANSACTION")
-}
-
-/// A statement that ends the transaction (its waiting writes go with it).
-pub(super) fn ends_transaction(f: &StatementFacts) -> bool {
-    f.class == CommandClass::Transaction
-        && matches!(
-            f.command.as_str(),
-            "COMMIT" | "ROLLBACK" | "PREPARE TRANSACTION"
-        )
 }
 
 impl Up {
@@ -67,7 +63,7 @@ impl Up {
         }
         self.flush(t).await?;
         self.pipeline.wait_drained().await;
-        {
+        let epoch = {
             let g = self.pipeline.lock();
             if g.is_closed() {
                 return Err(SessionError::Protocol("session ended"));
@@ -75,13 +71,15 @@ impl Up {
             if g.discarding || g.copy_in {
                 return Ok(false);
             }
-        }
-        if self.tx_status.load(Ordering::Acquire) != b'T' {
-            // Not (or no longer) in a transaction block: whatever waited went with it.
+            g.idle_seen
+        };
+        // Writes of a transaction the server since reported over are gone with it. Only the
+        // server's word ends a hold (a failed transaction, or a ROLLBACK that never ran,
+        // does not).
+        if t.commit_hold.as_ref().is_some_and(|h| h.epoch != epoch) {
             t.commit_hold = None;
-            return Ok(false);
         }
-        Ok(true)
+        Ok(self.tx_status.load(Ordering::Acquire) == b'T')
     }
 
     /// Records writes that run now and wait on the COMMIT; where each one's row count will be
@@ -89,11 +87,14 @@ impl Up {
     pub(super) fn defer_to_commit(
         &self,
         statements: &[StatementFacts],
+        params: &[Option<String>],
         decision: &Decision,
         t: &mut Tracking,
     ) -> Option<Vec<Tally>> {
+        let epoch = self.pipeline.lock().idle_seen;
         let hold = t.commit_hold.get_or_insert_with(|| CommitHold {
             decision: decision.clone(),
+            epoch,
             writes: Vec::new(),
         });
         if hold.decision.approval_requirement() != decision.approval_requirement() {
@@ -104,6 +105,7 @@ impl Up {
             let rows = Tally::default();
             hold.writes.push(Write {
                 sql: f.text.clone(),
+                params: params.to_vec(),
                 facts: f.clone(),
                 rows: rows.clone(),
             });
@@ -124,9 +126,7 @@ impl Up {
         statements: &[StatementFacts],
     ) -> Result<Option<Option<String>>, SessionError> {
         // After an unsynced batch nothing would drain (the server answers on Sync).
-        if t.batch_open
-            || statements.len() != 1
-            || statements.iter().any(|f| f.command != "COMMIT")
+        if t.batch_open || statements.len() != 1 || statements.iter().any(|f| f.command != "COMMIT")
         {
             let msg = "gatehouse: this transaction's writes wait on its COMMIT being approved: send COMMIT on its own (PREPARE TRANSACTION is refused)";
             self.refuse(t, "42501", msg, None, None, true).await?;
@@ -134,10 +134,19 @@ impl Up {
         }
         self.flush(t).await?;
         self.pipeline.wait_drained().await;
-        if self.pipeline.lock().is_closed() {
-            return Err(SessionError::Protocol("session ended"));
+        let epoch = {
+            let g = self.pipeline.lock();
+            if g.is_closed() {
+                return Err(SessionError::Protocol("session ended"));
+            }
+            g.idle_seen
+        };
+        if t.commit_hold.as_ref().is_some_and(|h| h.epoch != epoch) {
+            // The transaction those writes ran in is over (the server said idle since).
+            t.commit_hold = None;
+            return Ok(Some(None));
         }
-        if self.tx_status.load(Ordering::Acquire) != b'T' {
+        if self.tx_status.load(Ordering::Acquire) == b'E' {
             // A failed transaction: the server answers COMMIT with a rollback.
             t.commit_hold = None;
             return Ok(Some(None));
@@ -150,6 +159,7 @@ impl Up {
             .iter()
             .map(|w| approvals::TxStatement {
                 statement: w.sql.clone(),
+                params: w.params.clone(),
                 rows: w
                     .rows
                     .lock()

@@ -10,6 +10,7 @@ use crate::error::SessionError;
 use crate::events::render_param;
 use crate::expect::{Expect, StmtAudit};
 use crate::state::Plan;
+use model::decision::Decision;
 use model::facts::CursorOp;
 use model::AuditKind;
 use std::time::Instant;
@@ -17,7 +18,8 @@ use wire_pg::frontend::Bind;
 use wire_pg::{encode, Frame};
 
 impl Up {
-    pub(super) fn on_bind(&self, t: &mut Tracking, b: &Bind) {
+    /// `held`: it needs approval as decided again at this Bind (see `check::recheck`).
+    pub(super) fn on_bind(&self, t: &mut Tracking, b: &Bind, held: Option<Decision>) {
         let max = self.state.config.audit_param_max;
         let enc = self.encoding.get();
         let params = b
@@ -27,8 +29,9 @@ impl Up {
             .map(|(i, p)| render_param(p.as_deref(), b.param_is_binary(i), max, enc))
             .collect();
         let statement = t.statements.get(&b.statement).cloned();
+        let hold = held.or_else(|| statement.as_ref().and_then(|s| s.hold.clone()));
         // Exactly as bound (format and bytes): what a one-time grant must match.
-        let key_params = if statement.as_ref().is_some_and(|s| s.hold.is_some()) {
+        let key_params = if hold.is_some() {
             b.params
                 .iter()
                 .enumerate()
@@ -54,6 +57,7 @@ impl Up {
                 params,
                 key_params,
                 released: None,
+                hold,
             },
         );
     }
@@ -71,11 +75,16 @@ impl Up {
             let msg = format!("portal \"{portal}\" does not exist");
             return self.refuse(t, "34000", &msg, None, None, false).await;
         }
-        let (prepared, params, mut released) = match t.portals.get(&portal) {
-            Some(p) => (p.statement.clone(), p.params.clone(), p.released.clone()),
+        let (prepared, params, mut released, portal_hold) = match t.portals.get(&portal) {
+            Some(p) => (
+                p.statement.clone(),
+                p.params.clone(),
+                p.released.clone(),
+                p.hold.clone(),
+            ),
             // A cursor declared in SQL, executed as a portal: its rows are masked with the
             // cursor's plan; the audit names the cursor.
-            None => (None, Vec::new(), None),
+            None => (None, Vec::new(), None, None),
         };
         let text = match &prepared {
             Some(p) => p.text.clone(),
@@ -96,9 +105,10 @@ impl Up {
         let mut deferred = false;
         // Approval at COMMIT: runs now inside the open transaction block when it is one.
         if let (Some(p), None) = (&prepared, &released) {
-            if let (Some(d), Some(f)) = (&p.hold, &p.facts) {
+            if let (Some(d), Some(f)) = (&portal_hold, &p.facts) {
                 if d.approval_at_commit() && self.may_defer(t, false).await? {
-                    match self.defer_to_commit(std::slice::from_ref(f), d, t) {
+                    let shown = self.shown_params(&params);
+                    match self.defer_to_commit(std::slice::from_ref(f), &shown, d, t) {
                         Some(mut v) => {
                             tally = v.pop();
                             deferred = true;
@@ -113,7 +123,7 @@ impl Up {
         }
         // A statement that needs approval waits here, once per portal.
         if let (Some(p), None, false) = (&prepared, &released, deferred) {
-            if let Some(decision) = &p.hold {
+            if let Some(decision) = &portal_hold {
                 let key_params = t
                     .portals
                     .get(&portal)
@@ -155,7 +165,8 @@ impl Up {
                     .filter(|n| t.statements.may_prepare(n.as_str()))
                 {
                     let key = self.guard.resolution_key();
-                    let entry = prepared_entry(&p.text, p.note.clone(), f, key);
+                    let entry =
+                        prepared_entry(&p.text, p.note.clone(), f, key, self.guard.policies());
                     t.statements.prepare(name.clone(), entry);
                 }
                 match &f.deallocate {
@@ -166,10 +177,10 @@ impl Up {
             }
         }
         let mut note = prepared.as_ref().map(|p| p.note.clone());
-        if let (Some(n), Some(p)) = (note.as_mut(), &prepared) {
+        if let Some(n) = note.as_mut() {
             if deferred {
                 n.decision = Some("held_at_commit".into());
-            } else if p.hold.is_some() {
+            } else if portal_hold.is_some() {
                 // Released: it runs as allowed, under its request.
                 n.decision = Some("allow".into());
                 n.approval = released;

@@ -130,6 +130,7 @@ mod tests {
             facts: None,
             key: 0,
             hold: None,
+            policies: None,
         })
     }
 

@@ -2,7 +2,10 @@
 //! grants, and approval at COMMIT. Every test asserts the SECURE behaviour: a failing test is a
 //! finding (kept `#[ignore = "finding: ..."]` until the product is fixed).
 //!
-//! Findings when written (against 5e30873):
+//! Findings when written (against 5e30873), all fixed since (the SQL EXECUTE ones by refusing
+//! an SQL EXECUTE that needs approval; the stale re-decision by deciding a prepared statement
+//! again at Bind whenever the search path or the policies changed; the commit-mode ones by
+//! ending a hold only when the server reported the transaction idle):
 //! - a one-time grant for `EXECUTE s` is keyed on that text only: re-Parse `s` as another
 //!   statement (same policy) and the grant runs it (an unbounded DELETE ran on an approval of
 //!   `DELETE … WHERE id = 1`); the approver of `EXECUTE s(…)` never sees what `s` is;
@@ -103,73 +106,30 @@ fn binary_bind(portal: &str, statement: &str, params: &[Option<&[u8]>]) -> bytes
 // One-time grants: what a grant key does not pin down
 // =============================================================================================
 
-/// An approval of `EXECUTE s` is an approval of what `s` was when the approver looked; a
-/// grant for the text `EXECUTE s` must not run whatever `s` names at re-run time.
+/// Findings of this round (fixed): a one-time grant for `EXECUTE s` ran whatever `s` meant
+/// when the grant was used (the key was the text `EXECUTE s`), and the approver of `EXECUTE
+/// s(1)` saw only the name. An SQL EXECUTE that needs approval is now refused, not held.
 #[tokio::test]
-#[ignore = "finding: the grant key of `EXECUTE s` is the text only; re-Parse `s` with another statement and the grant runs it"]
-async fn grant_for_sql_execute_does_not_follow_a_redefined_statement() {
+async fn sql_execute_needing_approval_is_refused_not_held() {
     let gh = start_grants(POLICIES).await;
     let who = cast(&gh).await;
     let bot = gh.issue("deploy-bot", "agent", &["deployers"]).await;
-
-    let mut a = RawPg::login(gh.port, "deploy-bot", &bot).await;
-    a.send(&[
-        rawpg::parse("s", "DELETE FROM orders WHERE id = 1"),
-        rawpg::sync(),
-    ])
-    .await;
-    let r = a.read_ready(1).await;
-    assert!(r.sqlstate().is_none(), "{}", r.describe());
-    let id = agent_pending(&mut a, &[rawpg::query("EXECUTE s")]).await;
-    // What the approver is shown: the statement `s` stands for.
-    let (_, shown) = show(&gh, &who.bob, &id).await;
-    let (status, _) = vote(&gh, &who.bob, &id, "approve", "one order").await;
-    assert_eq!(status, 200);
-    a.vanish();
-
-    // Another session of the same agent: `s` is now an unbounded delete.
-    let mut b = RawPg::login(gh.port, "deploy-bot", &bot).await;
-    b.send(&[
-        rawpg::parse("s", "DELETE FROM orders WHERE id > 0"),
-        rawpg::sync(),
-    ])
-    .await;
-    let r = b.read_ready(1).await;
-    assert!(r.sqlstate().is_none(), "{}", r.describe());
-    b.send(&[rawpg::query("EXECUTE s")]).await;
-    let r = b.read_ready(1).await;
-    let after = orders_state(&gh).await;
-    assert!(
-        after == ORDERS_AT_START || after == "2:20,3:30",
-        "the grant for `EXECUTE s` (approved as {}) ran another statement: orders now {after:?}; reply {}",
-        shown["statement"],
-        r.describe()
-    );
-}
-
-/// The approver of `EXECUTE s` must see what `s` is, not just its name.
-#[tokio::test]
-#[ignore = "finding: a held `EXECUTE s` shows the approver only `EXECUTE s`, never the prepared statement's text"]
-async fn held_sql_execute_shows_the_prepared_text() {
-    let gh = start_grants(POLICIES).await;
-    let who = cast(&gh).await;
-    let mut a = RawPg::login(gh.port, "alice", &who.alice).await;
-    a.send(&[
-        rawpg::parse("s", "DELETE FROM orders WHERE id >= $1"),
-        rawpg::sync(),
-    ])
-    .await;
-    let _ = a.read_ready(1).await;
-    let id = raw_hold(&mut a, "EXECUTE s(1)").await;
-    let (_, shown) = show(&gh, &who.bob, &id).await;
-    let _ = vote(&gh, &who.bob, &id, "deny", "cleanup").await;
-    let _ = a.read_ready(1).await;
-    assert!(
-        shown
-            .to_string()
-            .contains("DELETE FROM orders WHERE id >= $1"),
-        "the approver sees only: {shown}"
-    );
+    for (user, token) in [("deploy-bot", bot.as_str()), ("alice", who.alice.as_str())] {
+        let mut a = RawPg::login(gh.port, user, token).await;
+        a.send(&[
+            rawpg::parse("s", "DELETE FROM orders WHERE id >= $1"),
+            rawpg::sync(),
+        ])
+        .await;
+        let r = a.read_ready(1).await;
+        assert!(r.sqlstate().is_none(), "{}", r.describe());
+        a.send(&[rawpg::query("EXECUTE s(1)")]).await;
+        let r = a.read_ready(1).await;
+        assert_eq!(r.sqlstate().as_deref(), Some("42501"), "{}", r.describe());
+        assert!(hold_id(&r).is_none(), "held: {}", r.describe());
+        assert_eq!(orders_state(&gh).await, ORDERS_AT_START);
+    }
+    assert!(pending(&gh, &who.bob).await.is_empty());
 }
 
 /// Same text, other parameters: a text-format grant does not cover the binary form, another
@@ -353,7 +313,6 @@ async fn released_portal_does_not_carry_over_to_other_statements() {
 /// A named statement parsed while `orders` means `scratch.orders` (no approval needed), then
 /// the search path changed: the server re-analyses it at Bind against `public.orders`.
 #[tokio::test]
-#[ignore = "finding: without masking, a Parse decided under one search_path is not decided again when the server re-analyses it under another: public.orders deleted without approval"]
 async fn prepared_statement_reanalysed_under_new_search_path_is_held() {
     let gh = start_grants(POLICIES).await;
     let who = cast(&gh).await;
@@ -429,7 +388,6 @@ async fn prepared_statement_reanalysed_after_temp_table_dropped_is_held() {
 /// A statement parsed before a policy reload that makes it need approval: its Execute after
 /// the reload must wait for approval.
 #[tokio::test]
-#[ignore = "finding: a statement parsed before a reload that adds @approval runs after it without approval"]
 async fn statement_parsed_before_reload_is_held_after_it() {
     let gh = start_grants("").await;
     let who = cast(&gh).await;
@@ -486,7 +444,6 @@ async fn statement_parsed_before_reload_is_held_after_it() {
 /// approval (refused: the transaction failed); ROLLBACK TO SAVEPOINT; COMMIT. The first write
 /// is still in the transaction: its COMMIT must wait.
 #[tokio::test]
-#[ignore = "finding: a needing-approval write sent in a failed transaction forgets the writes waiting on COMMIT; after ROLLBACK TO SAVEPOINT the COMMIT goes through unapproved"]
 async fn failed_write_after_savepoint_does_not_forget_waiting_writes() {
     let gh = start_grants(COMMIT_POLICY).await;
     let who = cast(&gh).await;
@@ -521,7 +478,6 @@ async fn failed_write_after_savepoint_does_not_forget_waiting_writes() {
 
 /// A string whose ROLLBACK never runs (an error before it) must not forget the waiting writes.
 #[tokio::test]
-#[ignore = "finding: a ROLLBACK that never ran (an error earlier in its string) forgets the writes waiting on COMMIT; after ROLLBACK TO SAVEPOINT they commit unapproved"]
 async fn rollback_that_never_ran_does_not_forget_waiting_writes() {
     let gh = start_grants(COMMIT_POLICY).await;
     let who = cast(&gh).await;
@@ -554,7 +510,6 @@ async fn rollback_that_never_ran_does_not_forget_waiting_writes() {
 
 /// The approver of a held COMMIT sees the writes' parameters, not only `$1`.
 #[tokio::test]
-#[ignore = "finding: a held COMMIT shows extended-protocol writes as `$1` text without their bound values: the approver cannot see what is committed"]
 async fn held_commit_shows_bound_values_of_its_writes() {
     let gh = start_grants(COMMIT_POLICY).await;
     let who = cast(&gh).await;
@@ -916,7 +871,6 @@ async fn tokio_postgres_pipeline_behind_a_held_execute() {
 /// the same name, executed by protocol Execute, must not be audited as the approved statement
 /// (a second `executed` step of the request).
 #[tokio::test]
-#[ignore = "finding: a released portal closed by SQL CLOSE (or its transaction) stays released in Gatehouse: a later cursor of that name is audited as the approved DELETE, a second executed step"]
 async fn cursor_reusing_a_released_portal_name_is_not_attributed_to_the_approval() {
     let gh = start_grants(POLICIES).await;
     let who = cast(&gh).await;
@@ -1066,7 +1020,6 @@ async fn psycopg_nested_transaction_extended_protocol_does_not_commit_waiting_wr
 }
 
 #[tokio::test]
-#[ignore = "finding: psycopg ClientCursor, nested transaction (savepoint), an error, a refused ledger write, then the outer COMMIT commits the waiting ledger write without approval"]
 async fn psycopg_nested_transaction_client_cursor_does_not_commit_waiting_writes() {
     let got = psycopg_nested("client").await;
     assert!(
