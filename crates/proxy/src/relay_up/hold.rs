@@ -25,18 +25,19 @@ use super::check::Allowed;
 use super::{Tracking, Up};
 use crate::error::SessionError;
 use crate::expect::Expect;
-use crate::guard::Verdict;
-use approvals::{Grant, Request, RequestSpec, State, UseError};
+use approvals::{Grant, State};
 use bytes::BytesMut;
 use model::decision::Decision;
 use model::facts::StatementFacts;
-use model::{ApprovalStep, AuditKind, Outcome};
 use std::sync::atomic::Ordering;
 use tokio::io::AsyncReadExt;
 
 /// Client bytes kept while a statement is held; past this the client is not read until the
 /// hold ends (TCP then pushes back).
 const MAX_KEPT_WHILE_HELD: usize = 1 << 20;
+
+mod outcome;
+mod request;
 
 /// What is held.
 pub(super) struct HeldStatement<'a> {
@@ -233,7 +234,8 @@ impl Up {
 
         let mut notice = BytesMut::new();
         let open_for = std::time::Duration::from_millis(remaining);
-        let (message, detail, hint) = notice_text(&request, &cfg, wait, open_for, in_transaction);
+        let (message, detail, hint) =
+            request::notice_text(&request, &cfg, wait, open_for, in_transaction);
         wire_pg::encode::notice_in(
             &mut notice,
             self.encoding.get(),
@@ -353,69 +355,6 @@ impl Up {
         }
     }
 
-    /// Approved by an automatic rule (`policy::auto`): recorded as approved by that policy,
-    /// then released like any approval.
-    async fn auto_approved(
-        &mut self,
-        t: &mut Tracking,
-        sql: &str,
-        r: &Request,
-        decision: &Decision,
-        a: policy::AutoApproved,
-        simple: bool,
-    ) -> Result<Option<Released>, SessionError> {
-        let by = format!("policy:{}", a.policy_id);
-        match self
-            .state
-            .approvals
-            .auto_approve(&r.id, &a.policy_id, &a.reason, self.now_ms())
-        {
-            Ok(r) => {
-                tracing::info!(session = %self.ctx.session, request = %r.id, rule = %a.policy_id, "statement approved by an automatic rule");
-                self.step(&r, "approve", Some(&by), Some(&a.reason));
-                match self.use_approval(&r) {
-                    Ok(r) => {
-                        self.released(t, sql, &r, decision, simple, "automatic approval")
-                            .await
-                    }
-                    Err(e) => self.unusable(t, sql, &r, e, simple).await,
-                }
-            }
-            Err(e) => {
-                let msg = format!("gatehouse: the automatic approval could not be recorded: {e}");
-                self.refused_after_hold(t, sql, r, "42501", &msg, "unrecorded", simple)
-                    .await
-            }
-        }
-    }
-
-    /// Uses an approval for this session (once per approval).
-    fn use_approval(&self, r: &Request) -> Result<Request, UseError> {
-        self.state
-            .approvals
-            .consume(&r.id, &self.ctx.session, self.now_ms())
-    }
-
-    /// An approval that cannot be used: refused, saying why.
-    async fn unusable(
-        &mut self,
-        t: &mut Tracking,
-        sql: &str,
-        r: &Request,
-        e: UseError,
-        simple: bool,
-    ) -> Result<Option<Released>, SessionError> {
-        let state = match e {
-            UseError::AlreadyUsed(_) => "used",
-            UseError::WindowClosed(_) => "window_closed",
-            UseError::Unavailable(_) => "unrecorded",
-            UseError::NotFound(_) | UseError::NotApproved { .. } => r.state.as_str(),
-        };
-        let msg = format!("gatehouse: {e}");
-        self.refused_after_hold(t, sql, r, "42501", &msg, state, simple)
-            .await
-    }
-
     fn now_ms(&self) -> i64 {
         self.state.clock.now_micros() / 1000
     }
@@ -436,295 +375,4 @@ impl Up {
             ),
         }
     }
-
-    /// Approved: decided again, then forwarded with the plans of the new decision.
-    async fn released(
-        &mut self,
-        t: &mut Tracking,
-        sql: &str,
-        request: &Request,
-        held_for: &Decision,
-        simple: bool,
-        how: &str,
-    ) -> Result<Option<Released>, SessionError> {
-        let by = request
-            .votes
-            .iter()
-            .filter(|v| v.approve)
-            .map(|v| v.approver.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let by = by.as_str();
-        let again = self.check(t, sql).await?;
-        // The approval given stands only for the same requirement: a reload that changed the
-        // approvers or the quorum meanwhile is not met by it.
-        let same_approval = |d: &Decision| match (d, held_for) {
-            (
-                Decision::NeedsApproval { policy_id: a, .. },
-                Decision::NeedsApproval { policy_id: b, .. },
-            ) => a == b && d.approval_requirement() == held_for.approval_requirement(),
-            _ => false,
-        };
-        match again {
-            Verdict::Forward {
-                statements,
-                decision,
-                shadow,
-                plans,
-            } => {
-                self.step(request, "released", Some(by), Some(how));
-                Ok(Some(Released {
-                    request: request.id.clone(),
-                    allowed: Allowed {
-                        statements,
-                        decision,
-                        shadow,
-                        plans,
-                        deferred: false,
-                    },
-                }))
-            }
-            Verdict::Hold {
-                statements,
-                decision,
-                plans,
-            } if same_approval(&decision) => {
-                self.step(request, "released", Some(by), Some(how));
-                Ok(Some(Released {
-                    request: request.id.clone(),
-                    allowed: Allowed {
-                        statements,
-                        decision: Decision::Allow {
-                            policies: decision.policies().to_vec(),
-                        },
-                        shadow: false,
-                        plans,
-                        deferred: false,
-                    },
-                }))
-            }
-            Verdict::Refuse {
-                statements,
-                decision,
-            }
-            | Verdict::Hold {
-                statements,
-                decision,
-                ..
-            } => {
-                self.step(
-                    request,
-                    "refused_at_release",
-                    None,
-                    Some("decided again at release"),
-                );
-                self.refuse_by_policy(t, sql, &statements, &decision, simple)
-                    .await?;
-                Ok(None)
-            }
-            Verdict::UnknownRelation(_) | Verdict::Stale => {
-                self.step(
-                    request,
-                    "refused_at_release",
-                    None,
-                    Some("decided again at release"),
-                );
-                let d = super::check::stale_catalog();
-                self.refuse_by_policy(t, sql, &[], &d, simple).await?;
-                Ok(None)
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn refused_after_hold(
-        &mut self,
-        t: &mut Tracking,
-        sql: &str,
-        request: &Request,
-        code: &str,
-        message: &str,
-        state: &str,
-        simple: bool,
-    ) -> Result<Option<Released>, SessionError> {
-        let mut ev = self
-            .ctx
-            .event(AuditKind::Statement, self.state.clock.rfc3339());
-        ev.statement = Some(sql.to_owned());
-        ev.decision = Some("needs_approval".into());
-        ev.policies = vec![request.spec.policy_id.clone()];
-        ev.outcome = Outcome::Error {
-            sqlstate: code.into(),
-            message: message.into(),
-        };
-        ev.approval = Some(ApprovalStep {
-            request: request.id.clone(),
-            step: state.into(),
-            by: None,
-            reason: None,
-            approver_groups: request.spec.approver_groups.clone(),
-            break_glass: false,
-        });
-        if self.state.audit.submit(ev).is_err() {
-            tracing::warn!(session = %self.ctx.session, "refusal could not be audited");
-        }
-        let detail = format!("request: {}; state: {state}", request.id);
-        let hint = "an agent may poll the request (gatehouse approvals show ID) and, once it is approved, run the same statement again";
-        self.refuse(t, code, message, Some(&detail), Some(hint), simple)
-            .await?;
-        Ok(None)
-    }
-
-    /// An `approval` audit event for one step of `request`.
-    fn step(&self, request: &Request, step: &str, by: Option<&str>, reason: Option<&str>) {
-        let mut ev = self
-            .ctx
-            .event(AuditKind::Approval, self.state.clock.rfc3339());
-        ev.statement = Some(request.spec.statement.clone());
-        ev.target = Some(request.spec.target.clone());
-        ev.decision = Some("needs_approval".into());
-        ev.policies = vec![request.spec.policy_id.clone()];
-        ev.command = Some(request.spec.command.clone());
-        ev.tables = request.spec.tables.clone();
-        ev.approval = Some(ApprovalStep {
-            request: request.id.clone(),
-            step: step.into(),
-            by: by.map(str::to_owned),
-            reason: reason.map(str::to_owned),
-            approver_groups: request.spec.approver_groups.clone(),
-            break_glass: false,
-        });
-        if self.state.audit.submit(ev).is_err() {
-            tracing::warn!(session = %self.ctx.session, request = %request.id, step, "approval step could not be audited");
-        }
-        metrics::counter!("gatehouse_approvals_total", "step" => step.to_owned()).increment(1);
-    }
-
-    fn request_id(&self) -> String {
-        let mut b = [0u8; 8];
-        self.state.entropy.fill(&mut b);
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!("ap_{hex}")
-    }
-
-    fn spec(
-        &self,
-        sql: &str,
-        statements: &[StatementFacts],
-        decision: &Decision,
-        in_transaction: bool,
-    ) -> RequestSpec {
-        let identity = self
-            .ctx
-            .identity
-            .clone()
-            .unwrap_or_else(|| model::Identity {
-                name: self.ctx.user.clone().unwrap_or_default(),
-                kind: model::IdentityKind::Human,
-                groups: Vec::new(),
-            });
-        let (policy_id, reason, quorum) = match decision {
-            Decision::NeedsApproval {
-                policy_id,
-                reason,
-                quorum,
-                ..
-            } => (policy_id.clone(), reason.clone(), *quorum),
-            other => (String::new(), other.label().to_owned(), 1),
-        };
-        let mut tables: Vec<String> = statements
-            .iter()
-            .flat_map(|f| f.tables_read.iter().chain(f.tables_written.iter()).cloned())
-            .collect();
-        tables.sort();
-        tables.dedup();
-        let columns: Vec<String> = statements
-            .iter()
-            .flat_map(|f| {
-                f.columns
-                    .iter()
-                    .flat_map(|(t, cs)| cs.iter().map(move |c| format!("{t}.{c}")))
-            })
-            .collect();
-        let command = statements
-            .iter()
-            .map(|f| f.command.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        RequestSpec {
-            requester: identity.name.clone(),
-            requester_kind: identity.kind.as_str().to_owned(),
-            requester_groups: identity.groups.clone(),
-            session: self.ctx.session.clone(),
-            client_addr: self.ctx.client_addr.clone(),
-            application_name: self.ctx.application_name.clone(),
-            target: self.ctx.target.clone().unwrap_or_default(),
-            environment: self
-                .state
-                .config
-                .targets
-                .get(self.ctx.target.as_deref().unwrap_or_default())
-                .map(|t| t.environment.clone()),
-            statement: sql.to_owned(),
-            params: Vec::new(),
-            command,
-            tables,
-            columns,
-            policy_id,
-            reason,
-            approver_groups: decision.approver_groups(),
-            quorum,
-            in_transaction,
-            estimated_rows: None,
-            transaction: Vec::new(),
-        }
-    }
-}
-
-/// The notice's message, DETAIL (`request: ID`, machine-readable) and HINT (how to approve).
-fn notice_text(
-    r: &Request,
-    cfg: &crate::config::ApprovalsConfig,
-    wait: std::time::Duration,
-    open_for: std::time::Duration,
-    in_transaction: bool,
-) -> (String, String, String) {
-    let groups = r.spec.approver_groups.join(", ");
-    let quorum = if r.spec.quorum > 1 {
-        format!(" ({} approvals needed)", r.spec.quorum)
-    } else {
-        String::new()
-    };
-    let txn = if in_transaction {
-        " Inside a transaction block the wait is shorter: locks stay held meanwhile."
-    } else {
-        ""
-    };
-    let grant = if open_for > wait + std::time::Duration::from_secs(1) {
-        format!(
-            " If it is approved later (the request stays open {} s), run the same statement again: it runs once.",
-            open_for.as_secs()
-        )
-    } else {
-        String::new()
-    };
-    let message = format!(
-        "gatehouse: statement held for approval by {groups}{quorum}: {}; waiting up to {} s.{txn}{grant}",
-        r.spec.reason,
-        wait.as_secs()
-    );
-    let detail = format!("request: {}", r.id);
-    let mut hint = format!(
-        "an approver runs: gatehouse approvals approve {} --reason TEXT",
-        r.id
-    );
-    if let Some(url) = &cfg.console_url {
-        hint.push_str(&format!(
-            " (or POST {}/api/approvals/{}/approve)",
-            url.trim_end_matches('/'),
-            r.id
-        ));
-    }
-    hint.push_str("; cancel the statement to withdraw the request");
-    (message, detail, hint)
 }
