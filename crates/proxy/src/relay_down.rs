@@ -379,8 +379,13 @@ impl Down {
                 _ => return desync("NoData without a Describe"),
             },
             tag::PARAMETER_DESCRIPTION => {
-                if !matches!(g.queue.front(), Some(Expect::Describe(Named::Statement(_)))) {
+                let Some(Expect::Describe(Named::Statement(n))) = g.queue.front() else {
                     return desync("ParameterDescription without a Describe");
+                };
+                // Kept to show approvers typed values of binary parameters.
+                if let Some(types) = parameter_types(&frame.body()) {
+                    let n = n.clone();
+                    g.state.describe_params(&n, types);
                 }
             }
             tag::PARAMETER_STATUS => {
@@ -545,4 +550,18 @@ impl Down {
         }
         Ok(())
     }
+}
+
+/// The type OIDs of a ParameterDescription body (`None` if it is malformed).
+fn parameter_types(body: &[u8]) -> Option<Vec<u32>> {
+    let n = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+    let rest = body.get(2..)?;
+    if rest.len() != n * 4 {
+        return None;
+    }
+    Some(
+        rest.chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
 }

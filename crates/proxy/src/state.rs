@@ -68,6 +68,8 @@ pub struct Statement {
     pub effects: Arc<[Effect]>,
     /// Result columns, once a Describe of the statement told them.
     pub fields: Option<Arc<Vec<FieldDesc>>>,
+    /// Parameter type OIDs, once a Describe of the statement told them.
+    pub param_types: Option<Arc<[u32]>>,
 }
 
 /// A portal (a protocol portal or an SQL cursor) as the server holds it.
@@ -155,8 +157,23 @@ impl SessionState {
                 plan,
                 effects,
                 fields: None,
+                param_types: None,
             },
         );
+    }
+
+    /// ParameterDescription answering a Describe of a statement.
+    pub fn describe_params(&mut self, name: &str, types: Vec<u32>) {
+        if let Some(s) = self.statements.get_mut(name) {
+            s.param_types = Some(types.into());
+        }
+    }
+
+    /// The parameter types the server described for a statement.
+    pub fn param_types(&self, name: &str) -> Option<Arc<[u32]>> {
+        self.statements
+            .get(name)
+            .and_then(|s| s.param_types.clone())
     }
 
     /// RowDescription or NoData answering a Describe of a statement.

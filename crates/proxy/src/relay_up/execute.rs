@@ -58,6 +58,7 @@ impl Up {
                 key_params,
                 released: None,
                 hold,
+                statement_name: b.statement.clone(),
             },
         );
     }
@@ -107,7 +108,7 @@ impl Up {
         if let (Some(p), None) = (&prepared, &released) {
             if let (Some(d), Some(f)) = (&portal_hold, &p.facts) {
                 if d.approval_at_commit() && self.may_defer(t, false).await? {
-                    let shown = self.shown_params(&params);
+                    let shown = self.shown_params(t, &portal, &p.param_types);
                     match self.defer_to_commit(std::slice::from_ref(f), &shown, d, t) {
                         Some(mut v) => {
                             tally = v.pop();
@@ -134,7 +135,7 @@ impl Up {
                     statements: p.facts.iter().cloned().collect(),
                     decision: decision.clone(),
                     key_params,
-                    shown_params: self.shown_params(&params),
+                    shown_params: self.shown_params(t, &portal, &p.param_types),
                     simple: false,
                     grant: true,
                     transaction: Vec::new(),
@@ -208,28 +209,6 @@ impl Up {
         }
     }
 
-    /// Parameters as approvers see them: text through the value detectors, binary as its size.
-    fn shown_params(&self, params: &[Option<String>]) -> Vec<Option<String>> {
-        let detectors = display_detectors(self.state.detectors.as_deref());
-        params
-            .iter()
-            .map(|p| {
-                p.as_deref().map(|v| {
-                    if v.starts_with("\\x") {
-                        return format!("[binary, {} bytes]", (v.len() - 2) / 2);
-                    }
-                    match detectors {
-                        Some(d) => d.redact(v.as_bytes()).map_or_else(
-                            || v.to_owned(),
-                            |r| String::from_utf8_lossy(&r).into_owned(),
-                        ),
-                        None => "[withheld]".to_owned(),
-                    }
-                })
-            })
-            .collect()
-    }
-
     /// Reserves the audit slot for one statement, or says why it may not run.
     pub(super) fn audit_for(
         &self,
@@ -267,11 +246,4 @@ impl Up {
             tally: None,
         })
     }
-}
-
-/// The value detectors for showing parameters to approvers: the server's when it built them,
-/// else built once for this purpose (`None`, and parameters withheld, if they cannot be).
-fn display_detectors(server: Option<&masking::Detectors>) -> Option<&masking::Detectors> {
-    static OWN: std::sync::OnceLock<Option<masking::Detectors>> = std::sync::OnceLock::new();
-    server.or_else(|| OWN.get_or_init(|| masking::Detectors::new().ok()).as_ref())
 }

@@ -131,6 +131,7 @@ mod tests {
             key: 0,
             hold: None,
             policies: None,
+            param_types: Vec::new(),
         })
     }
 

@@ -185,6 +185,7 @@ impl Up {
         frame: Frame,
         p: Parse,
     ) -> Result<(), SessionError> {
+        let declared = p.param_types.clone();
         self.forget_failed(t);
         let Some(Allowed {
             statements,
@@ -226,11 +227,13 @@ impl Up {
                 key: self.guard.resolution_key(),
                 hold: None,
                 policies: Some(self.guard.policies()),
+                param_types: Vec::new(),
             }),
         };
         let entry = match decision {
             Decision::NeedsApproval { .. } => Arc::new(Prepared {
                 hold: Some(decision),
+                param_types: declared,
                 ..Arc::unwrap_or_clone(entry)
             }),
             _ => entry,

@@ -48,7 +48,7 @@ async fn psycopg_commit_waits_approve_commits_deny_rolls_back() {
             req["transaction"],
             serde_json::json!([{
                 "statement": "UPDATE ledger SET amount = amount + $1 WHERE id = $2",
-                "params": ["[binary, 2 bytes]", "[binary, 2 bytes]"],
+                "params": ["5", "1"],
                 "rows": 1
             }]),
             "{req}"
