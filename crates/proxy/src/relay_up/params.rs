@@ -116,7 +116,7 @@ fn decode_binary(oid: u32, b: &[u8]) -> Option<String> {
 }
 
 fn unhex(h: &str) -> Option<Vec<u8>> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return None;
     }
     (0..h.len())
