@@ -61,6 +61,21 @@ pub struct RequestSpec {
     /// already ran in it and wait on this approval to be committed, with their row counts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transaction: Vec<TxStatement>,
+    /// For a held COMMIT: the first rows the transaction inserted or updated, per table
+    /// (sensitive columns masked, other text through the value detectors).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_rows: Vec<ChangedRows>,
+}
+
+/// The first rows a held transaction wrote to one table, as the approver sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedRows {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+    /// Why no rows could be read, when they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 /// A write that ran inside a transaction whose COMMIT is held.

@@ -23,6 +23,7 @@ fn spec(quorum: u32) -> RequestSpec {
         in_transaction: false,
         estimated_rows: None,
         transaction: Vec::new(),
+        changed_rows: Vec::new(),
     }
 }
 

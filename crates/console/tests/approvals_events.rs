@@ -52,6 +52,7 @@ fn spec(requester: &str, groups: &[&str], statement: &str) -> RequestSpec {
         in_transaction: false,
         estimated_rows: None,
         transaction: Vec::new(),
+        changed_rows: Vec::new(),
     }
 }
 

@@ -55,6 +55,13 @@ impl StmtAudit {
     }
 }
 
+/// One result of a `Peek`: its column names and rows (text).
+#[derive(Debug, Default, Clone)]
+pub struct PeekResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
 /// Which object a Describe or Close names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Named {
@@ -114,6 +121,14 @@ pub enum Expect {
     Refused { error: Bytes, simple: bool },
     /// A fatal error: send it and end the session.
     Fatal(Bytes),
+    /// A query string of Gatehouse's own inside the client's transaction (reading the rows a
+    /// held COMMIT would make durable): nothing of its answer reaches the client; its results
+    /// go to `reply`.
+    Peek {
+        reply: Option<tokio::sync::oneshot::Sender<Result<Vec<PeekResult>, String>>>,
+        results: Vec<PeekResult>,
+        error: Option<String>,
+    },
     /// Gatehouse's own `ROLLBACK` (a transaction whose COMMIT was refused): its
     /// CommandComplete and ReadyForQuery do not reach the client; the refusal that follows
     /// it does.

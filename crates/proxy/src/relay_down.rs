@@ -218,6 +218,9 @@ impl Down {
         if matches!(g.queue.front(), Some(Expect::Rollback)) {
             return self.on_rollback(g, out, frame);
         }
+        if matches!(g.queue.front(), Some(Expect::Peek { .. })) {
+            return self.on_peek(g, out, frame);
+        }
         if !async_msg && matches!(g.queue.front(), Some(Expect::TextCheck { .. })) {
             return self.on_text_check(g, out, frame);
         }
@@ -397,6 +400,61 @@ impl Down {
             _ => return desync(&format!("unexpected message {:?}", char::from(frame.tag()))),
         }
         out.bytes.extend_from_slice(frame.raw());
+        Ok(())
+    }
+
+    /// A response to Gatehouse's own query string inside the client's transaction (`Peek`):
+    /// nothing of it reaches the client but what the server may send at any time.
+    fn on_peek(&self, g: &mut Inner, out: &mut Out, frame: Frame) -> Result<(), SessionError> {
+        let Some(Expect::Peek { results, error, .. }) = g.queue.front_mut() else {
+            return Ok(());
+        };
+        match frame.tag() {
+            tag::ROW_DESCRIPTION => results.push(crate::expect::PeekResult {
+                columns: backend::row_description(&frame)?
+                    .into_iter()
+                    .map(|f| f.name)
+                    .collect(),
+                rows: Vec::new(),
+            }),
+            tag::DATA_ROW => {
+                let row = crate::catalog::text_row(&frame)?;
+                match results.last_mut() {
+                    Some(r) => r.rows.push(row),
+                    None => return desync("a row without a description in Gatehouse's query"),
+                }
+            }
+            tag::ERROR_RESPONSE => {
+                let e = backend::error_fields(&frame)?;
+                *error = Some(format!("{} {}", e.code, e.message));
+            }
+            tag::COMMAND_COMPLETE | tag::NOTICE_RESPONSE | tag::EMPTY_QUERY => {}
+            tag::PARAMETER_STATUS => {
+                let frame = parameter(frame, &self.view)?;
+                out.bytes.extend_from_slice(frame.raw());
+            }
+            tag::NOTIFICATION => out.bytes.extend_from_slice(frame.raw()),
+            tag::READY_FOR_QUERY => {
+                let status = backend::ready_for_query(&frame)?.as_byte();
+                self.tx_status.store(status, Ordering::Relaxed);
+                if status == b'I' {
+                    g.idle_seen += 1;
+                }
+                if let Some(Expect::Peek {
+                    reply: Some(r),
+                    results,
+                    error,
+                }) = g.queue.pop_front()
+                {
+                    let _ = r.send(match error {
+                        Some(e) => Err(e),
+                        None => Ok(results),
+                    });
+                }
+                g.state.ready(status);
+            }
+            _ => return desync("unexpected response to Gatehouse's query"),
+        }
         Ok(())
     }
 

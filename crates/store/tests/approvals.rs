@@ -30,6 +30,7 @@ fn request(id: &str, created_at_ms: i64) -> Request {
             in_transaction: false,
             estimated_rows: Some(1),
             transaction: Vec::new(),
+            changed_rows: Vec::new(),
         },
         created_at_ms,
         expires_at_ms: created_at_ms + 120_000,

@@ -449,6 +449,11 @@ impl SessionGuard {
         self.engine.current()
     }
 
+    /// The target's sensitive columns (`None` without any).
+    pub fn sensitive(&self) -> Option<Arc<crate::config::SensitiveSet>> {
+        self.masking.as_ref().map(|m| m.sensitive.clone())
+    }
+
     /// The session's `search_path` as analysis resolves names against it.
     pub fn search_path(&self) -> &[String] {
         &self.analyze_ctx.search_path

@@ -125,6 +125,7 @@ impl Up {
                     simple: true,
                     grant: true,
                     transaction: Vec::new(),
+                    changed_rows: Vec::new(),
                 };
                 return Ok(self.hold(t, held).await?.map(|r| {
                     t.released = Some(r.request);

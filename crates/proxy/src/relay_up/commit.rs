@@ -176,6 +176,7 @@ impl Up {
             simple: true,
             grant: false,
             transaction,
+            changed_rows: self.changed_rows(t, &hold.writes).await?,
         };
         t.rollback_before_refusal = true;
         let Some(released) = self.hold(t, held).await? else {
@@ -206,4 +207,157 @@ impl Up {
         t.rollback_before_refusal = false;
         Ok(Some(Some(released.request)))
     }
+
+    /// The first rows the transaction's writes left in each table they wrote (inserted or
+    /// updated rows: a row whose `xmin` is this transaction's id; deleted rows are gone, and
+    /// rows written inside the client's own savepoints carry other ids). Read in the client's
+    /// session, inside a savepoint of Gatehouse's own with a short statement timeout, which is
+    /// rolled back afterwards whatever happened: the client's transaction is left exactly as
+    /// it was. Sensitive columns are masked, other text goes through the value detectors.
+    async fn changed_rows(
+        &mut self,
+        t: &mut Tracking,
+        writes: &[Write],
+    ) -> Result<Vec<approvals::ChangedRows>, SessionError> {
+        let tables: std::collections::BTreeSet<&String> = writes
+            .iter()
+            .flat_map(|w| w.facts.tables_written.iter())
+            .collect();
+        let named: Vec<(&String, String)> = tables
+            .into_iter()
+            .filter_map(|t| quoted_table(t).map(|q| (t, q)))
+            .collect();
+        if named.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut b = [0u8; 6];
+        self.state.entropy.fill(&mut b);
+        let savepoint = format!(
+            "gatehouse_peek_{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        );
+        let select = named
+            .iter()
+            .map(|(_, q)| {
+                format!(
+                    "SELECT * FROM {q} WHERE xmin = (txid_current() % 4294967296)::text::xid LIMIT {PEEK_ROWS}"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        // Three strings: the timeout applies from the string after the one that sets it.
+        let strings = [
+            format!("SAVEPOINT {savepoint}; SET LOCAL statement_timeout = '2s'"),
+            select,
+            format!("ROLLBACK TO SAVEPOINT {savepoint}; RELEASE SAVEPOINT {savepoint}"),
+        ];
+        let mut answers = Vec::new();
+        for sql in &strings {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            self.expect(crate::expect::Expect::Peek {
+                reply: Some(reply),
+                results: Vec::new(),
+                error: None,
+            })
+            .await?;
+            wire_pg::encode::query(&mut t.out, sql);
+            answers.push(answer);
+        }
+        self.flush(t).await?;
+        let mut got = Vec::new();
+        for a in answers {
+            got.push(
+                a.await
+                    .map_err(|_| SessionError::Protocol("session ended"))?,
+            );
+        }
+        if self.tx_status.load(Ordering::Acquire) != b'T' {
+            // Gatehouse's savepoint did not give the transaction back as it was.
+            return Err(SessionError::Protocol(
+                "the transaction changed while Gatehouse read the rows a held COMMIT would make durable",
+            ));
+        }
+        let sensitive = self.guard.sensitive();
+        let detectors = super::params::display_detectors(self.state.detectors.as_deref());
+        let selected = got
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| Err("no answer".into()));
+        Ok(named
+            .iter()
+            .enumerate()
+            .map(|(i, (table, _))| {
+                let mut c = approvals::ChangedRows {
+                    table: (*table).clone(),
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                    unavailable: None,
+                };
+                match &selected {
+                    Ok(results) => match results.get(i) {
+                        Some(r) => {
+                            c.columns.clone_from(&r.columns);
+                            c.rows = r
+                                .rows
+                                .iter()
+                                .map(|row| {
+                                    row.iter()
+                                        .zip(&r.columns)
+                                        .map(|(v, col)| {
+                                            shown_cell(
+                                                table,
+                                                col,
+                                                v.as_deref(),
+                                                sensitive.as_deref(),
+                                                detectors,
+                                            )
+                                        })
+                                        .collect()
+                                })
+                                .collect();
+                        }
+                        None => c.unavailable = Some("not read".into()),
+                    },
+                    Err(e) => c.unavailable = Some(e.clone()),
+                }
+                c
+            })
+            .collect())
+    }
+}
+
+/// Rows shown per table.
+const PEEK_ROWS: usize = 3;
+
+/// `schema.table` as a quoted identifier pair (`None` when it is not of that form).
+fn quoted_table(name: &str) -> Option<String> {
+    let (schema, table) = name.split_once('.')?;
+    if schema.is_empty() || table.is_empty() || table.contains('.') {
+        return None;
+    }
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    Some(format!("{}.{}", q(schema), q(table)))
+}
+
+/// One cell for the approver: a sensitive column masked, other text through the detectors.
+fn shown_cell(
+    table: &str,
+    column: &str,
+    value: Option<&str>,
+    sensitive: Option<&crate::config::SensitiveSet>,
+    detectors: Option<&masking::Detectors>,
+) -> Option<String> {
+    let v = value?;
+    let (schema, name) = table.split_once('.').unwrap_or(("", table));
+    let col = sql::lineage::ColumnRef::new(schema, name, column);
+    if sensitive.is_some_and(|s| s.columns.contains_key(&col)) {
+        return Some("[masked]".into());
+    }
+    Some(match detectors {
+        Some(d) => super::params::cut(d.redact(v.as_bytes()).map_or_else(
+            || v.to_owned(),
+            |r| String::from_utf8_lossy(&r).into_owned(),
+        )),
+        None => "[withheld]".into(),
+    })
 }

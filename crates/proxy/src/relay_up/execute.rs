@@ -139,6 +139,7 @@ impl Up {
                     simple: false,
                     grant: true,
                     transaction: Vec::new(),
+                    changed_rows: Vec::new(),
                 };
                 match self.hold(t, held).await? {
                     Some(r) => {

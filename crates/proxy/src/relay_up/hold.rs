@@ -55,6 +55,8 @@ pub(super) struct HeldStatement<'a> {
     pub grant: bool,
     /// For a held COMMIT: the writes waiting on it, with their row counts.
     pub transaction: Vec<approvals::TxStatement>,
+    /// For a held COMMIT: the first rows the writes left, per table.
+    pub changed_rows: Vec<approvals::ChangedRows>,
 }
 
 /// A held statement that may now run.
@@ -90,6 +92,7 @@ impl Up {
             simple,
             grant,
             transaction,
+            changed_rows,
         } = h;
         // Everything before it is answered: the transaction status is the server's, and the
         // notice goes out in order. In a batch the server answers only on Flush.
@@ -131,6 +134,7 @@ impl Up {
         let mut spec = self.spec(sql, &statements, &decision, in_transaction);
         spec.params = shown_params;
         spec.transaction = transaction;
+        spec.changed_rows = changed_rows;
         if !spec.transaction.is_empty() {
             spec.command = "COMMIT".into();
         }

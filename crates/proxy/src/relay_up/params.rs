@@ -125,7 +125,7 @@ fn unhex(h: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn cut(mut s: String) -> String {
+pub(super) fn cut(mut s: String) -> String {
     if let Some((i, _)) = s.char_indices().nth(MAX_SHOWN) {
         s.truncate(i);
         s.push('…');
@@ -135,7 +135,9 @@ fn cut(mut s: String) -> String {
 
 /// The value detectors for showing parameters to approvers: the server's when it built them,
 /// else built once for this purpose (`None`, and values withheld, if they cannot be).
-fn display_detectors(server: Option<&masking::Detectors>) -> Option<&masking::Detectors> {
+pub(super) fn display_detectors(
+    server: Option<&masking::Detectors>,
+) -> Option<&masking::Detectors> {
     static OWN: std::sync::OnceLock<Option<masking::Detectors>> = std::sync::OnceLock::new();
     server.or_else(|| OWN.get_or_init(|| masking::Detectors::new().ok()).as_ref())
 }

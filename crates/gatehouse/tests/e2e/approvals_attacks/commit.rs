@@ -54,6 +54,21 @@ async fn psycopg_commit_waits_approve_commits_deny_rolls_back() {
             "{req}"
         );
         assert_eq!(req["command"], "COMMIT");
+        // And the rows the COMMIT would make durable, as they stand in the transaction.
+        let changed = &req["changed_rows"][0];
+        assert_eq!(changed["table"], "public.ledger", "{req}");
+        assert_eq!(
+            changed["columns"],
+            serde_json::json!(["id", "amount"]),
+            "{req}"
+        );
+        let now: Vec<&str> = before.split(',').collect();
+        let was: i64 = now[0].trim_start_matches("1:").parse().unwrap_or(0);
+        assert_eq!(
+            changed["rows"],
+            serde_json::json!([["1", (was + 5).to_string()]]),
+            "{req}"
+        );
         assert_eq!(req["tables"], serde_json::json!(["public.ledger"]));
         assert_eq!(ledger(&gh).await, before, "not committed while held");
         let (status, body) = vote(&gh, &who.bob, &id_of(&req), verdict, "reviewed").await;
@@ -182,4 +197,77 @@ async fn no_other_way_to_commit_while_writes_wait() {
     assert_eq!(orders_state(&gh).await, ORDERS_AT_START);
     let (code, text) = gh.verify().await;
     assert_eq!(code, 0, "{text}");
+}
+
+/// The rows shown to the approver of a held COMMIT: sensitive columns masked; reading them
+/// leaves the client's transaction exactly as it was (its own savepoint and settings intact).
+#[tokio::test]
+async fn changed_rows_are_shown_masked_and_the_transaction_is_untouched() {
+    let policy = r#"
+@id("notes-commit-review")
+@reason("notes are reviewed before they commit")
+@approval("dba")
+@approval_mode("commit")
+forbid(principal, action, resource)
+when { context.tables_written.contains("public.notes") };
+"#;
+    let gh = Gatehouse::start_with(Options {
+        admin: true,
+        setup_sql: SETUP.into(),
+        policies: policy.into(),
+        extra_toml: "[approvals]\ntimeout_secs = 30\n\n[[sensitive]]\ntarget = \"app\"\ncolumns = [\"public.notes.body\"]\n".into(),
+    })
+    .await;
+    let who = cast(&gh).await;
+    let mut c = RawPg::login(gh.port, "alice", &who.alice).await;
+    for sql in [
+        "BEGIN",
+        "INSERT INTO notes VALUES (7, 'secret text')",
+        "SAVEPOINT mine",
+        "INSERT INTO notes VALUES (10, 'inside the savepoint')",
+    ] {
+        let r = c.simple(sql).await;
+        assert!(r.sqlstate().is_none(), "{sql}: {}", r.describe());
+    }
+    c.send(&[rawpg::query("COMMIT")]).await;
+    let r = c.read_until_tag(b'N').await;
+    let id = hold_id(&r).unwrap_or_else(|| panic!("not held: {}", r.describe()));
+    let (_, req) = show(&gh, &who.bob, &id).await;
+    // Rows written inside the client's own savepoint carry another transaction id: not shown.
+    assert_eq!(
+        req["changed_rows"],
+        serde_json::json!([{
+            "table": "public.notes",
+            "columns": ["id", "body"],
+            "rows": [["7", "[masked]"]]
+        }]),
+        "{req}"
+    );
+    let (status, _) = vote(&gh, &who.bob, &id, "deny", "not now").await;
+    assert_eq!(status, 200);
+    let r = c.read_ready(1).await;
+    assert_eq!(r.sqlstate().as_deref(), Some("42501"), "{}", r.describe());
+    assert_eq!(count(&gh, "notes").await, 0);
+
+    // Untouched: approved, everything the client wrote (its savepoint's rows too) commits.
+    for sql in [
+        "BEGIN",
+        "INSERT INTO notes VALUES (8, 'x')",
+        "SAVEPOINT mine",
+        "INSERT INTO notes VALUES (9, 'y')",
+    ] {
+        let r = c.simple(sql).await;
+        assert!(r.sqlstate().is_none(), "{sql}: {}", r.describe());
+    }
+    c.send(&[rawpg::query("COMMIT")]).await;
+    let r = c.read_until_tag(b'N').await;
+    let id = hold_id(&r).unwrap_or_else(|| panic!("not held: {}", r.describe()));
+    let (status, _) = vote(&gh, &who.bob, &id, "approve", "fine").await;
+    assert_eq!(status, 200);
+    let r = c.read_ready(1).await;
+    assert_eq!(command_tags(&r), ["COMMIT"], "{}", r.describe());
+    assert_eq!(count(&gh, "notes").await, 2);
+    // The session goes on, its settings as they were.
+    let r = c.simple("SHOW statement_timeout").await;
+    assert_eq!(r.cells(), ["0"], "{}", r.describe());
 }

@@ -116,6 +116,7 @@ impl Up {
             in_transaction,
             estimated_rows: None,
             transaction: Vec::new(),
+            changed_rows: Vec::new(),
         }
     }
 }
