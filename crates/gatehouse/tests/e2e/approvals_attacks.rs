@@ -383,4 +383,5 @@ mod commit;
 mod later;
 mod policy;
 mod round2;
+mod round3;
 mod session;
