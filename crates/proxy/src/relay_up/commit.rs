@@ -240,7 +240,11 @@ impl Up {
             .iter()
             .map(|(_, q)| {
                 format!(
-                    "SELECT * FROM {q} WHERE xmin = (txid_current() % 4294967296)::text::xid LIMIT {PEEK_ROWS}"
+                    // Every name qualified: the session's search path may put its own
+                    // functions, operators or types before pg_catalog.
+                    "SELECT * FROM {q} WHERE xmin OPERATOR(pg_catalog.=) \
+                     ((pg_catalog.txid_current() OPERATOR(pg_catalog.%) 4294967296)\
+                     ::pg_catalog.text::pg_catalog.xid) LIMIT {PEEK_ROWS}"
                 )
             })
             .collect::<Vec<_>>()
