@@ -7,6 +7,8 @@
 //!
 //! Nothing here touches sockets; `relay_up` forwards only what a `Verdict::Forward` allows.
 
+mod names;
+pub use names::{resolve_sql, resolved};
 mod masks;
 
 use crate::catalog::{CatalogCell, CatalogSnapshot};
@@ -157,6 +159,14 @@ pub struct SessionGuard {
     /// rollback) can undo it.
     path_in_tx: bool,
     decisions: DecisionCache,
+    /// Where the server resolves unqualified relation names (bare name → schema, `None`: no
+    /// such relation), asked for the statement being checked (see `names`).
+    names: HashMap<String, Option<String>>,
+    /// Names the last `check` needed the server to resolve.
+    wants_names: BTreeSet<String>,
+    /// Statements forwarded that may have created, renamed, moved or dropped relations (DDL,
+    /// DO/CALL, functions, transaction ends): prepared statements are decided again after.
+    relations_generation: u64,
 }
 
 impl SessionGuard {
@@ -167,7 +177,6 @@ impl SessionGuard {
         masking: Option<MaskingCtx>,
     ) -> Self {
         let masking = masking.filter(|m| !m.sensitive.is_empty());
-        let masked = masking.is_some();
         SessionGuard {
             masking,
             effective: None,
@@ -182,13 +191,32 @@ impl SessionGuard {
             wants_temps: false,
             temp_catalog: TempCatalog::default(),
             // The role or database may have a search_path of its own: ask before the first
-            // statement where masking depends on it.
-            path_dirty: masked,
+            // statement (decisions and masking depend on it).
+            path_dirty: true,
             path_in_tx: false,
             server_fingerprint: None,
             fresh: false,
             decisions: DecisionCache::new(1024),
+            names: HashMap::new(),
+            wants_names: BTreeSet::new(),
+            relations_generation: 0,
         }
+    }
+
+    /// Names the last `check` could not decide without the server's resolution of them.
+    pub fn take_wants_names(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.wants_names)
+    }
+
+    /// The server's resolution of unqualified relation names, for the statement being
+    /// checked (forgotten by `clear_names`: other sessions' DDL may change it any time).
+    pub fn set_names(&mut self, names: HashMap<String, Option<String>>) {
+        self.names.extend(names);
+    }
+
+    pub fn clear_names(&mut self) {
+        self.names.clear();
+        self.wants_names.clear();
     }
 
     /// The search path may have changed since it was last asked for.
@@ -211,6 +239,7 @@ impl SessionGuard {
         views.sort();
         views.hash(&mut h);
         (self.path_dirty, self.temps_stale, self.temps_first).hash(&mut h);
+        self.relations_generation.hash(&mut h);
         if let Some(e) = &self.effective {
             (Arc::as_ptr(&e.catalog) as usize).hash(&mut h);
             (Arc::as_ptr(&e.policies) as usize).hash(&mut h);
@@ -304,6 +333,16 @@ impl SessionGuard {
             .unzip();
         for f in &mut statements {
             substitute_execute(f, prepared);
+        }
+        // Unqualified names resolved as the server does (see `names`).
+        let unresolved =
+            names::requalify(&mut statements, &self.analyze_ctx.search_path, &self.names);
+        if !unresolved.is_empty() {
+            self.wants_names = unresolved;
+            return Verdict::Refuse {
+                statements,
+                decision: names::ambiguous(),
+            };
         }
         ctx.multi_statement = statements.len() > 1;
         let decision = self.decide_all(&policies, &statements, &ctx);
@@ -428,6 +467,7 @@ impl SessionGuard {
                 self.path_dirty = true;
             }
             if changes_temps(f) {
+                self.relations_generation += 1;
                 self.temps_stale = true;
                 // Columns and definitions of temporary relations may be wrong from now on:
                 // resolving a name to a temporary relation that is gone would trace the

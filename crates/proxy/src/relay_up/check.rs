@@ -273,6 +273,9 @@ impl Up {
         let hour = self.hour();
         let mut reloaded = false;
         let mut probed = false;
+        let mut named = false;
+        // The server's resolution of names holds for this statement only.
+        self.guard.clear_names();
         loop {
             if !probed && self.guard.wants_probe() {
                 // If it cannot be asked (inside a pipeline, or in a failed transaction), the
@@ -287,6 +290,15 @@ impl Up {
             if self.guard.take_wants_temps() && !probed && self.probe(t).await? {
                 probed = true;
                 continue;
+            }
+            let names = self.guard.take_wants_names();
+            if !names.is_empty() {
+                // Asked once; if it cannot be, the verdict (a refusal) stands.
+                if !named && self.resolve_names(t, &names).await? {
+                    named = true;
+                    continue;
+                }
+                return Ok(verdict);
             }
             let rel = match verdict {
                 Verdict::UnknownRelation(rel) => Some(rel),
@@ -347,6 +359,46 @@ impl Up {
             }
             Err(_) => Err(SessionError::Protocol("session ended")),
         }
+    }
+
+    /// Asks the server, in this session, where unqualified relation names resolve (see
+    /// `guard::names`). Only between batches: false if it could not be asked or answered.
+    async fn resolve_names(
+        &mut self,
+        t: &mut Tracking,
+        names: &std::collections::BTreeSet<String>,
+    ) -> Result<bool, SessionError> {
+        if t.batch_open || t.discard_until_sync || self.pipeline.lock().copy_in {
+            return Ok(false);
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.expect(Expect::Peek {
+            reply: Some(reply),
+            results: Vec::new(),
+            error: None,
+        })
+        .await?;
+        encode::query(&mut t.out, &crate::guard::resolve_sql(names));
+        self.flush(t).await?;
+        let results = match answer.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::debug!(session = %self.ctx.session, error = %e, "name resolution failed");
+                return Ok(false);
+            }
+            Err(_) => return Err(SessionError::Protocol("session ended")),
+        };
+        let Some(map) = results
+            .first()
+            .and_then(|r| crate::guard::resolved(&r.rows))
+        else {
+            return Ok(false);
+        };
+        if names.iter().any(|n| !map.contains_key(n)) {
+            return Ok(false);
+        }
+        self.guard.set_names(map);
+        Ok(true)
     }
 
     /// Hands the other half the hidden columns by origin when they changed.

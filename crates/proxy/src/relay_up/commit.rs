@@ -236,12 +236,45 @@ impl Up {
             "gatehouse_peek_{}",
             b.iter().map(|x| format!("{x:02x}")).collect::<String>()
         );
-        let select = named
+        // 1: Gatehouse's savepoint, its timeout (from the next string on), and what kind of
+        // relation each name is: only tables are read (a view runs its owner's query, and
+        // its columns need not be named like the sensitive ones they show).
+        let kinds = named
             .iter()
             .map(|(_, q)| {
                 format!(
-                    // Every name qualified: the session's search path may put its own
-                    // functions, operators or types before pg_catalog.
+                    "(SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.oid \
+                     OPERATOR(pg_catalog.=) pg_catalog.to_regclass('{}'))",
+                    q.replace('\'', "''")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let first =
+            format!("SAVEPOINT {savepoint}; SET LOCAL statement_timeout = '2s'; SELECT {kinds}");
+        let kinds = self.peek(t, &first).await?;
+        let tables: Vec<bool> = match &kinds {
+            Ok(r) => {
+                let row = r.first().and_then(|r| r.rows.first());
+                (0..named.len())
+                    .map(|i| {
+                        row.and_then(|row| row.get(i))
+                            .and_then(|k| k.as_deref())
+                            .is_some_and(|k| k == "r" || k == "p")
+                    })
+                    .collect()
+            }
+            Err(_) => vec![false; named.len()],
+        };
+        // 2: the rows, of tables only.
+        let select = named
+            .iter()
+            .zip(&tables)
+            .filter(|(_, is_table)| **is_table)
+            .map(|((_, q), _)| {
+                // Every name qualified: the session's search path may put its own
+                // functions, operators or types before pg_catalog.
+                format!(
                     "SELECT * FROM {q} WHERE xmin OPERATOR(pg_catalog.=) \
                      ((pg_catalog.txid_current() OPERATOR(pg_catalog.%) 4294967296)\
                      ::pg_catalog.text::pg_catalog.xid) LIMIT {PEEK_ROWS}"
@@ -249,31 +282,15 @@ impl Up {
             })
             .collect::<Vec<_>>()
             .join("; ");
-        // Three strings: the timeout applies from the string after the one that sets it.
-        let strings = [
-            format!("SAVEPOINT {savepoint}; SET LOCAL statement_timeout = '2s'"),
-            select,
-            format!("ROLLBACK TO SAVEPOINT {savepoint}; RELEASE SAVEPOINT {savepoint}"),
-        ];
-        let mut answers = Vec::new();
-        for sql in &strings {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            self.expect(crate::expect::Expect::Peek {
-                reply: Some(reply),
-                results: Vec::new(),
-                error: None,
-            })
-            .await?;
-            wire_pg::encode::query(&mut t.out, sql);
-            answers.push(answer);
-        }
-        self.flush(t).await?;
-        let mut got = Vec::new();
-        for a in answers {
-            got.push(
-                a.await
-                    .map_err(|_| SessionError::Protocol("session ended"))?,
-            );
+        let selected = if select.is_empty() || kinds.is_err() {
+            Ok(Vec::new())
+        } else {
+            self.peek(t, &select).await?
+        };
+        // 3: the transaction given back exactly as it was, whatever happened above.
+        let back = format!("ROLLBACK TO SAVEPOINT {savepoint}; RELEASE SAVEPOINT {savepoint}");
+        if let Err(e) = self.peek(t, &back).await? {
+            tracing::warn!(session = %self.ctx.session, error = %e, "Gatehouse's savepoint could not be rolled back");
         }
         if self.tx_status.load(Ordering::Acquire) != b'T' {
             // Gatehouse's savepoint did not give the transaction back as it was.
@@ -281,26 +298,29 @@ impl Up {
                 "the transaction changed while Gatehouse read the rows a held COMMIT would make durable",
             ));
         }
+        let mut results = selected.map(|r| r.into_iter());
         let sensitive = self.guard.sensitive();
         let detectors = super::params::display_detectors(self.state.detectors.as_deref());
-        let selected = got
-            .get(1)
-            .cloned()
-            .unwrap_or_else(|| Err("no answer".into()));
         Ok(named
             .iter()
-            .enumerate()
-            .map(|(i, (table, _))| {
+            .zip(&tables)
+            .map(|((table, _), is_table)| {
                 let mut c = approvals::ChangedRows {
                     table: (*table).clone(),
                     columns: Vec::new(),
                     rows: Vec::new(),
                     unavailable: None,
                 };
-                match &selected {
-                    Ok(results) => match results.get(i) {
+                if !is_table {
+                    c.unavailable = Some(match &kinds {
+                        Err(e) => e.clone(),
+                        Ok(_) => "not a table (rows of views are not read)".into(),
+                    });
+                    return c;
+                }
+                match &mut results {
+                    Ok(it) => match it.next() {
                         Some(r) => {
-                            c.columns.clone_from(&r.columns);
                             c.rows = r
                                 .rows
                                 .iter()
@@ -309,7 +329,6 @@ impl Up {
                                         .zip(&r.columns)
                                         .map(|(v, col)| {
                                             shown_cell(
-                                                table,
                                                 col,
                                                 v.as_deref(),
                                                 sensitive.as_deref(),
@@ -319,6 +338,7 @@ impl Up {
                                         .collect()
                                 })
                                 .collect();
+                            c.columns = r.columns;
                         }
                         None => c.unavailable = Some("not read".into()),
                     },
@@ -327,6 +347,26 @@ impl Up {
                 c
             })
             .collect())
+    }
+
+    /// One query string of Gatehouse's own in the session (see `Expect::Peek`).
+    async fn peek(
+        &mut self,
+        t: &mut Tracking,
+        sql: &str,
+    ) -> Result<Result<Vec<crate::expect::PeekResult>, String>, SessionError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.expect(crate::expect::Expect::Peek {
+            reply: Some(reply),
+            results: Vec::new(),
+            error: None,
+        })
+        .await?;
+        wire_pg::encode::query(&mut t.out, sql);
+        self.flush(t).await?;
+        answer
+            .await
+            .map_err(|_| SessionError::Protocol("session ended"))
     }
 }
 
@@ -345,16 +385,19 @@ fn quoted_table(name: &str) -> Option<String> {
 
 /// One cell for the approver: a sensitive column masked, other text through the detectors.
 fn shown_cell(
-    table: &str,
     column: &str,
     value: Option<&str>,
     sensitive: Option<&crate::config::SensitiveSet>,
     detectors: Option<&masking::Detectors>,
 ) -> Option<String> {
     let v = value?;
-    let (schema, name) = table.split_once('.').unwrap_or(("", table));
-    let col = sql::lineage::ColumnRef::new(schema, name, column);
-    if sensitive.is_some_and(|s| s.columns.contains_key(&col)) {
+    // Masked by name, whatever table the sensitive column is configured on: a partition or
+    // child table has its parent's columns, and over-masking costs the approver little.
+    if sensitive.is_some_and(|s| {
+        s.columns
+            .keys()
+            .any(|c| c.column.eq_ignore_ascii_case(column))
+    }) {
         return Some("[masked]".into());
     }
     Some(match detectors {

@@ -66,7 +66,18 @@ fn shown_value(v: &str, oid: u32, enc: Encoding) -> Shown {
         return Shown::Opaque("[unreadable]".into());
     };
     if !binary {
-        return Shown::Value(cut(enc.decode_lossy(&bytes).into_owned()));
+        let text = enc.decode_lossy(&bytes).into_owned();
+        // bytea in its hex text form: what it holds is shown (through the detectors) when
+        // it is text, else only its size.
+        if matches!(oid, 0 | 17) {
+            if let Some(inner) = text.strip_prefix("\\x").and_then(unhex) {
+                return bytea(&inner);
+            }
+        }
+        return Shown::Value(cut(text));
+    }
+    if oid == 17 {
+        return bytea(&bytes);
     }
     match decode_binary(oid, &bytes) {
         Some(s) => Shown::Value(cut(s)),
@@ -107,12 +118,16 @@ fn decode_binary(oid: u32, b: &[u8]) -> Option<String> {
                 &h[20..]
             )
         }
-        17 => format!(
-            "\\x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        ),
         _ => return None,
     })
+}
+
+/// A bytea value: its text when it is UTF-8 (for the detectors), else only its size.
+fn bytea(b: &[u8]) -> Shown {
+    match std::str::from_utf8(b) {
+        Ok(s) => Shown::Value(cut(format!("bytea: {s}"))),
+        Err(_) => Shown::Opaque(format!("[bytea, {} bytes]", b.len())),
+    }
 }
 
 fn unhex(h: &str) -> Option<Vec<u8>> {
@@ -168,6 +183,10 @@ mod tests {
         assert_eq!(shown("b:00050000", 0), "[binary, 4 bytes]");
         assert_eq!(shown("t:3432", 23), "42");
         assert_eq!(shown("x:00", 23), "[unreadable]");
+        // bytea: its text when it is text (binary, or hex in text form), else its size.
+        assert_eq!(shown("b:6869", 17), "bytea: hi");
+        assert_eq!(shown("t:5c7836383639", 17), "bytea: hi");
+        assert_eq!(shown("b:ff00", 17), "[bytea, 2 bytes]");
     }
 
     #[test]

@@ -1,0 +1,206 @@
+//! Unqualified relation names resolved as the server resolves them.
+//!
+//! Analysis is catalog-free: an unqualified name is put in the first usable schema of the
+//! search path. That is the server's answer only when the path has a single usable schema;
+//! with several (`SET search_path = app, public`, a role's own path, an `information_schema`
+//! put first), the server takes the first schema that *has* the relation, which the session
+//! itself may have just created, renamed or dropped. A decision made on the analyser's guess
+//! would name one table while the server writes another. So, with several usable schemas,
+//! every name the guess put in the first one is asked of the server, in the session, for the
+//! statement being checked (`pg_catalog.to_regclass`), and the facts are corrected before
+//! anything is decided. A statement whose names cannot be asked (inside an unsynced batch) is
+//! refused.
+
+use model::decision::Decision;
+use model::facts::StatementFacts;
+use std::collections::{BTreeSet, HashMap};
+
+/// Corrects `statements` with the server's resolution in `names`; the names still to be
+/// asked (none when the path has a single usable schema or all were known).
+pub(super) fn requalify(
+    statements: &mut [StatementFacts],
+    search_path: &[String],
+    names: &HashMap<String, Option<String>>,
+) -> BTreeSet<String> {
+    let usable: Vec<&String> = search_path
+        .iter()
+        .filter(|s| !s.is_empty() && !s.starts_with("pg_temp") && s.as_str() != "pg_catalog")
+        .collect();
+    // `$user` not yet expanded by the server counts as a schema that may exist.
+    let Some(first) = usable.iter().find(|s| s.as_str() != "$user") else {
+        return BTreeSet::new();
+    };
+    if usable.len() < 2 {
+        return BTreeSet::new();
+    }
+    let prefix = format!("{first}.");
+    let mut wanted = BTreeSet::new();
+    for f in statements.iter_mut() {
+        let guessed: BTreeSet<String> = f
+            .tables_read
+            .iter()
+            .chain(&f.tables_written)
+            .chain(&f.truncated)
+            .chain(f.columns.keys())
+            .chain(
+                f.drops
+                    .iter()
+                    .filter(|d| !d.explicit_schema)
+                    .map(|d| &d.name),
+            )
+            .filter_map(|n| n.strip_prefix(&prefix))
+            .filter(|bare| !bare.starts_with("pg_") && !bare.contains('.'))
+            .map(str::to_owned)
+            .collect();
+        for bare in guessed {
+            match names.get(&bare) {
+                None => {
+                    wanted.insert(bare);
+                }
+                Some(Some(schema)) if schema != *first && !schema.starts_with("pg_temp") => {
+                    rename(f, &format!("{prefix}{bare}"), &format!("{schema}.{bare}"));
+                }
+                // The guess is the server's, the relation does not exist (the server will
+                // say so, or create it there), or it is a temporary one (the guard's own
+                // knowledge of temporary tables decides those).
+                Some(_) => {}
+            }
+        }
+    }
+    wanted
+}
+
+/// Replaces the relation `from` by `to` wherever the facts name it.
+fn rename(f: &mut StatementFacts, from: &str, to: &str) {
+    for set in [&mut f.tables_read, &mut f.tables_written, &mut f.truncated] {
+        if set.remove(from) {
+            set.insert(to.to_owned());
+        }
+    }
+    if let Some(cols) = f.columns.remove(from) {
+        f.columns.entry(to.to_owned()).or_default().extend(cols);
+    }
+    let drops: Vec<_> = f
+        .drops
+        .iter()
+        .filter(|d| !d.explicit_schema && d.name == from)
+        .cloned()
+        .collect();
+    for mut d in drops {
+        f.drops.remove(&d);
+        d.name = to.to_owned();
+        f.drops.insert(d);
+    }
+}
+
+/// The refusal of a statement whose names the server could not be asked to resolve.
+pub(super) fn ambiguous() -> Decision {
+    Decision::Deny {
+        reason: "the search path has several schemas and the server could not be asked here which of them an unqualified table name means".into(),
+        policy_id: "gatehouse.names".into(),
+        hint: Some("qualify table names with their schema, or send Sync before this statement".into()),
+        policies: Vec::new(),
+    }
+}
+
+/// The query asking the server, in the session, where each name resolves: one row per name,
+/// name and schema as hex of their UTF-8 form (the client encoding never applies), schema
+/// NULL when there is no such relation. Every function, operator and type is qualified.
+pub fn resolve_sql(names: &BTreeSet<String>) -> String {
+    let values = names
+        .iter()
+        .map(|n| format!("('{}')", hex(n.as_bytes())))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT v.h, pg_catalog.encode(pg_catalog.convert_to(n.nspname::pg_catalog.text, 'UTF8'), 'hex') \
+         FROM (VALUES {values}) AS v(h) \
+         LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(\
+         pg_catalog.quote_ident(pg_catalog.convert_from(pg_catalog.decode(v.h, 'hex'), 'UTF8'))) \
+         LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+    )
+}
+
+/// The answer to [`resolve_sql`]: name → schema (`None`: no such relation).
+pub fn resolved(rows: &[Vec<Option<String>>]) -> Option<HashMap<String, Option<String>>> {
+    rows.iter()
+        .map(|r| {
+            let name = unhex(r.first()?.as_deref()?)?;
+            let schema = match r.get(1)? {
+                Some(h) => Some(unhex(h)?),
+                None => None,
+            };
+            Some((name, schema))
+        })
+        .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(h: &str) -> Option<String> {
+    if !h.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(written: &str) -> StatementFacts {
+        StatementFacts {
+            tables_written: [written.to_owned()].into(),
+            ..StatementFacts::default()
+        }
+    }
+
+    fn path(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn one_usable_schema_needs_nothing() {
+        let mut s = vec![facts("public.orders")];
+        let names = HashMap::new();
+        assert!(requalify(&mut s, &path(&["public"]), &names).is_empty());
+        assert!(requalify(
+            &mut s,
+            &path(&["pg_catalog", "public", "pg_temp_3"]),
+            &names
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn several_schemas_ask_then_correct() {
+        let p = path(&["information_schema", "public"]);
+        let mut s = vec![facts("information_schema.orders")];
+        let wanted = requalify(&mut s, &p, &HashMap::new());
+        assert_eq!(wanted, ["orders".to_owned()].into());
+        let names = HashMap::from([("orders".to_owned(), Some("public".to_owned()))]);
+        assert!(requalify(&mut s, &p, &names).is_empty());
+        assert_eq!(s[0].tables_written, ["public.orders".to_owned()].into());
+        // `$user` not expanded yet may be a schema too.
+        let mut s = vec![facts("public.orders")];
+        assert!(!requalify(&mut s, &path(&["$user", "public"]), &HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn answers_round_trip_through_hex() {
+        let rows = vec![
+            vec![Some(hex(b"orders")), Some(hex(b"public"))],
+            vec![Some(hex("Gr\u{fc}n".as_bytes())), None],
+        ];
+        let r = resolved(&rows).unwrap_or_default();
+        assert_eq!(r.get("orders"), Some(&Some("public".to_owned())));
+        assert_eq!(r.get("Gr\u{fc}n"), Some(&None));
+        assert!(resolve_sql(&["orders".to_owned()].into()).contains("('6f7264657273')"));
+    }
+}
