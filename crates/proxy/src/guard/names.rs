@@ -49,7 +49,8 @@ pub(super) fn requalify(
                     .map(|d| &d.name),
             )
             .filter_map(|n| n.strip_prefix(&prefix))
-            .filter(|bare| !bare.starts_with("pg_") && !bare.contains('.'))
+            // `pg_*` names were put in pg_catalog, not here.
+            .filter(|bare| !bare.starts_with("pg_"))
             .map(str::to_owned)
             .collect();
         for bare in guessed {
