@@ -127,6 +127,7 @@ const KOI8U_SERVER: &str = "s\u{255D}"; // what PostgreSQL reads for b"s\xAE"
 // then the second (Bind running code, COPY IN) and third (the in-batch settings check).
 mod defences;
 mod findings;
+mod names;
 mod quick_key;
 mod round2;
 mod round3;
