@@ -15,7 +15,9 @@
 //!   permanent table of the same name is decided as the DROP of the session's own.
 //!
 //! Held: role switches (SET ROLE, set_config('role'), SET SESSION AUTHORIZATION) are refused,
-//! so `$user`/USAGE changes cannot move the path unseen that way.
+//! so `$user`/USAGE changes cannot move the path unseen that way; across separate Queries, and
+//! in an unsynced batch, a renamed or discarded temporary table is no longer counted as the
+//! session's own (the DROP is refused); a temporary table cannot be moved out by SET SCHEMA.
 
 #[allow(unused_imports)]
 use super::*;
@@ -287,4 +289,43 @@ async fn the_control_a_temporary_table_may_be_dropped_a_permanent_one_not() {
 #[tokio::test]
 async fn a_temporary_table_moved_out_by_set_schema_is_gone() {
     drop_attempt("ALTER TABLE pets SET SCHEMA app; DROP TABLE pets").await;
+}
+
+#[tokio::test]
+async fn separate_queries_renaming_then_dropping_a_temporary_table_are_followed() {
+    let (gh, token) = start_frozen("").await;
+    let mut c = RawPg::login(gh.port, "alice", &token).await;
+    run_all(
+        &mut c,
+        &[
+            "CREATE TEMP TABLE pets (id int)",
+            "SELECT 1",
+            "ALTER TABLE pets RENAME TO gone",
+        ],
+    )
+    .await;
+    let r = c.simple("DROP TABLE pets").await;
+    assert!(pets_exist(&gh).await, "{}", r.describe());
+}
+
+#[tokio::test]
+async fn discard_temp_then_drop_in_one_batch_is_followed() {
+    let (gh, token) = start_frozen("").await;
+    let mut c = RawPg::login(gh.port, "alice", &token).await;
+    run_all(&mut c, &["CREATE TEMP TABLE pets (id int)", "SELECT 1"]).await;
+    let r = ext(
+        &mut c,
+        &[
+            rawpg::parse("", "DISCARD TEMP"),
+            rawpg::bind("", "", &[], &[]),
+            rawpg::execute("", 0),
+            rawpg::parse("", "DROP TABLE pets"),
+            rawpg::bind("", "", &[], &[]),
+            rawpg::execute("", 0),
+            rawpg::sync(),
+        ],
+        1,
+    )
+    .await;
+    assert!(pets_exist(&gh).await, "{}", r.describe());
 }
