@@ -76,6 +76,9 @@ pub struct Probed {
     /// Unqualified names find temporary tables first (`pg_temp` is not listed explicitly
     /// after another schema).
     pub temps_first: bool,
+    /// The raw setting names two or more schemas besides `pg_catalog` and `pg_temp` (whether
+    /// or not they exist now: another session may create or rename one any time).
+    pub several_schemas: bool,
     /// The catalog fingerprint as this session sees it (see [`FINGERPRINT_SQL`]).
     pub fingerprint: Option<String>,
     /// The session was outside any transaction block when asked: what it said is committed.
@@ -153,7 +156,25 @@ pub fn parse(rows: &[Vec<Option<String>>]) -> Probed {
         }
     }
     p.temps_first = temps_first(&raw);
+    p.several_schemas = several_schemas(&raw);
     p
+}
+
+/// Whether the raw `search_path` names two or more schemas other than `pg_catalog`, the
+/// temporary schema and `$user` (whose schema `current_schemas` lists when it exists; one
+/// created later by another session is the concurrent-DDL race of `guard::names`).
+fn several_schemas(raw: &str) -> bool {
+    raw.split(',')
+        .map(|e| e.trim().trim_matches('"').to_ascii_lowercase())
+        .filter(|e| {
+            !e.is_empty()
+                && e != "pg_catalog"
+                && e != "$user"
+                && e != "pg_temp"
+                && !e.starts_with("pg_temp_")
+        })
+        .count()
+        >= 2
 }
 
 /// PostgreSQL searches the temporary schema first unless `pg_temp` is named in the path, in
@@ -224,5 +245,8 @@ mod tests {
         assert!(temps_first("pg_temp, public"));
         assert!(temps_first("\"$user\", public"));
         assert!(temps_first(""));
+        assert!(!several_schemas("\"$user\", public"));
+        assert!(!several_schemas("pg_temp, public, pg_catalog"));
+        assert!(several_schemas("app, public"));
     }
 }

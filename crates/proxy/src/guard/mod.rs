@@ -167,6 +167,8 @@ pub struct SessionGuard {
     /// Statements forwarded that may have created, renamed, moved or dropped relations (DDL,
     /// DO/CALL, functions, transaction ends): prepared statements are decided again after.
     relations_generation: u64,
+    /// The raw search path names several schemas (see `probe::Probed::several_schemas`).
+    several_schemas: bool,
 }
 
 impl SessionGuard {
@@ -200,6 +202,7 @@ impl SessionGuard {
             names: HashMap::new(),
             wants_names: BTreeSet::new(),
             relations_generation: 0,
+            several_schemas: true,
         }
     }
 
@@ -266,6 +269,7 @@ impl SessionGuard {
     /// What the server said about the search path and temporary tables.
     pub fn probed(&mut self, p: crate::probe::Probed) {
         self.analyze_ctx.search_path = p.schemas;
+        self.several_schemas = p.several_schemas;
         self.temps = p.temps;
         self.temps_first = p.temps_first;
         let empty = p.temp_columns.is_empty() && p.temp_views.is_empty();
@@ -335,8 +339,23 @@ impl SessionGuard {
             substitute_execute(f, prepared);
         }
         // Unqualified names resolved as the server does (see `names`).
-        let unresolved =
-            names::requalify(&mut statements, &self.analyze_ctx.search_path, &self.names);
+        // What names mean must be the server's: a path not confirmed since it may have
+        // changed, or one changed earlier in this very string, leaves it unknown for every
+        // statement that names a relation.
+        if (self.path_dirty || names::changed_within(&statements))
+            && statements.iter().any(names::names_relations)
+        {
+            return Verdict::Refuse {
+                statements,
+                decision: names::unconfirmed_path(),
+            };
+        }
+        let unresolved = names::requalify(
+            &mut statements,
+            &self.analyze_ctx.search_path,
+            self.several_schemas,
+            &self.names,
+        );
         if !unresolved.is_empty() {
             self.wants_names = unresolved;
             return Verdict::Refuse {
@@ -434,6 +453,11 @@ impl SessionGuard {
                 // A rollback in the string may undo what it created.
                 temps.retain(|t| known.contains(t));
             }
+            if names::blurs_temps(facts) {
+                // DISCARD, a rename, a path change or code: which temporary tables exist (and
+                // whether unqualified names find them first) is unknown for the rest of it.
+                temps.clear();
+            }
             temps.extend(facts.temp_tables_created.iter().map(|t| bare(t).to_owned()));
             match self.decisions.decide(policies, &self.principal, facts, &c) {
                 Decision::Allow { policies } => allowed.extend(policies),
@@ -530,8 +554,14 @@ impl SessionGuard {
 
 /// Whether a statement can change the search path: SET, RESET, DISCARD ALL, `set_config`,
 /// code whose body is not analysed here (DO, CALL, functions).
-fn changes_path(f: &StatementFacts) -> bool {
-    f.session.search_path.is_some()
+pub(crate) fn changes_path(f: &StatementFacts) -> bool {
+    // DDL that renames, moves or drops (relations or schemas) changes what names resolve
+    // to, and which of the path's schemas exist (`current_schemas`); creating only adds a
+    // relation where the server searches first anyway (stricter, never laxer).
+    (f.class == CommandClass::Ddl
+        && (f.command.starts_with("ALTER") || f.command.starts_with("DROP")))
+        || f.command.starts_with("DISCARD")
+        || f.session.search_path.is_some()
         || f.session.settings.contains("search_path")
         || f.session.settings.contains("*")
         || f.class == CommandClass::CallDo

@@ -20,6 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 pub(super) fn requalify(
     statements: &mut [StatementFacts],
     search_path: &[String],
+    several_schemas: bool,
     names: &HashMap<String, Option<String>>,
 ) -> BTreeSet<String> {
     let usable: Vec<&String> = search_path
@@ -30,7 +31,9 @@ pub(super) fn requalify(
     let Some(first) = usable.iter().find(|s| s.as_str() != "$user") else {
         return BTreeSet::new();
     };
-    if usable.len() < 2 {
+    // One schema that exists and one named: no other answer is possible. A raw path naming
+    // several (existing or not: another session may create or rename one) is asked.
+    if usable.len() < 2 && !several_schemas {
         return BTreeSet::new();
     }
     let prefix = format!("{first}.");
@@ -69,6 +72,43 @@ pub(super) fn requalify(
         }
     }
     wanted
+}
+
+/// A statement of a string that may change what names mean for the statements after it:
+/// the search path, which schemas or temporary tables exist (DDL, DISCARD), code.
+pub(super) fn changed_within(statements: &[StatementFacts]) -> bool {
+    statements.iter().enumerate().any(|(i, f)| {
+        (super::changes_path(f) || blurs_temps(f))
+            && statements
+                .get(i + 1..)
+                .is_some_and(|rest| rest.iter().any(names_relations))
+    })
+}
+
+/// Whether a statement names relations (whose resolution matters).
+pub(super) fn names_relations(f: &StatementFacts) -> bool {
+    !f.tables_read.is_empty()
+        || !f.tables_written.is_empty()
+        || !f.truncated.is_empty()
+        || !f.drops.is_empty()
+}
+
+/// Whether a statement makes the session's temporary tables unknown for what follows it in
+/// the same string (other than creating or dropping one by name, which is followed).
+pub(super) fn blurs_temps(f: &StatementFacts) -> bool {
+    (super::changes_path(f) && f.temp_tables_created.is_empty() && f.drops.is_empty())
+        || f.command.starts_with("DISCARD")
+        || f.class == model::facts::CommandClass::CallDo
+}
+
+/// The refusal of a statement decided while the search path is not the server's.
+pub(super) fn unconfirmed_path() -> Decision {
+    Decision::Deny {
+        reason: "what table names mean could not be confirmed with the server here: the search path, schemas or temporary tables may have changed (earlier in this string, or since the last question)".into(),
+        policy_id: "gatehouse.names".into(),
+        hint: Some("send statements that change the search path, schemas or temporary tables as queries of their own, outside a pipeline".into()),
+        policies: Vec::new(),
+    }
 }
 
 /// Replaces the relation `from` by `to` wherever the facts name it.
@@ -170,10 +210,11 @@ mod tests {
     fn one_usable_schema_needs_nothing() {
         let mut s = vec![facts("public.orders")];
         let names = HashMap::new();
-        assert!(requalify(&mut s, &path(&["public"]), &names).is_empty());
+        assert!(requalify(&mut s, &path(&["public"]), false, &names).is_empty());
         assert!(requalify(
             &mut s,
             &path(&["pg_catalog", "public", "pg_temp_3"]),
+            false,
             &names
         )
         .is_empty());
@@ -183,14 +224,14 @@ mod tests {
     fn several_schemas_ask_then_correct() {
         let p = path(&["information_schema", "public"]);
         let mut s = vec![facts("information_schema.orders")];
-        let wanted = requalify(&mut s, &p, &HashMap::new());
+        let wanted = requalify(&mut s, &p, true, &HashMap::new());
         assert_eq!(wanted, ["orders".to_owned()].into());
         let names = HashMap::from([("orders".to_owned(), Some("public".to_owned()))]);
-        assert!(requalify(&mut s, &p, &names).is_empty());
+        assert!(requalify(&mut s, &p, true, &names).is_empty());
         assert_eq!(s[0].tables_written, ["public.orders".to_owned()].into());
         // `$user` not expanded yet may be a schema too.
         let mut s = vec![facts("public.orders")];
-        assert!(!requalify(&mut s, &path(&["$user", "public"]), &HashMap::new()).is_empty());
+        assert!(!requalify(&mut s, &path(&["$user", "public"]), true, &HashMap::new()).is_empty());
     }
 
     #[test]
@@ -203,5 +244,33 @@ mod tests {
         assert_eq!(r.get("orders"), Some(&Some("public".to_owned())));
         assert_eq!(r.get("Gr\u{fc}n"), Some(&None));
         assert!(resolve_sql(&["orders".to_owned()].into()).contains("('6f7264657273')"));
+    }
+
+    #[test]
+    fn a_change_earlier_in_a_string_leaves_later_names_unknown() {
+        let set_path = StatementFacts {
+            session: model::facts::SessionFacts {
+                search_path: Some(vec!["app".into()]),
+                ..Default::default()
+            },
+            ..StatementFacts::default()
+        };
+        let update = facts("public.orders");
+        assert!(changed_within(&[set_path.clone(), update.clone()]));
+        // After the last statement there is nothing to mislead.
+        assert!(!changed_within(&[update.clone(), set_path]));
+        let create = StatementFacts {
+            class: model::facts::CommandClass::Ddl,
+            command: "CREATE TABLE".into(),
+            ..StatementFacts::default()
+        };
+        assert!(!changed_within(&[create, update.clone()]));
+        let rename = StatementFacts {
+            class: model::facts::CommandClass::Ddl,
+            command: "ALTER TABLE".into(),
+            ..StatementFacts::default()
+        };
+        assert!(changed_within(&[rename.clone(), update]));
+        assert!(blurs_temps(&rename));
     }
 }

@@ -14,7 +14,13 @@
 //!   TEMP, ALTER TABLE … RENAME or a SET moving pg_temp after public: the later DROP of a
 //!   permanent table of the same name is decided as the DROP of the session's own.
 //!
-//! Held: role switches (SET ROLE, set_config('role'), SET SESSION AUTHORIZATION) are refused,
+//! All fixed: a string (or batch) in which something may change what names mean before a
+//! later statement that names relations is refused, and so is any statement that names
+//! relations while the search path is unconfirmed; ALTER/DROP DDL and DISCARD make the path be
+//! asked again; a raw path naming several schemas has every name asked of the server; within
+//! a string, DISCARD, renames, path changes and code make the temporary tables unknown.
+//!
+//! Held from the start: role switches (SET ROLE, set_config('role'), SET SESSION AUTHORIZATION) are refused,
 //! so `$user`/USAGE changes cannot move the path unseen that way; across separate Queries, and
 //! in an unsynced batch, a renamed or discarded temporary table is no longer counted as the
 //! session's own (the DROP is refused); a temporary table cannot be moved out by SET SCHEMA.
@@ -88,7 +94,6 @@ async fn the_control_a_plain_update_is_refused() {
 }
 
 #[tokio::test]
-#[ignore = "finding: names are asked before the whole string runs; a SET search_path earlier in the string moves them"]
 async fn a_set_earlier_in_the_same_string_is_followed() {
     // The path is [app, public] with app.orders existing: the server is asked, says app.
     let (gh, token) =
@@ -99,7 +104,6 @@ async fn a_set_earlier_in_the_same_string_is_followed() {
 }
 
 #[tokio::test]
-#[ignore = "finding: set_config(search_path) earlier in the string moves names the server was asked about before it ran"]
 async fn set_config_earlier_in_the_same_string_is_followed() {
     let (gh, token) =
         start_frozen("CREATE TABLE app.orders (id int, user_id int, total int);").await;
@@ -114,7 +118,6 @@ async fn set_config_earlier_in_the_same_string_is_followed() {
 }
 
 #[tokio::test]
-#[ignore = "finding: facts use the path from before the string; a path widened in the string needs no asking and reaches public"]
 async fn a_path_widened_earlier_in_the_same_string_is_followed() {
     // One usable schema known (app, without orders); the string adds public before the write.
     let (gh, token) = start_frozen("").await;
@@ -135,7 +138,6 @@ async fn a_path_widened_earlier_in_the_same_string_is_followed() {
 }
 
 #[tokio::test]
-#[ignore = "finding: in an unsynced batch a stale single-schema path is used without probe or refusal"]
 async fn a_path_widened_earlier_in_the_same_batch_is_followed() {
     let (gh, token) = start_frozen("").await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -176,7 +178,6 @@ async fn a_path_widened_earlier_in_the_same_batch_is_followed() {
 }
 
 #[tokio::test]
-#[ignore = "finding: DDL does not make the search path be probed again; a schema renamed back into the path is unseen"]
 async fn a_schema_renamed_back_after_the_probe_is_seen() {
     // public hidden while the path is probed (only app usable), then renamed back by DDL,
     // which does not make the path be asked again.
@@ -196,7 +197,6 @@ async fn a_schema_renamed_back_after_the_probe_is_seen() {
 }
 
 #[tokio::test]
-#[ignore = "finding: another session renaming a schema back into the path is unseen by the cached single-schema path"]
 async fn a_schema_renamed_back_by_another_session_is_seen() {
     let (gh, token) = start_frozen("").await;
     let mut c = RawPg::login(gh.port, "alice", &token).await;
@@ -264,19 +264,16 @@ async fn drop_attempt(sql: &str) {
 }
 
 #[tokio::test]
-#[ignore = "finding: DISCARD TEMP earlier in the string leaves the dropped temp table counted as the session own"]
 async fn a_temporary_table_dropped_by_discard_earlier_in_the_string_is_gone() {
     drop_attempt("DISCARD TEMP; DROP TABLE pets").await;
 }
 
 #[tokio::test]
-#[ignore = "finding: a temp table renamed earlier in the string still counts as the session own for DROP"]
 async fn a_temporary_table_renamed_earlier_in_the_string_is_gone() {
     drop_attempt("ALTER TABLE pets RENAME TO gone; DROP TABLE pets").await;
 }
 
 #[tokio::test]
-#[ignore = "finding: SET search_path moving pg_temp after public earlier in the string is not followed for DROP"]
 async fn pg_temp_moved_after_public_earlier_in_the_string_is_followed() {
     drop_attempt("SET search_path = public, pg_temp; DROP TABLE pets").await;
 }
