@@ -8,6 +8,7 @@
 //! Nothing here touches sockets; `relay_up` forwards only what a `Verdict::Forward` allows.
 
 mod names;
+use names::{changes_path, changes_temps};
 pub use names::{resolve_sql, resolved};
 mod masks;
 
@@ -550,38 +551,6 @@ impl SessionGuard {
     pub fn catalog(&self) -> Option<Arc<CatalogCell>> {
         self.masking.as_ref().map(|m| m.catalog.clone())
     }
-}
-
-/// Whether a statement can change the search path: SET, RESET, DISCARD ALL, `set_config`,
-/// code whose body is not analysed here (DO, CALL, functions).
-pub(crate) fn changes_path(f: &StatementFacts) -> bool {
-    // DDL that renames, moves or drops (relations or schemas) changes what names resolve
-    // to, and which of the path's schemas exist (`current_schemas`); creating only adds a
-    // relation where the server searches first anyway (stricter, never laxer).
-    (f.class == CommandClass::Ddl
-        && (f.command.starts_with("ALTER") || f.command.starts_with("DROP")))
-        || f.command.starts_with("DISCARD")
-        || f.session.search_path.is_some()
-        || f.session.settings.contains("search_path")
-        || f.session.settings.contains("*")
-        || f.class == CommandClass::CallDo
-        || f.functions
-            .iter()
-            .any(|n| !sql::lineage::is_inert_builtin(n))
-}
-
-/// Whether a statement can create or drop temporary tables, or undo that (a rollback).
-fn changes_temps(f: &StatementFacts) -> bool {
-    !f.temp_tables_created.is_empty()
-        || !f.drops.is_empty()
-        || matches!(
-            f.class,
-            CommandClass::Transaction | CommandClass::CallDo | CommandClass::Ddl
-        )
-        || f.command.starts_with("DISCARD")
-        || f.functions
-            .iter()
-            .any(|n| !sql::lineage::is_inert_builtin(n))
 }
 
 /// EXECUTE of a statement prepared in this session is decided as that statement.

@@ -12,7 +12,7 @@
 //! refused.
 
 use model::decision::Decision;
-use model::facts::StatementFacts;
+use model::facts::{CommandClass, StatementFacts};
 use std::collections::{BTreeSet, HashMap};
 
 /// Corrects `statements` with the server's resolution in `names`; the names still to be
@@ -78,7 +78,7 @@ pub(super) fn requalify(
 /// the search path, which schemas or temporary tables exist (DDL, DISCARD), code.
 pub(super) fn changed_within(statements: &[StatementFacts]) -> bool {
     statements.iter().enumerate().any(|(i, f)| {
-        (super::changes_path(f) || blurs_temps(f))
+        (changes_path(f) || blurs_temps(f))
             && statements
                 .get(i + 1..)
                 .is_some_and(|rest| rest.iter().any(names_relations))
@@ -96,9 +96,9 @@ pub(super) fn names_relations(f: &StatementFacts) -> bool {
 /// Whether a statement makes the session's temporary tables unknown for what follows it in
 /// the same string (other than creating or dropping one by name, which is followed).
 pub(super) fn blurs_temps(f: &StatementFacts) -> bool {
-    (super::changes_path(f) && f.temp_tables_created.is_empty() && f.drops.is_empty())
+    (changes_path(f) && f.temp_tables_created.is_empty() && f.drops.is_empty())
         || f.command.starts_with("DISCARD")
-        || f.class == model::facts::CommandClass::CallDo
+        || f.class == CommandClass::CallDo
 }
 
 /// The refusal of a statement decided while the search path is not the server's.
@@ -109,6 +109,38 @@ pub(super) fn unconfirmed_path() -> Decision {
         hint: Some("send statements that change the search path, schemas or temporary tables as queries of their own, outside a pipeline".into()),
         policies: Vec::new(),
     }
+}
+
+/// Whether a statement can change the search path: SET, RESET, DISCARD ALL, `set_config`,
+/// code whose body is not analysed here (DO, CALL, functions).
+pub(super) fn changes_path(f: &StatementFacts) -> bool {
+    // DDL that renames, moves or drops (relations or schemas) changes what names resolve
+    // to, and which of the path's schemas exist (`current_schemas`); creating only adds a
+    // relation where the server searches first anyway (stricter, never laxer).
+    (f.class == CommandClass::Ddl
+        && (f.command.starts_with("ALTER") || f.command.starts_with("DROP")))
+        || f.command.starts_with("DISCARD")
+        || f.session.search_path.is_some()
+        || f.session.settings.contains("search_path")
+        || f.session.settings.contains("*")
+        || f.class == CommandClass::CallDo
+        || f.functions
+            .iter()
+            .any(|n| !sql::lineage::is_inert_builtin(n))
+}
+
+/// Whether a statement can create or drop temporary tables, or undo that (a rollback).
+pub(super) fn changes_temps(f: &StatementFacts) -> bool {
+    !f.temp_tables_created.is_empty()
+        || !f.drops.is_empty()
+        || matches!(
+            f.class,
+            CommandClass::Transaction | CommandClass::CallDo | CommandClass::Ddl
+        )
+        || f.command.starts_with("DISCARD")
+        || f.functions
+            .iter()
+            .any(|n| !sql::lineage::is_inert_builtin(n))
 }
 
 /// Replaces the relation `from` by `to` wherever the facts name it.
