@@ -66,7 +66,8 @@ fn real_client_library_authenticates_against_a_token_verifier() -> TestResult {
     let mut client = ScramSha256::new(token.as_bytes(), ChannelBinding::unsupported());
     let client_first = String::from_utf8(client.message().to_vec())?;
     let client_first_bare = client_first.strip_prefix("n,,").ok_or("no gs2 header")?;
-    let client_nonce = client_first_bare.split("r=").nth(1).ok_or("no nonce")?;
+    // The nonce is every printable character but ','; it may itself contain "r=".
+    let (_, client_nonce) = client_first_bare.split_once(",r=").ok_or("no nonce")?;
     let server_first = format!(
         "r={client_nonce}serverpart,s={},i=4096",
         STANDARD.encode(salt)
