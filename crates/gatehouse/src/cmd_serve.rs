@@ -77,12 +77,22 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
         ));
     }
     let (tx, rx) = watch::channel(false);
-    let server = tokio::spawn(proxy::serve(listener, state, rx));
+    let threads = proxy::SessionThreads::start(config.session_threads)
+        .context("starting the session threads")?;
+    let server = tokio::spawn(async move {
+        proxy::serve(listener, state, &threads, rx).await;
+        threads
+    });
     wait_for_stop(stop).await;
     tracing::info!("shutting down");
     let _ = tx.send(true);
-    let _ = server.await;
+    let threads = server.await;
+    // Sessions keep running while the writer drains: a statement already forwarded still
+    // gets its answer and its event; new statements are refused (no slot is reserved).
     writer.shutdown().await?;
+    if let Ok(threads) = threads {
+        threads.stop().await;
+    }
     Ok(())
 }
 

@@ -11,9 +11,10 @@
 //! one when full.
 
 use crate::{decide, Decision, Policies, Principal, RequestContext};
+use foldhash::fast::RandomState;
 use model::facts::StatementFacts;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::hash::{Hash, Hasher};
 
 #[derive(Debug)]
@@ -28,8 +29,11 @@ struct Entry {
 pub struct DecisionCache {
     generation: usize,
     policies: u64,
-    young: HashMap<u64, Entry>,
-    old: HashMap<u64, Entry>,
+    young: HashMap<u64, Entry, RandomState>,
+    old: HashMap<u64, Entry, RandomState>,
+    /// Keys are hashed with foldhash (per-process seed): a collision only costs a miss,
+    /// as every hit is checked field by field.
+    state: RandomState,
     hits: u64,
     misses: u64,
 }
@@ -40,8 +44,9 @@ impl DecisionCache {
         DecisionCache {
             generation: (capacity / 2).max(1),
             policies: 0,
-            young: HashMap::new(),
-            old: HashMap::new(),
+            young: HashMap::default(),
+            old: HashMap::default(),
+            state: RandomState::default(),
             hits: 0,
             misses: 0,
         }
@@ -60,7 +65,7 @@ impl DecisionCache {
             self.old.clear();
             self.policies = policies.generation;
         }
-        let h = key_hash(principal, facts, ctx);
+        let h = key_hash(&self.state, principal, facts, ctx);
         let found = self.young.get(&h).or_else(|| self.old.get(&h));
         if let Some(e) = found.filter(|e| e.matches(principal, facts, ctx)) {
             self.hits += 1;
@@ -97,8 +102,8 @@ impl Entry {
     }
 }
 
-fn key_hash(p: &Principal, f: &StatementFacts, ctx: &RequestContext) -> u64 {
-    let mut h = DefaultHasher::new();
+fn key_hash(state: &RandomState, p: &Principal, f: &StatementFacts, ctx: &RequestContext) -> u64 {
+    let mut h = state.build_hasher();
     p.identity.name.hash(&mut h);
     p.identity.kind.hash(&mut h);
     p.identity.groups.hash(&mut h);

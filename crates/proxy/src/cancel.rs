@@ -14,8 +14,72 @@ pub struct CancelTarget {
     pub target: Arc<TargetConfig>,
     pub process_id: i32,
     pub secret_key: i32,
-    /// Woken by a CancelRequest: a statement held for approval is withdrawn.
-    pub held: Arc<tokio::sync::Notify>,
+    /// Told of a CancelRequest: a statement held for approval is withdrawn.
+    pub held: Arc<HeldCancel>,
+}
+
+/// How a client's CancelRequest reaches a statement held for approval. While a statement is
+/// held nothing of its session runs upstream (the hold starts once everything before it is
+/// answered), so the cancel withdraws the request and is *not* forwarded: forwarded, it
+/// would cancel whatever the session runs next on the server.
+pub struct HeldCancel {
+    holding: std::sync::atomic::AtomicBool,
+    /// Counts cancels received while holding; a hold waits for it to change.
+    cancels: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for HeldCancel {
+    fn default() -> Self {
+        HeldCancel {
+            holding: std::sync::atomic::AtomicBool::new(false),
+            cancels: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl HeldCancel {
+    /// A hold begins: cancels from now on are its own (none is lost between this call and
+    /// the wait, as the receiver is subscribed first).
+    pub fn begin(&self) -> Holding<'_> {
+        let rx = self.cancels.subscribe();
+        self.holding
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Holding { signal: self, rx }
+    }
+
+    /// A CancelRequest for this session: true when it withdrew a held statement (then it
+    /// must not be forwarded upstream).
+    pub fn cancel(&self) -> bool {
+        if !self.holding.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        self.cancels.send_modify(|n| *n = n.wrapping_add(1));
+        true
+    }
+}
+
+/// A hold in progress; dropping it ends it.
+pub struct Holding<'a> {
+    signal: &'a HeldCancel,
+    rx: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Holding<'_> {
+    /// Resolves when the client cancels.
+    pub async fn cancelled(&mut self) {
+        if self.rx.changed().await.is_err() {
+            // The session's sender is gone: no cancel can come.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        self.signal
+            .holding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[derive(Default, Clone)]

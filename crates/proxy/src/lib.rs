@@ -46,4 +46,4 @@ pub use config::{
     UpstreamTls,
 };
 pub use guard::PolicyEngine;
-pub use server::{serve, ProxyState};
+pub use server::{serve, ProxyState, SessionThreads};

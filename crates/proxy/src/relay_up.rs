@@ -80,8 +80,8 @@ pub struct Up {
     pub encoding: crate::lexing::EncodingCell,
     /// Last ReadyForQuery status byte (set by the other half).
     pub tx_status: Arc<std::sync::atomic::AtomicU8>,
-    /// Woken by the client's CancelRequest (withdraws a statement held for approval).
-    pub cancelled: Arc<tokio::sync::Notify>,
+    /// Told of the client's CancelRequest (withdraws a statement held for approval).
+    pub cancelled: Arc<crate::cancel::HeldCancel>,
 }
 
 /// Whether the session goes on after a message.

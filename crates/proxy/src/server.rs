@@ -7,6 +7,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+mod threads;
+pub use threads::SessionThreads;
+
 /// What sessions share. Cheap to clone.
 #[derive(Clone)]
 pub struct ProxyState {
@@ -100,14 +103,33 @@ impl ProxyState {
 
 /// Accepts PostgreSQL clients until `shutdown` turns true. Each connection runs in its own
 /// task; a failure in one never affects another.
-pub async fn serve(listener: TcpListener, state: ProxyState, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: ProxyState,
+    threads: &SessionThreads,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, addr)) => {
                     let _ = tcp.set_nodelay(true);
+                    // Handed to a session thread as a plain socket: it is registered with
+                    // that thread's event loop there.
+                    let tcp = match tcp.into_std() {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accepted socket unusable");
+                            continue;
+                        }
+                    };
                     let state = state.clone();
-                    tokio::spawn(async move { crate::session::run(state, tcp, addr).await });
+                    threads.spawn(async move {
+                        match tokio::net::TcpStream::from_std(tcp) {
+                            Ok(tcp) => crate::session::run(state, tcp, addr).await,
+                            Err(e) => tracing::warn!(error = %e, "accepted socket unusable"),
+                        }
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");

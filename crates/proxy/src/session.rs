@@ -100,7 +100,7 @@ async fn session(
         }
         Err(_) => return Err(SessionError::Protocol("login timed out")),
     };
-    let cancelled = Arc::new(tokio::sync::Notify::new());
+    let cancelled = Arc::new(crate::cancel::HeldCancel::default());
     let (client_key, _cancel) = match register_cancel(state, &target, &up, &cancelled) {
         Some(k) => k,
         None => {
@@ -187,7 +187,7 @@ fn register_cancel(
     state: &ProxyState,
     target: &Arc<crate::config::TargetConfig>,
     up: &upstream::Upstream,
-    held: &Arc<tokio::sync::Notify>,
+    held: &Arc<crate::cancel::HeldCancel>,
 ) -> Option<((i32, i32), crate::cancel::CancelGuard)> {
     // A secret is 32 random bits: a few draws find an unused pair unless the entropy is broken.
     for _ in 0..16 {
@@ -275,7 +275,10 @@ async fn relay(
     up: upstream::Upstream,
     guard: crate::guard::SessionGuard,
     detectors: Option<Arc<masking::Detectors>>,
-    (view, cancelled): (crate::relay_down::ServerView, Arc<tokio::sync::Notify>),
+    (view, cancelled): (
+        crate::relay_down::ServerView,
+        Arc<crate::cancel::HeldCancel>,
+    ),
 ) -> Result<(), SessionError> {
     let (client_r, client_w) = crate::stream::split(stream);
     let (up_r, up_w) = crate::stream::split(up.stream);
@@ -383,8 +386,11 @@ async fn send_fatal(stream: &mut MaybeTls, e: &SessionError, user: &str) {
 
 async fn forward_cancel(state: &ProxyState, process_id: i32, secret_key: i32) {
     if let Some(t) = state.cancels.lookup((process_id, secret_key)) {
-        // A statement held for approval is withdrawn (nothing runs upstream for it).
-        t.held.notify_waiters();
+        // A statement held for approval is withdrawn; nothing of the session runs upstream
+        // then, so there is nothing to forward the cancel to.
+        if t.held.cancel() {
+            return;
+        }
         if let Err(e) = upstream::cancel(&t.target, t.process_id, t.secret_key).await {
             tracing::warn!(error = %e, "cancel forwarding failed");
         }

@@ -42,9 +42,10 @@ use crate::copy::CopyOut;
 use crate::full::{self, LineageRequest, StatementAnalysis};
 use crate::tree::{self, Depth, Unparsed};
 use crate::{clean, quick_key, shape, walk_tree, Analysis, AnalyzeContext, Ctx, MAX_SQL_BYTES};
+use foldhash::fast::RandomState;
 use pg_query::protobuf::RawStmt;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -123,10 +124,13 @@ impl Entry {
 pub struct FactsCache {
     /// Entries per generation (the cache holds at most twice this).
     generation: usize,
-    young: HashMap<u64, Entry>,
-    old: HashMap<u64, Entry>,
+    young: HashMap<u64, Entry, RandomState>,
+    old: HashMap<u64, Entry, RandomState>,
     /// Remembered lineage, cleared when it outgrows the entries.
-    memo: HashMap<u64, Memo>,
+    memo: HashMap<u64, Memo, RandomState>,
+    /// Keys are hashed with foldhash (per-process seed): a collision only costs a miss,
+    /// as every hit is compared in full (`matches`).
+    state: RandomState,
     stats: CacheStats,
 }
 
@@ -139,9 +143,10 @@ impl FactsCache {
     pub fn new(capacity: usize) -> Self {
         FactsCache {
             generation: (capacity / 2).max(1),
-            young: HashMap::new(),
-            old: HashMap::new(),
-            memo: HashMap::new(),
+            young: HashMap::default(),
+            old: HashMap::default(),
+            memo: HashMap::default(),
+            state: RandomState::default(),
             stats: CacheStats::default(),
         }
     }
@@ -218,9 +223,14 @@ impl FactsCache {
         generation: u64,
     ) -> Option<Vec<Option<Result<crate::lineage::Lineage, crate::lineage::LineageError>>>> {
         keys.iter().find_map(|(kind, text)| {
-            let m = self
-                .memo
-                .get(&memo_hash(*kind, text, search_path, paths, generation))?;
+            let m = self.memo.get(&memo_hash(
+                &self.state,
+                *kind,
+                text,
+                search_path,
+                paths,
+                generation,
+            ))?;
             (m.kind == *kind
                 && m.text == *text
                 && m.search_path == search_path
@@ -248,7 +258,7 @@ impl FactsCache {
             if *kind != KeyKind::Exact && !literal_free {
                 continue;
             }
-            let h = memo_hash(*kind, text, search_path, paths, generation);
+            let h = memo_hash(&self.state, *kind, text, search_path, paths, generation);
             self.memo.insert(
                 h,
                 Memo {
@@ -393,7 +403,7 @@ impl FactsCache {
     }
 
     fn get(&mut self, kind: KeyKind, text: &str, path: &[String]) -> Option<Arc<Cached>> {
-        let h = hash(&kind, text, path);
+        let h = hash(&self.state, &kind, text, path);
         if let Some(e) = self.young.get(&h) {
             return e.matches(&kind, text, path).then(|| Arc::clone(&e.cached));
         }
@@ -408,7 +418,7 @@ impl FactsCache {
     }
 
     fn put(&mut self, kind: KeyKind, text: String, path: &[String], cached: Arc<Cached>) {
-        let h = hash(&kind, &text, path);
+        let h = hash(&self.state, &kind, &text, path);
         let entry = Entry {
             kind,
             text,
@@ -428,13 +438,14 @@ impl FactsCache {
 }
 
 fn memo_hash(
+    state: &RandomState,
     kind: KeyKind,
     text: &str,
     path: &[String],
     paths: &[Option<Vec<String>>],
     generation: u64,
 ) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = state.build_hasher();
     kind.hash(&mut h);
     text.hash(&mut h);
     path.hash(&mut h);
@@ -443,8 +454,8 @@ fn memo_hash(
     h.finish()
 }
 
-fn hash(kind: &KeyKind, text: &str, path: &[String]) -> u64 {
-    let mut h = DefaultHasher::new();
+fn hash(state: &RandomState, kind: &KeyKind, text: &str, path: &[String]) -> u64 {
+    let mut h = state.build_hasher();
     kind.hash(&mut h);
     text.hash(&mut h);
     path.hash(&mut h);

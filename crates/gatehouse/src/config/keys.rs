@@ -45,7 +45,7 @@ const AUDIT: &[&str] = &[
     "max_batch",
     "param_max_bytes",
 ];
-const LIMITS: &[&str] = &["max_message_bytes"];
+const LIMITS: &[&str] = &["max_message_bytes", "session_threads"];
 const TARGET: &[&str] = &["name", "engine", "upstream", "password_env", "environment"];
 const TARGET_REQUIRED: &[&str] = &["name", "upstream"];
 

@@ -105,6 +105,7 @@ pub struct RawAudit {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_message_bytes: Option<i64>,
+    pub session_threads: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -236,6 +236,10 @@ impl Up {
         let remaining = u64::try_from(request.expires_at_ms.saturating_sub(now_ms)).unwrap_or(0);
         let wait = wait.min(std::time::Duration::from_millis(remaining));
 
+        // From here a CancelRequest withdraws the request (before the client can see the
+        // notice, so a cancel sent on seeing it is never forwarded upstream).
+        let signal = self.cancelled.clone();
+        let mut holding = signal.begin();
         let mut notice = BytesMut::new();
         let open_for = std::time::Duration::from_millis(remaining);
         let (message, detail, hint) =
@@ -276,7 +280,7 @@ impl Up {
                     }
                     break Ended::StillPending;
                 }
-                () = self.cancelled.notified() => {
+                () = holding.cancelled() => {
                     break self.finish(&id, State::Withdrawn, Some("the client cancelled the statement"));
                 }
                 n = self.client.read_buf(&mut self.buf) => {
@@ -293,6 +297,8 @@ impl Up {
                 }
             }
         };
+        // The hold is over: a cancel from now on is for what runs next, and is forwarded.
+        drop(holding);
         let request = self.state.approvals.get(&id).unwrap_or(request);
         let (by_us, ended) = match ended {
             Ended::ByUs(s) => (true, s),
