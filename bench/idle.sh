@@ -10,7 +10,8 @@ N=${1:-1000}
 export PG_MAX_CONNECTIONS=$((N + 50))
 source "$(dirname "$0")/lib.sh"
 ulimit -n $((4 * N + 256)) 2>/dev/null || true
-start_gatehouse gatehouse ""
+# GATEHOUSE_EXTRA_TOML: extra configuration for the proxy (e.g. "[limits]\nsession_threads = 2").
+start_gatehouse gatehouse "$(printf "%b" "${GATEHOUSE_EXTRA_TOML:-}")"
 TOKEN=$("$GH" token issue --config "$WORK/gatehouse.toml" --identity idle-bot --kind agent --ttl 2h)
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$GH_PID/status"; }
 "$ROOT/.venv/bin/python" - "$GH_PORT" "$TOKEN" "$N" "$GH_PID" <<'PY'
