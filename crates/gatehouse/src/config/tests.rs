@@ -205,3 +205,23 @@ secret_env = "GATEHOUSE_TEST_SURELY_UNSET_WEBHOOK_SECRET"
     assert!(Config::parse(&text, Path::new("."), Secrets::Optional).is_ok());
     assert!(Config::parse(&text, Path::new("."), Secrets::Required).is_err());
 }
+
+#[test]
+fn session_threads_default_and_bounds() {
+    let c = Config::parse(GOOD, Path::new("."), Secrets::Required).unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(c.session_threads, (cpus / 2).max(1));
+    let set = format!("{GOOD}[limits]\nsession_threads = 3\n");
+    let c = Config::parse(&set, Path::new("."), Secrets::Required).unwrap();
+    assert_eq!(c.session_threads, 3);
+    for (v, needle) in [("0", "must be positive"), ("5000", "at most 1024")] {
+        let bad = format!("{GOOD}[limits]\nsession_threads = {v}\n");
+        let all = Config::parse(&bad, Path::new("."), Secrets::Required)
+            .unwrap_err()
+            .join("\n");
+        assert!(
+            all.contains("limits.session_threads") && all.contains(needle),
+            "{v}: {all}"
+        );
+    }
+}

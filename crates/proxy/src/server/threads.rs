@@ -119,3 +119,67 @@ impl Drop for SessionThreads {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Sessions spread over the loops by live count, run on the loops' own threads (with
+    /// timers), and stopping ends the threads.
+    #[tokio::test]
+    async fn sessions_go_to_the_least_loaded_loop_and_stop_ends_them() {
+        let threads = SessionThreads::start(2).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (release, released) = tokio::sync::watch::channel(false);
+        for _ in 0..4 {
+            let tx = tx.clone();
+            let mut released = released.clone();
+            threads.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let name = std::thread::current().name().map(str::to_owned);
+                let _ = tx.send(name);
+                let _ = released.wait_for(|r| *r).await;
+            });
+        }
+        let mut names = Vec::new();
+        for _ in 0..4 {
+            names.push(rx.recv().await.flatten().unwrap());
+        }
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "gatehouse-session-0",
+                "gatehouse-session-0",
+                "gatehouse-session-1",
+                "gatehouse-session-1"
+            ]
+        );
+        let live: Vec<usize> = threads
+            .loops
+            .iter()
+            .map(|l| l.live.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(live, [2, 2]);
+        release.send(true).unwrap();
+        // Ended sessions no longer count.
+        for _ in 0..100 {
+            if threads
+                .loops
+                .iter()
+                .all(|l| l.live.load(Ordering::Relaxed) == 0)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(threads
+            .loops
+            .iter()
+            .all(|l| l.live.load(Ordering::Relaxed) == 0));
+        tokio::time::timeout(Duration::from_secs(5), threads.stop())
+            .await
+            .expect("the session threads stop");
+    }
+}
