@@ -260,6 +260,22 @@ impl Registry {
         reason: &str,
         now_ms: i64,
     ) -> Result<(Request, Outcome), VoteError> {
+        self.vote_recorded(id, approver, approve, reason, now_ms, |_| {})
+    }
+
+    /// [`Registry::vote`], with `record` called once the vote is counted and saved but
+    /// before the session waiting on the request is told: the vote's audit event then comes
+    /// before anything that session records about the outcome (`record` runs under the
+    /// registry's lock, so it must not wait: it sends into an audit slot reserved earlier).
+    pub fn vote_recorded(
+        &self,
+        id: &str,
+        approver: &Identity,
+        approve: bool,
+        reason: &str,
+        now_ms: i64,
+        record: impl FnOnce(&Request),
+    ) -> Result<(Request, Outcome), VoteError> {
         let (request, outcome) = {
             let mut g = self.lock();
             let entry = g
@@ -284,6 +300,7 @@ impl Registry {
             );
             let outcome = result?;
             self.save(&r).map_err(VoteError::Unavailable)?;
+            record(&r);
             entry.request = r.clone();
             if r.state != State::Pending {
                 entry.state.send_replace(r.state);

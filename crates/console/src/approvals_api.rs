@@ -254,14 +254,13 @@ fn vote(
             );
         }
     };
+    // Recorded before the waiting session is told, so the vote precedes its release.
+    let recorded = |r: &approvals::Request| record(r, &who, approve);
     match api
         .registry
-        .vote(&id, &who, approve, &reason, (api.now_ms)())
+        .vote_recorded(&id, &who, approve, &reason, (api.now_ms)(), recorded)
     {
-        Ok((request, _)) => {
-            record(&request, &who, approve);
-            (StatusCode::OK, Json(as_json(&request)))
-        }
+        Ok((request, _)) => (StatusCode::OK, Json(as_json(&request))),
         Err(e) => {
             let status = match &e {
                 VoteError::NotFound(_) => StatusCode::NOT_FOUND,
