@@ -107,7 +107,8 @@ impl Down {
         let mut out = Out {
             active: false,
             bound: None,
-            bytes: BytesMut::with_capacity(16 * 1024),
+            // Small at first (idle sessions hold it); it grows to a read's worth of results.
+            bytes: BytesMut::with_capacity(2048),
             rows: 0,
             fatal: false,
             server_fatal: false,

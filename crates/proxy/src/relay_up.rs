@@ -137,7 +137,8 @@ impl Up {
             executed_in_batch: false,
             commit_hold: None,
             rollback_before_refusal: false,
-            out: BytesMut::with_capacity(8192),
+            // Small at first (idle sessions hold it); it grows to what the client sends.
+            out: BytesMut::with_capacity(1024),
         };
         let max = self.state.config.max_message_len;
         loop {

@@ -124,7 +124,7 @@ pub async fn serve(
                         }
                     };
                     let state = state.clone();
-                    threads.spawn(async move {
+                    threads.spawn(move || async move {
                         match tokio::net::TcpStream::from_std(tcp) {
                             Ok(tcp) => crate::session::run(state, tcp, addr).await,
                             Err(e) => tracing::warn!(error = %e, "accepted socket unusable"),
