@@ -4,8 +4,9 @@
 //! Why not the shared multi-thread runtime: a session is two sockets and a strict order
 //! between them, so it gains nothing from work stealing, and pays for it on every message
 //! (a task woken by the I/O driver of one worker is often run by another, with a futex
-//! wake-up between them). On this 2-core machine the pinned loops cost about 7% less proxy
-//! CPU per statement under `pgbench -S -c 8` (see `bench/pgbench.sh`).
+//! wake-up between them). On this 2-core machine one pinned loop cost about 15% less proxy
+//! CPU per statement than the shared runtime under `pgbench -S -c 8` (two loops were no
+//! better than the shared runtime there: one loop gathers more readiness per wake-up).
 //!
 //! A new session goes to the loop with the fewest live sessions. Everything a session
 //! spawns (timers, approval waits) runs on its own loop. `serve` stops the loops only after
