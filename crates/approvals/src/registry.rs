@@ -355,6 +355,26 @@ impl Registry {
         Ok(request)
     }
 
+    /// Whether sessions other than the caller wait on `id` (each waiting session holds one
+    /// subscription to its state): a session that stops waiting (its client cancelled or
+    /// went away) then leaves the request open for them instead of withdrawing it.
+    pub fn others_waiting(&self, id: &str) -> bool {
+        let g = self.lock();
+        g.entries
+            .get(id)
+            .is_some_and(|e| e.request.state == State::Pending && e.state.receiver_count() > 1)
+    }
+
+    /// Sessions waiting on pending requests (for an orderly shutdown).
+    pub fn waiting(&self) -> usize {
+        let g = self.lock();
+        g.entries
+            .values()
+            .filter(|e| e.request.state == State::Pending)
+            .map(|e| e.state.receiver_count())
+            .sum()
+    }
+
     /// Ends a pending request as expired or withdrawn; `None` if it was no longer pending
     /// (it was decided first: the caller must follow that decision).
     pub fn finish(

@@ -79,6 +79,7 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
     let (tx, rx) = watch::channel(false);
     let threads = proxy::SessionThreads::start(config.session_threads)
         .context("starting the session threads")?;
+    let stopping = state.clone();
     let server = tokio::spawn(async move {
         proxy::serve(listener, state, &threads, rx).await;
         threads
@@ -86,6 +87,10 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
     wait_for_stop(stop).await;
     tracing::info!("shutting down");
     let _ = tx.send(true);
+    // Held statements are withdrawn and recorded while the audit writer still accepts.
+    stopping
+        .withdraw_holds(std::time::Duration::from_secs(3))
+        .await;
     let threads = server.await;
     // Sessions keep running while the writer drains: a statement already forwarded still
     // gets its answer and its event; new statements are refused (no slot is reserved).

@@ -65,6 +65,11 @@ pub struct Holding<'a> {
 }
 
 impl Holding<'_> {
+    /// A cancel arrived that the wait has not seen (it raced the decision).
+    pub fn was_cancelled(&self) -> bool {
+        self.rx.has_changed().unwrap_or(false)
+    }
+
     /// Resolves when the client cancels.
     pub async fn cancelled(&mut self) {
         if self.rx.changed().await.is_err() {

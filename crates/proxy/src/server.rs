@@ -28,6 +28,9 @@ pub struct ProxyState {
     pub(crate) cancels: CancelRegistry,
     /// Statements held for approval, shared with the admin API.
     pub approvals: Arc<approvals::Registry>,
+    /// Turns true when the proxy begins to shut down: statements held for approval are
+    /// withdrawn (and recorded) before the audit writer drains.
+    pub stopping: Arc<watch::Sender<bool>>,
 }
 
 impl ProxyState {
@@ -51,6 +54,17 @@ impl ProxyState {
             detectors: None,
             cancels: CancelRegistry::default(),
             approvals: Arc::new(approvals::Registry::new(None)),
+            stopping: Arc::new(watch::Sender::new(false)),
+        }
+    }
+
+    /// Begins an orderly shutdown: every held statement is withdrawn and recorded; waits
+    /// (at most `within`) until no session waits on an approval any more.
+    pub async fn withdraw_holds(&self, within: std::time::Duration) {
+        self.stopping.send_replace(true);
+        let until = tokio::time::Instant::now() + within;
+        while self.approvals.waiting() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 }

@@ -384,4 +384,5 @@ mod later;
 mod policy;
 mod round2;
 mod round3;
+mod round4;
 mod session;

@@ -73,6 +73,9 @@ enum Ended {
     ByUs(State),
     /// The session's wait is over; the request stays open for a one-time grant.
     StillPending,
+    /// This session stopped waiting (cancelled, or the proxy is stopping) while other
+    /// sessions still wait on the request: it stays open for them.
+    Left(&'static str),
 }
 
 impl Up {
@@ -240,6 +243,7 @@ impl Up {
         // notice, so a cancel sent on seeing it is never forwarded upstream).
         let signal = self.cancelled.clone();
         let mut holding = signal.begin();
+        let mut stopping = self.state.stopping.subscribe();
         let mut notice = BytesMut::new();
         let open_for = std::time::Duration::from_millis(remaining);
         let (message, detail, hint) =
@@ -281,28 +285,49 @@ impl Up {
                     break Ended::StillPending;
                 }
                 () = holding.cancelled() => {
-                    break self.finish(&id, State::Withdrawn, Some("the client cancelled the statement"));
+                    break self.stop_waiting(&id, "the client cancelled the statement");
+                }
+                _ = stopping.wait_for(|s| *s) => {
+                    break self.stop_waiting(&id, "the proxy is shutting down");
                 }
                 n = self.client.read_buf(&mut self.buf) => {
                     if n.unwrap_or(0) == 0 {
                         // Whatever was decided, nothing runs for a client that is gone.
                         let because = "the client disconnected";
-                        if let Ended::ByUs(State::Withdrawn) = self.finish(&id, State::Withdrawn, Some(because)) {
-                            if let Some(r) = self.state.approvals.get(&id) {
-                                self.step(&r, "withdrawn", None, Some(because));
-                            }
+                        let step = match self.stop_waiting(&id, because) {
+                            Ended::ByUs(State::Withdrawn) => Some("withdrawn"),
+                            Ended::Left(_) => Some("wait_ended"),
+                            _ => None,
+                        };
+                        if let (Some(step), Some(r)) = (step, self.state.approvals.get(&id)) {
+                            self.step(&r, step, None, Some(because));
                         }
                         return Err(SessionError::Protocol("the client disconnected while a statement was held"));
                     }
                 }
             }
         };
-        // The hold is over: a cancel from now on is for what runs next, and is forwarded.
+        // The hold is over: a cancel from now on is for what runs next, and is forwarded. One
+        // that raced the decision (not forwarded) still counts: the statement does not run.
+        let late_cancel = holding.was_cancelled();
         drop(holding);
+        let ended = match ended {
+            Ended::State(State::Approved) if late_cancel => {
+                Ended::Left("the client cancelled the statement as it was approved")
+            }
+            e => e,
+        };
         let request = self.state.approvals.get(&id).unwrap_or(request);
         let (by_us, ended) = match ended {
             Ended::ByUs(s) => (true, s),
             Ended::State(s) => (false, s),
+            Ended::Left(because) => {
+                self.step(&request, "wait_ended", None, Some(because));
+                let msg = "canceling statement due to user request (gatehouse: this session stopped waiting; the approval request stays open)";
+                return self
+                    .refused_after_hold(t, sql, &request, "57014", msg, "pending", simple)
+                    .await;
+            }
             Ended::StillPending => {
                 self.step(
                     &request,
@@ -367,6 +392,15 @@ impl Up {
 
     fn now_ms(&self) -> i64 {
         self.state.clock.now_micros() / 1000
+    }
+
+    /// This session stops waiting on `id`: withdrawn, unless other sessions still wait on it
+    /// (then it stays open for them) or it was decided first.
+    fn stop_waiting(&self, id: &str, because: &'static str) -> Ended {
+        if self.state.approvals.others_waiting(id) {
+            return Ended::Left(because);
+        }
+        self.finish(id, State::Withdrawn, Some(because))
     }
 
     /// Ends the request unless it was decided first; how the wait ended.
