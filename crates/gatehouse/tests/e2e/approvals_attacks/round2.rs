@@ -114,4 +114,4 @@ fn status_of(r: &Reply) -> Option<u8> {
 mod commit;
 mod grants;
 mod prepared;
-mod session;
+pub(super) mod session;

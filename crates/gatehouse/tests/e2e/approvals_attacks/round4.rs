@@ -2,6 +2,7 @@
 //! shutdown (SIGTERM) with a statement in flight or held. Every test asserts the SAFE
 //! behaviour: a failing test is a finding.
 
+use super::round2::session::login_keyed;
 use super::*;
 
 async fn start4(extra: &str) -> Gatehouse {
@@ -16,18 +17,6 @@ async fn start4(extra: &str) -> Gatehouse {
     .await
 }
 
-async fn login_keyed4(gh: &Gatehouse, user: &str, token: &str) -> (RawPg, i32, i32) {
-    let startup = raw::startup(&[("user", user), ("database", "app")]);
-    let (s, buf, seen) = raw::login_with(gh.port, startup, token).await;
-    let k = seen
-        .iter()
-        .find(|m| m.tag == b'K')
-        .unwrap_or_else(|| panic!("no BackendKeyData"));
-    let pid = i32::from_be_bytes([k.body[0], k.body[1], k.body[2], k.body[3]]);
-    let secret = i32::from_be_bytes([k.body[4], k.body[5], k.body[6], k.body[7]]);
-    (RawPg::from_login(s, buf), pid, secret)
-}
-
 /// Two sessions of one person wait on one request (the second on the first's). The second
 /// session's client cancels: that must withdraw only what *it* waits for, not the statement
 /// of the first session, whose client never cancelled.
@@ -36,8 +25,8 @@ async fn cancel_in_one_session_does_not_refuse_anothers_held_statement() {
     let gh = start4("").await;
     let who = cast(&gh).await;
     let sql = "UPDATE orders SET amount = amount + 1 WHERE id = 1";
-    let (mut a, _, _) = login_keyed4(&gh, "alice", &who.alice).await;
-    let (mut b, bpid, bsecret) = login_keyed4(&gh, "alice", &who.alice).await;
+    let (mut a, _, _) = login_keyed(&gh, "alice", &who.alice).await;
+    let (mut b, bpid, bsecret) = login_keyed(&gh, "alice", &who.alice).await;
     let first = raw_hold(&mut a, sql).await;
     let second = raw_hold(&mut b, sql).await;
     assert_eq!(
@@ -68,7 +57,7 @@ async fn cancel_in_one_session_does_not_refuse_anothers_held_statement() {
 async fn cancel_after_release_reaches_the_running_statement() {
     let gh = start4("").await;
     let who = cast(&gh).await;
-    let (mut c, pid, secret) = login_keyed4(&gh, "alice", &who.alice).await;
+    let (mut c, pid, secret) = login_keyed(&gh, "alice", &who.alice).await;
     let sql = "UPDATE orders SET amount = 0 WHERE id = 1 AND pg_sleep(4) IS NOT NULL";
     let id = raw_hold(&mut c, sql).await;
     let (status, _) = vote(&gh, &who.bob, &id, "approve", "ok").await;
@@ -177,7 +166,7 @@ async fn sigterm_while_held_records_the_outcome() {
 async fn cancel_racing_an_approval_ends_cleanly() {
     let gh = start4("[limits]\nsession_threads = 1\n").await;
     let who = cast(&gh).await;
-    let (mut c, pid, secret) = login_keyed4(&gh, "alice", &who.alice).await;
+    let (mut c, pid, secret) = login_keyed(&gh, "alice", &who.alice).await;
     let mut outcomes = Vec::new();
     for round in 0..4 {
         // The neighbour on the same loop.

@@ -3,7 +3,8 @@
 
 use super::*;
 
-async fn login_keyed(gh: &Gatehouse, user: &str, token: &str) -> (RawPg, i32, i32) {
+/// A raw session after a real login, with the cancel key it was given.
+pub(crate) async fn login_keyed(gh: &Gatehouse, user: &str, token: &str) -> (RawPg, i32, i32) {
     let startup = raw::startup(&[("user", user), ("database", "app")]);
     let (s, buf, seen) = raw::login_with(gh.port, startup, token).await;
     let k = seen
