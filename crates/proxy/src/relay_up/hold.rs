@@ -73,7 +73,7 @@ enum Ended {
     ByUs(State),
     /// The session's wait is over; the request stays open for a one-time grant.
     StillPending,
-    /// This session stopped waiting (cancelled, or the proxy is stopping) while other
+    /// This session stopped waiting (its client cancelled or went away) while other
     /// sessions still wait on the request: it stays open for them.
     Left(&'static str),
 }
@@ -288,7 +288,8 @@ impl Up {
                     break self.stop_waiting(&id, "the client cancelled the statement");
                 }
                 _ = stopping.wait_for(|s| *s) => {
-                    break self.stop_waiting(&id, "the proxy is shutting down");
+                    // Every session is going: withdrawn even when several wait on it.
+                    break self.finish(&id, State::Withdrawn, Some("the proxy is shutting down"));
                 }
                 n = self.client.read_buf(&mut self.buf) => {
                     if n.unwrap_or(0) == 0 {

@@ -131,9 +131,13 @@ async fn sigterm_while_held_records_the_outcome() {
     let mut gh = start4("").await;
     let who = cast(&gh).await;
     let mut c = RawPg::login(gh.port, "alice", &who.alice).await;
+    // A second session waits on the same request: shutting down withdraws it all the same.
+    let mut d = RawPg::login(gh.port, "alice", &who.alice).await;
     let sql = "DELETE FROM orders WHERE id = 3";
     let id = raw_hold(&mut c, sql).await;
-    let (_, r) = tokio::join!(gh.stop(), c.read_ready(1));
+    assert_eq!(raw_hold(&mut d, sql).await, id);
+    let (_, r, rd) = tokio::join!(gh.stop(), c.read_ready(1), d.read_ready(1));
+    assert_eq!(rd.sqlstate().as_deref(), Some("57014"), "{}", rd.describe());
     let events = gh.audit_events().await;
     let steps: Vec<String> = events
         .iter()
@@ -143,6 +147,13 @@ async fn sigterm_while_held_records_the_outcome() {
     assert_eq!(orders_state(&gh).await, ORDERS_AT_START);
     gh.restart().await;
     let (_, after) = show(&gh, &who.bob, &id).await;
+    // Ended before the restart: no longer pending, and no vote can revive it.
+    assert_ne!(after["state"], "pending", "after restart: {after}");
+    let (status, _) = vote(&gh, &who.bob, &id, "approve", "after restart").await;
+    assert_ne!(
+        status, 200,
+        "a request ended at shutdown was approved after the restart"
+    );
     assert!(
         steps.iter().any(|s| !s.ends_with("\"requested\"")),
         "SIGTERM during a hold: the audit trail has only {steps:?} for {id}; the client got {}; after restart the request is {}",
