@@ -312,19 +312,27 @@ impl Up {
         // that raced the decision (not forwarded) still counts: the statement does not run.
         let late_cancel = holding.was_cancelled();
         drop(holding);
+        let request = self.state.approvals.get(&id).unwrap_or(request);
         let ended = match ended {
             Ended::State(State::Approved) if late_cancel => {
-                Ended::Left("the client cancelled the statement as it was approved")
+                // The approval is used up without running: what the client cancelled is
+                // not left behind as a one-time grant for a later run.
+                let _ = self.use_approval(&request);
+                let because = "the client cancelled the statement as it was approved";
+                self.step(&request, "wait_ended", None, Some(because));
+                let msg = "canceling statement due to user request (gatehouse: cancelled as it was approved; the approval is used up)";
+                return self
+                    .refused_after_hold(t, sql, &request, "57014", msg, "approved", simple)
+                    .await;
             }
             e => e,
         };
-        let request = self.state.approvals.get(&id).unwrap_or(request);
         let (by_us, ended) = match ended {
             Ended::ByUs(s) => (true, s),
             Ended::State(s) => (false, s),
             Ended::Left(because) => {
                 self.step(&request, "wait_ended", None, Some(because));
-                let msg = "canceling statement due to user request (gatehouse: this session stopped waiting; the approval request stays open)";
+                let msg = "canceling statement due to user request (gatehouse: this session stopped waiting; the approval request stays open for the other sessions waiting on it)";
                 return self
                     .refused_after_hold(t, sql, &request, "57014", msg, "pending", simple)
                     .await;
