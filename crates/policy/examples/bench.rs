@@ -62,7 +62,7 @@ fn main() {
             std::hint::black_box(decide(&policies, &principal, f, &ctx));
         }
     });
-    let mut cache = sql::FactsCache::new(1024);
+    let cache = sql::FactsCache::new(1024);
     let cached = median_ns(n, |i| {
         let a = cache.analyze(&texts[i % n], &actx);
         for f in &a.statements {

@@ -36,7 +36,7 @@ fn main() {
     let uncached = median_ns(n, |i| {
         std::hint::black_box(sql::analyze(&texts[i % n], &ctx));
     });
-    let mut cache = sql::FactsCache::new(1024);
+    let cache = sql::FactsCache::new(1024);
     let shape = median_ns(n, |i| {
         std::hint::black_box(cache.analyze(&texts[i % n], &ctx));
     });

@@ -52,7 +52,7 @@ fn needs_lineage(f: &StatementFacts) -> bool {
 }
 
 /// The old path: facts from the cache, then lineage and the COPY class each parse the text.
-fn old_path(cache: &mut FactsCache, sql: &str, ctx: &AnalyzeContext, cat: &MemoryCatalog) {
+fn old_path(cache: &FactsCache, sql: &str, ctx: &AnalyzeContext, cat: &MemoryCatalog) {
     for f in cache.analyze(sql, ctx).statements {
         if needs_lineage(&f) {
             std::hint::black_box(lineage(&f.text, &ctx.search_path, cat).ok());
@@ -62,7 +62,7 @@ fn old_path(cache: &mut FactsCache, sql: &str, ctx: &AnalyzeContext, cat: &Memor
 }
 
 /// The old path without the COPY check: facts from the cache, lineage parses the text.
-fn old_no_copy(cache: &mut FactsCache, sql: &str, ctx: &AnalyzeContext, cat: &MemoryCatalog) {
+fn old_no_copy(cache: &FactsCache, sql: &str, ctx: &AnalyzeContext, cat: &MemoryCatalog) {
     for f in cache.analyze(sql, ctx).statements {
         if needs_lineage(&f) {
             std::hint::black_box(lineage(&f.text, &ctx.search_path, cat).ok());
@@ -71,7 +71,7 @@ fn old_no_copy(cache: &mut FactsCache, sql: &str, ctx: &AnalyzeContext, cat: &Me
 }
 
 /// The new path: one call, at most one parse.
-fn new_path(cache: &mut FactsCache, sql: &str, ctx: &AnalyzeContext, cat: &MemoryCatalog) {
+fn new_path(cache: &FactsCache, sql: &str, ctx: &AnalyzeContext, cat: &MemoryCatalog) {
     let mut wanted =
         |_: usize, f: &StatementFacts| needs_lineage(f).then(|| ctx.search_path.clone());
     let request = LineageRequest {
@@ -81,7 +81,7 @@ fn new_path(cache: &mut FactsCache, sql: &str, ctx: &AnalyzeContext, cat: &Memor
     std::hint::black_box(cache.analyze_full(sql, ctx, Some(request)));
 }
 
-type Path = fn(&mut FactsCache, &str, &AnalyzeContext, &MemoryCatalog);
+type Path = fn(&FactsCache, &str, &AnalyzeContext, &MemoryCatalog);
 
 fn main() {
     let cat = catalog();
@@ -114,8 +114,8 @@ fn main() {
     for (label, texts) in cases {
         let mut line = format!("{label:<30}");
         for (name, path) in paths {
-            let mut cache = FactsCache::new(1024);
-            let t = median_ns(n, |i| path(&mut cache, &texts[i % len], &ctx, &cat));
+            let cache = FactsCache::new(1024);
+            let t = median_ns(n, |i| path(&cache, &texts[i % len], &ctx, &cat));
             let s = cache.stats();
             let parses = s.parses as f64 / (s.exact_hits + s.shape_hits + s.misses) as f64;
             line += &format!("  {name} {:>6.2} µs", t / 1000.0);

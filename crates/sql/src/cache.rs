@@ -34,6 +34,10 @@
 //! for a hit, and a miss parses once for facts and lineage both (see `full`).
 //! [`CacheStats::parses`] counts the parser runs.
 //!
+//! The cache is shared by every session (`&self`; one lock held only for lookups and
+//! insertions): lexing, parsing, walking and tracing run outside it, so a large new string
+//! parsed in one session does not stall the others.
+//!
 //! Eviction is generational (two maps; when the young one fills, it becomes the old one and
 //! the old one is dropped; a hit in the old one is promoted): O(1), no per-entry bookkeeping,
 //! and close to LRU for a working set smaller than half the capacity.
@@ -47,7 +51,7 @@ use pg_query::protobuf::RawStmt;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Counters since the cache was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -124,15 +128,24 @@ impl Entry {
 pub struct FactsCache {
     /// Entries per generation (the cache holds at most twice this).
     generation: usize,
+    /// Keys are hashed with foldhash (per-process seed): a collision only costs a miss,
+    /// as every hit is compared in full (`matches`).
+    state: RandomState,
+    maps: Mutex<Maps>,
+}
+
+/// What the lock guards: the entries, the remembered lineage and the counters.
+#[derive(Debug, Default)]
+struct Maps {
     young: HashMap<u64, Entry, RandomState>,
     old: HashMap<u64, Entry, RandomState>,
     /// Remembered lineage, cleared when it outgrows the entries.
     memo: HashMap<u64, Memo, RandomState>,
-    /// Keys are hashed with foldhash (per-process seed): a collision only costs a miss,
-    /// as every hit is compared in full (`matches`).
-    state: RandomState,
     stats: CacheStats,
 }
+
+/// Lineage of each statement of a string (`None`: not traced).
+type TracedAll = Vec<Option<Result<crate::lineage::Lineage, crate::lineage::LineageError>>>;
 
 /// SQL commands whose facts are a function of their literal-free shape (unless the walker
 /// saw a literal that mattered).
@@ -143,16 +156,19 @@ impl FactsCache {
     pub fn new(capacity: usize) -> Self {
         FactsCache {
             generation: (capacity / 2).max(1),
-            young: HashMap::default(),
-            old: HashMap::default(),
-            memo: HashMap::default(),
             state: RandomState::default(),
-            stats: CacheStats::default(),
+            maps: Mutex::new(Maps::default()),
         }
     }
 
+    /// The maps, briefly. Nothing that holds the lock can panic halfway through an update
+    /// that matters (a poisoned lock still guards consistent maps).
+    fn maps(&self) -> MutexGuard<'_, Maps> {
+        self.maps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// [`crate::analyze`], answered from the cache when possible.
-    pub fn analyze(&mut self, sql: &str, ctx: &AnalyzeContext) -> Analysis {
+    pub fn analyze(&self, sql: &str, ctx: &AnalyzeContext) -> Analysis {
         match self.find(sql, ctx) {
             Found::Hit { cached, .. } | Found::Miss { cached, .. } => cached.analysis,
         }
@@ -162,7 +178,7 @@ impl FactsCache {
     /// parses only if `lineage` asks for some statement's lineage; a miss parses once for
     /// facts, lineage and COPY class alike. Lineage is never cached.
     pub fn analyze_full(
-        &mut self,
+        &self,
         sql: &str,
         ctx: &AnalyzeContext,
         lineage: Option<LineageRequest<'_>>,
@@ -189,7 +205,7 @@ impl FactsCache {
                     let remembered = generation.and_then(|g| self.recall(&keys, path, &paths, g));
                     match remembered {
                         Some(traced) => {
-                            self.stats.lineage_hits += 1;
+                            self.maps().stats.lineage_hits += 1;
                             traced
                         }
                         None => {
@@ -221,9 +237,10 @@ impl FactsCache {
         search_path: &[String],
         paths: &[Option<Vec<String>>],
         generation: u64,
-    ) -> Option<Vec<Option<Result<crate::lineage::Lineage, crate::lineage::LineageError>>>> {
+    ) -> Option<TracedAll> {
+        let maps = self.maps();
         keys.iter().find_map(|(kind, text)| {
-            let m = self.memo.get(&memo_hash(
+            let m = maps.memo.get(&memo_hash(
                 &self.state,
                 *kind,
                 text,
@@ -243,7 +260,7 @@ impl FactsCache {
     /// Remembers lineage under every key it holds for: the exact text always, a shape only
     /// when no constant's value decided it.
     fn remember(
-        &mut self,
+        &self,
         keys: &[(KeyKind, String)],
         search_path: &[String],
         paths: &[Option<Vec<String>>],
@@ -251,15 +268,16 @@ impl FactsCache {
         literal_free: bool,
         traced: &[Option<Result<crate::lineage::Lineage, crate::lineage::LineageError>>],
     ) {
-        if self.memo.len() >= 2 * self.generation {
-            self.memo.clear();
+        let mut maps = self.maps();
+        if maps.memo.len() >= 2 * self.generation {
+            maps.memo.clear();
         }
         for (kind, text) in keys {
             if *kind != KeyKind::Exact && !literal_free {
                 continue;
             }
             let h = memo_hash(&self.state, *kind, text, search_path, paths, generation);
-            self.memo.insert(
+            maps.memo.insert(
                 h,
                 Memo {
                     kind: *kind,
@@ -274,10 +292,9 @@ impl FactsCache {
     }
 
     /// An entry for `sql`, or a parse that fills one.
-    fn find(&mut self, sql: &str, ctx: &AnalyzeContext) -> Found {
+    fn find(&self, sql: &str, ctx: &AnalyzeContext) -> Found {
         let path = &ctx.search_path;
-        if let Some(hit) = self.get(KeyKind::Exact, sql, path) {
-            self.stats.exact_hits += 1;
+        if let Some(hit) = self.hit(KeyKind::Exact, sql, path, |s| s.exact_hits += 1) {
             let cached = hit.as_ref().clone();
             return Found::Hit {
                 cached,
@@ -291,8 +308,7 @@ impl FactsCache {
             .then(|| quick_key::key(clean(sql)))
             .flatten();
         if let Some(quick) = &quick {
-            if let Some(hit) = self.get(KeyKind::Quick, quick, path) {
-                self.stats.shape_hits += 1;
+            if let Some(hit) = self.hit(KeyKind::Quick, quick, path, |s| s.shape_hits += 1) {
                 let mut cached = hit.as_ref().clone();
                 for s in &mut cached.analysis.statements {
                     s.text = clean(sql).to_owned();
@@ -320,8 +336,7 @@ impl FactsCache {
             None => Depth::Unchecked,
         };
         if let Some(shape) = &shape {
-            if let Some(hit) = self.get(KeyKind::Shape, shape, path) {
-                self.stats.shape_hits += 1;
+            if let Some(hit) = self.hit(KeyKind::Shape, shape, path, |s| s.shape_hits += 1) {
                 let mut cached = hit.as_ref().clone();
                 for s in &mut cached.analysis.statements {
                     s.text = clean(sql).to_owned();
@@ -337,7 +352,7 @@ impl FactsCache {
                 };
             }
         }
-        self.stats.misses += 1;
+        self.maps().stats.misses += 1;
         let no_vars = BTreeSet::new();
         let inner = Ctx {
             search_path: path,
@@ -362,48 +377,114 @@ impl FactsCache {
             ([f], [false], [None]) if SHAPE_CACHEABLE.contains(&f.command.as_str())
         );
         let mut keys = vec![(KeyKind::Exact, sql.to_owned())];
+        let mut puts = vec![(KeyKind::Exact, sql.to_owned())];
         if let (true, Some(shape)) = (by_shape, shape) {
             keys.push((KeyKind::Shape, shape.clone()));
-            self.put(KeyKind::Shape, shape, path, Arc::clone(&cached));
+            puts.push((KeyKind::Shape, shape));
             if let Some(quick) = quick {
                 keys.push((KeyKind::Quick, quick.clone()));
-                self.put(KeyKind::Quick, quick, path, Arc::clone(&cached));
+                puts.push((KeyKind::Quick, quick));
             }
         }
-        self.put(KeyKind::Exact, sql.to_owned(), path, Arc::clone(&cached));
+        // Shape and quick first, as before: the exact entry is the youngest.
+        puts.rotate_left(1);
+        let entries: Vec<(u64, Entry)> = puts
+            .into_iter()
+            .map(|(kind, text)| self.entry(kind, text, path, Arc::clone(&cached)))
+            .collect();
+        let mut maps = self.maps();
+        for (h, e) in entries {
+            maps.insert(self.generation, h, e);
+        }
+        drop(maps);
         let cached = Arc::unwrap_or_clone(cached);
         Found::Miss { cached, tree, keys }
     }
 
     /// The one place this cache runs the parser, counted.
-    fn parse(&mut self, sql: &str, depth: Depth) -> Result<Vec<RawStmt>, Unparsed> {
+    fn parse(&self, sql: &str, depth: Depth) -> Result<Vec<RawStmt>, Unparsed> {
         let tree = tree::parse(sql, depth);
         if tree.as_ref().map_or_else(Unparsed::parser_ran, |_| true) {
-            self.stats.parses += 1;
+            self.maps().stats.parses += 1;
         }
         tree
     }
 
     pub fn stats(&self) -> CacheStats {
-        self.stats
+        self.maps().stats
     }
 
     /// Entries held (both generations).
     pub fn len(&self) -> usize {
-        self.young.len() + self.old.len()
+        let maps = self.maps();
+        maps.young.len() + maps.old.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    pub fn clear(&mut self) {
-        self.young.clear();
-        self.old.clear();
+    pub fn clear(&self) {
+        let mut maps = self.maps();
+        maps.young.clear();
+        maps.old.clear();
     }
 
-    fn get(&mut self, kind: KeyKind, text: &str, path: &[String]) -> Option<Arc<Cached>> {
+    /// `get`, counting a hit. The key is hashed before the lock is taken.
+    fn hit(
+        &self,
+        kind: KeyKind,
+        text: &str,
+        path: &[String],
+        count: impl FnOnce(&mut CacheStats),
+    ) -> Option<Arc<Cached>> {
         let h = hash(&self.state, &kind, text, path);
+        let mut maps = self.maps();
+        let found = maps.get(self.generation, h, kind, text, path);
+        if found.is_some() {
+            count(&mut maps.stats);
+        }
+        found
+    }
+
+    #[cfg(test)]
+    fn get(&self, kind: KeyKind, text: &str, path: &[String]) -> Option<Arc<Cached>> {
+        self.hit(kind, text, path, |_| {})
+    }
+
+    #[cfg(test)]
+    fn put(&self, kind: KeyKind, text: String, path: &[String], cached: Arc<Cached>) {
+        let (h, e) = self.entry(kind, text, path, cached);
+        self.maps().insert(self.generation, h, e);
+    }
+
+    fn entry(
+        &self,
+        kind: KeyKind,
+        text: String,
+        path: &[String],
+        cached: Arc<Cached>,
+    ) -> (u64, Entry) {
+        let h = hash(&self.state, &kind, &text, path);
+        let entry = Entry {
+            kind,
+            text,
+            search_path: path.to_vec(),
+            cached,
+        };
+        (h, entry)
+    }
+}
+
+impl Maps {
+    fn get(
+        &mut self,
+        generation: usize,
+        h: u64,
+        kind: KeyKind,
+        text: &str,
+        path: &[String],
+    ) -> Option<Arc<Cached>> {
         if let Some(e) = self.young.get(&h) {
             return e.matches(&kind, text, path).then(|| Arc::clone(&e.cached));
         }
@@ -413,23 +494,12 @@ impl FactsCache {
             return None;
         }
         let cached = Arc::clone(&e.cached);
-        self.insert(h, e);
+        self.insert(generation, h, e);
         Some(cached)
     }
 
-    fn put(&mut self, kind: KeyKind, text: String, path: &[String], cached: Arc<Cached>) {
-        let h = hash(&self.state, &kind, &text, path);
-        let entry = Entry {
-            kind,
-            text,
-            search_path: path.to_vec(),
-            cached,
-        };
-        self.insert(h, entry);
-    }
-
-    fn insert(&mut self, h: u64, entry: Entry) {
-        if self.young.len() >= self.generation {
+    fn insert(&mut self, generation: usize, h: u64, entry: Entry) {
+        if self.young.len() >= generation {
             self.old = std::mem::take(&mut self.young);
         }
         // A hash collision replaces the other entry; `matches` keeps lookups exact.

@@ -23,6 +23,7 @@ mod auth;
 mod clients;
 mod guardrails;
 mod identity;
+mod loop_sharing;
 mod malformed;
 mod masking;
 mod pgbench;

@@ -25,13 +25,13 @@ use policy::{DecisionCache, Mode, Policies, Principal, RequestContext};
 use sql::lineage::ColumnRef;
 use sql::{AnalyzeContext, FactsCache};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 /// The policies in force (swapped on reload) and the facts cache all sessions share.
 pub struct PolicyEngine {
     policies: RwLock<Arc<Policies>>,
     mode: Mode,
-    facts: Mutex<FactsCache>,
+    facts: FactsCache,
 }
 
 impl PolicyEngine {
@@ -39,7 +39,7 @@ impl PolicyEngine {
         PolicyEngine {
             policies: RwLock::new(Arc::new(policies)),
             mode,
-            facts: Mutex::new(FactsCache::new(8192)),
+            facts: FactsCache::new(8192),
         }
     }
 
@@ -68,8 +68,7 @@ impl PolicyEngine {
         ctx: &AnalyzeContext,
         lineage: Option<sql::LineageRequest<'_>>,
     ) -> Vec<sql::StatementAnalysis> {
-        let mut cache = self.facts.lock().unwrap_or_else(|p| p.into_inner());
-        cache.analyze_full(sql, ctx, lineage)
+        self.facts.analyze_full(sql, ctx, lineage)
     }
 }
 
@@ -170,6 +169,9 @@ pub struct SessionGuard {
     relations_generation: u64,
     /// The raw search path names several schemas (see `probe::Probed::several_schemas`).
     several_schemas: bool,
+    /// A stand-in left by `lend` while the session's guard checks a large string on another
+    /// thread: it refuses everything (it is never meant to be asked).
+    lent: bool,
 }
 
 impl SessionGuard {
@@ -204,7 +206,22 @@ impl SessionGuard {
             wants_names: BTreeSet::new(),
             relations_generation: 0,
             several_schemas: true,
+            lent: false,
         }
+    }
+
+    /// Takes this guard out (to check a large string on a blocking thread, see
+    /// `relay_up::check`), leaving a stand-in that refuses every statement until the guard
+    /// is put back.
+    pub fn lend(&mut self) -> SessionGuard {
+        let mut stand_in = SessionGuard::new(
+            self.engine.clone(),
+            self.principal.identity.clone(),
+            self.base.clone(),
+            None,
+        );
+        stand_in.lent = true;
+        std::mem::replace(self, stand_in)
     }
 
     /// Names the last `check` could not decide without the server's resolution of them.
@@ -322,6 +339,17 @@ impl SessionGuard {
         hour: u8,
         prepared: &dyn Fn(&str) -> Option<StatementFacts>,
     ) -> Verdict {
+        if self.lent {
+            return Verdict::Refuse {
+                statements: Vec::new(),
+                decision: Decision::Deny {
+                    reason: "the session's analysis state is busy with another statement".into(),
+                    policy_id: "gatehouse.session".into(),
+                    hint: None,
+                    policies: Vec::new(),
+                },
+            };
+        }
         let policies = self.engine.current();
         let mut ctx = self.base.clone();
         ctx.hour = hour;

@@ -282,10 +282,14 @@ impl Up {
                 // guard refuses what would depend on the search path.
                 probed = self.probe(t).await?;
             }
-            let statements = &t.statements;
-            let lookup = |name: &str| statements.get(name).and_then(|p| p.facts.clone());
             self.guard.set_fresh(probed);
-            let verdict = self.guard.check(sql, hour, &lookup);
+            let verdict = if sql.len() >= OFF_LOOP_BYTES {
+                self.check_off_loop(sql, hour, &t.statements).await?
+            } else {
+                let statements = &t.statements;
+                let lookup = |name: &str| statements.get(name).and_then(|p| p.facts.clone());
+                self.guard.check(sql, hour, &lookup)
+            };
             self.publish_origins();
             if self.guard.take_wants_temps() && !probed && self.probe(t).await? {
                 probed = true;
@@ -402,6 +406,36 @@ impl Up {
     }
 
     /// Hands the other half the hidden columns by origin when they changed.
+    /// `SessionGuard::check` of a large string on a blocking thread: parsing megabytes takes
+    /// seconds, and this session's event loop carries other sessions. The guard is lent to
+    /// that thread and put back; should the check panic, the session ends (its stand-in
+    /// refuses everything meanwhile).
+    async fn check_off_loop(
+        &mut self,
+        sql: &str,
+        hour: u8,
+        statements: &super::names::Statements,
+    ) -> Result<Verdict, SessionError> {
+        let prepared = statements.facts_by_name();
+        let mut guard = self.guard.lend();
+        let sql = sql.to_owned();
+        let checked = tokio::task::spawn_blocking(move || {
+            let lookup = |name: &str| prepared.get(name).cloned();
+            let verdict = guard.check(&sql, hour, &lookup);
+            (guard, verdict)
+        })
+        .await;
+        match checked {
+            Ok((guard, verdict)) => {
+                self.guard = guard;
+                Ok(verdict)
+            }
+            Err(e) => Err(SessionError::Internal(format!(
+                "the analysis of a statement failed: {e}"
+            ))),
+        }
+    }
+
     fn publish_origins(&self) {
         let Some(o) = self.guard.origins() else {
             return;
@@ -415,6 +449,10 @@ impl Up {
         }
     }
 }
+
+/// Query strings at least this long are analysed on a blocking thread (see
+/// `check_off_loop`): about 10 ms of parsing, well above what a handoff costs.
+const OFF_LOOP_BYTES: usize = 16 * 1024;
 
 pub(super) fn stale_catalog() -> Decision {
     Decision::Deny {

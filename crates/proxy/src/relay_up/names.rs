@@ -40,6 +40,15 @@ impl Statements {
         self.map.get(name).map(|e| &e.current)
     }
 
+    /// The facts of every statement held by name, as `get` gives them (for a check that
+    /// runs away from the session).
+    pub fn facts_by_name(&self) -> HashMap<String, model::facts::StatementFacts> {
+        self.map
+            .iter()
+            .filter_map(|(name, e)| Some((name.clone(), e.current.facts.clone()?)))
+            .collect()
+    }
+
     /// Whether the server will accept preparing `name`: the unnamed statement is always
     /// replaced; a named one must not exist (or be on its way out).
     pub fn may_prepare(&self, name: &str) -> bool {

@@ -14,7 +14,7 @@ fn ctx() -> AnalyzeContext {
 
 /// Poison the exact-text entry of `sql` with the analysis of `other`.
 fn poisoned(sql: &str, other: &str) -> FactsCache {
-    let mut c = FactsCache::new(64);
+    let c = FactsCache::new(64);
     c.analyze(other, &ctx());
     let Some(entry) = c.get(KeyKind::Exact, other, &ctx().search_path) else {
         panic!("{other} not cached");
@@ -23,7 +23,7 @@ fn poisoned(sql: &str, other: &str) -> FactsCache {
     c
 }
 
-fn traced(c: &mut FactsCache, sql: &str) -> Vec<Option<Result<Lineage, LineageError>>> {
+fn traced(c: &FactsCache, sql: &str) -> Vec<Option<Result<Lineage, LineageError>>> {
     let cat = MemoryCatalog::new().table("public", "users", &["id", "email"]);
     let mut wanted = |_: usize, _: &StatementFacts| Some(vec!["public".to_string()]);
     let request = LineageRequest {
@@ -43,8 +43,8 @@ fn a_split_that_disagrees_with_the_cached_facts_fails_closed() {
     )));
     // Cached: one statement; parsed: two.
     let sql = "SELECT email FROM users; SELECT id FROM users";
-    let mut c = poisoned(sql, "SELECT email FROM users");
-    assert_eq!(traced(&mut c, sql), vec![disagree.clone()]);
+    let c = poisoned(sql, "SELECT email FROM users");
+    assert_eq!(traced(&c, sql), vec![disagree.clone()]);
     assert_eq!(
         c.stats().parses,
         2,
@@ -52,16 +52,16 @@ fn a_split_that_disagrees_with_the_cached_facts_fails_closed() {
     );
     // Cached: two statements; parsed: one.
     let sql = "SELECT id FROM users";
-    let mut c = poisoned(sql, "SELECT email FROM users; SELECT id FROM users");
-    assert_eq!(traced(&mut c, sql), vec![disagree.clone(), disagree]);
+    let c = poisoned(sql, "SELECT email FROM users; SELECT id FROM users");
+    assert_eq!(traced(&c, sql), vec![disagree.clone(), disagree]);
 }
 
 #[test]
 fn a_cached_unparsable_string_reports_the_parse_error() {
-    let mut c = FactsCache::new(64);
+    let c = FactsCache::new(64);
     let sql = "SELECT FROM WHERE (";
     assert!(c.analyze(sql, &ctx()).statements[0].opaque.is_some());
-    let got = traced(&mut c, sql);
+    let got = traced(&c, sql);
     assert!(
         matches!(got.as_slice(), [Some(Err(LineageError::Unparsed(_)))]),
         "{got:?}"

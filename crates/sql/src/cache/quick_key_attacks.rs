@@ -24,7 +24,7 @@ fn share_quick_key(a: &str, b: &str) -> bool {
 
 /// The facts the cache gives `b` after it has seen `a`, and a fresh analysis of `b`.
 fn facts_after(a: &str, b: &str) -> (Analysis, Analysis) {
-    let mut c = FactsCache::new(64);
+    let c = FactsCache::new(64);
     c.analyze(a, &ctx());
     (c.analyze(b, &ctx()), crate::analyze(b, &ctx()))
 }
@@ -70,7 +70,7 @@ fn catalog() -> Snapshot {
     )
 }
 
-fn full(c: Option<&mut FactsCache>, sql: &str, cat: &Snapshot) -> Vec<StatementAnalysis> {
+fn full(c: Option<&FactsCache>, sql: &str, cat: &Snapshot) -> Vec<StatementAnalysis> {
     let mut wanted = |_: usize, _: &StatementFacts| Some(vec!["public".to_string()]);
     let request = LineageRequest {
         catalog: cat,
@@ -86,9 +86,9 @@ fn full(c: Option<&mut FactsCache>, sql: &str, cat: &Snapshot) -> Vec<StatementA
 /// fresh `analyze_full` of `b`.
 fn assert_full_holds(a: &str, b: &str) {
     let cat = catalog();
-    let mut c = FactsCache::new(64);
-    full(Some(&mut c), a, &cat);
-    let cached = full(Some(&mut c), b, &cat);
+    let c = FactsCache::new(64);
+    full(Some(&c), a, &cat);
+    let cached = full(Some(&c), b, &cat);
     let fresh = full(None, b, &cat);
     assert_eq!(cached, fresh, "\nA: {a:?}\nB: {b:?}");
 }
@@ -100,9 +100,9 @@ fn check_all(pairs: &[(&str, &str)], lineage: bool) {
         let shared = share_quick_key(a, b);
         let ok = if lineage {
             let cat = catalog();
-            let mut c = FactsCache::new(64);
-            full(Some(&mut c), a, &cat);
-            full(Some(&mut c), b, &cat) == full(None, b, &cat)
+            let c = FactsCache::new(64);
+            full(Some(&c), a, &cat);
+            full(Some(&c), b, &cat) == full(None, b, &cat)
         } else {
             let (cached, fresh) = facts_after(a, b);
             cached == fresh

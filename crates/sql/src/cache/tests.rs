@@ -8,7 +8,7 @@ fn ctx(path: &[&str]) -> AnalyzeContext {
 
 #[test]
 fn same_shape_other_literal_is_a_hit_with_its_own_text() {
-    let mut c = FactsCache::new(64);
+    let c = FactsCache::new(64);
     let p = ctx(&["public"]);
     let a = c.analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 1", &p);
     let b = c.analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 2;", &p);
@@ -25,7 +25,7 @@ fn same_shape_other_literal_is_a_hit_with_its_own_text() {
 
 #[test]
 fn literals_that_change_facts_are_not_shared() {
-    let mut c = FactsCache::new(64);
+    let c = FactsCache::new(64);
     let p = ctx(&["public"]);
     let first = c.analyze("DELETE FROM t WHERE 1 = 2", &p);
     assert!(!first.statements[0].where_tautology);
@@ -40,7 +40,7 @@ fn literals_that_change_facts_are_not_shared() {
 
 #[test]
 fn aliases_are_part_of_the_key() {
-    let mut c = FactsCache::new(64);
+    let c = FactsCache::new(64);
     let p = ctx(&["public"]);
     let a = c.analyze("SELECT a.secret FROM t a, u b", &p);
     let b = c.analyze("SELECT a.secret FROM t b, u a", &p);
@@ -50,7 +50,7 @@ fn aliases_are_part_of_the_key() {
 
 #[test]
 fn search_path_is_part_of_the_key() {
-    let mut c = FactsCache::new(64);
+    let c = FactsCache::new(64);
     let a = c.analyze("SELECT * FROM t", &ctx(&["app"]));
     let b = c.analyze("SELECT * FROM t", &ctx(&["other"]));
     assert!(a.statements[0].tables_read.contains("app.t"));
@@ -59,7 +59,7 @@ fn search_path_is_part_of_the_key() {
 
 #[test]
 fn stays_bounded() {
-    let mut c = FactsCache::new(16);
+    let c = FactsCache::new(16);
     let p = ctx(&["public"]);
     for i in 0..500 {
         c.analyze(&format!("SELECT c{i} FROM t"), &p);
@@ -93,7 +93,7 @@ fn every_hit_answers_what_a_fresh_analysis_would() {
         ["gatehouse.identity", "1"],
     ];
     let p = ctx(&["public"]);
-    let mut c = FactsCache::new(256);
+    let c = FactsCache::new(256);
     for t in templates {
         for f in fills {
             let sql = t.replacen("{}", f[0], 1).replacen("{}", f[1], 1);

@@ -145,7 +145,7 @@ fn merges_that_reach_every_row() {
 /// facts that depend on a literal must not be shared.
 #[test]
 fn literal_dependent_facts_are_not_shared_by_the_cache() {
-    let mut c = sql::FactsCache::new(64);
+    let c = sql::FactsCache::new(64);
     let ctx = AnalyzeContext::default();
     let on = c.analyze("SELECT set_config('row_security', 'on', false)", &ctx);
     let off = c.analyze("SELECT set_config('row_security', 'off', false)", &ctx);

@@ -114,7 +114,7 @@ fn deep_and_wide_inputs_are_bounded() {
         ] {
             let a = analyze(&deep, &ctx);
             assert!(a.statements[0].opaque.is_some());
-            let mut cache = sql::FactsCache::new(4);
+            let cache = sql::FactsCache::new(4);
             assert!(cache.analyze(&deep, &ctx).statements[0].opaque.is_some());
         }
     }

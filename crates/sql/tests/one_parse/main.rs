@@ -20,7 +20,7 @@ fn ctx() -> AnalyzeContext {
 }
 
 /// `FactsCache::analyze_full` asking for every statement's lineage with `path`.
-fn full_cached(c: &mut FactsCache, sql: &str, cat: &dyn Catalog) -> Vec<StatementAnalysis> {
+fn full_cached(c: &FactsCache, sql: &str, cat: &dyn Catalog) -> Vec<StatementAnalysis> {
     let mut all = |_: usize, _: &StatementFacts| Some(common::path());
     let request = LineageRequest {
         catalog: cat,
@@ -109,7 +109,7 @@ fn one_parse_gives_what_three_parses_gave_over_the_golden_corpus() {
     let cat = common::catalog();
     let corpus = corpus::corpus();
     assert!(corpus.len() > 600, "corpus shrank to {}", corpus.len());
-    let mut cache = FactsCache::new(4096);
+    let cache = FactsCache::new(4096);
     let mut failures = Vec::new();
     let mut traced = 0;
     for sql in &corpus {
@@ -119,8 +119,8 @@ fn one_parse_gives_what_three_parses_gave_over_the_golden_corpus() {
             wanted: &mut all,
         };
         let free = analyze_full(sql, &ctx(), Some(request));
-        let miss = full_cached(&mut cache, sql, &cat);
-        let hit = full_cached(&mut cache, sql, &cat);
+        let miss = full_cached(&cache, sql, &cat);
+        let hit = full_cached(&cache, sql, &cat);
         traced += free
             .iter()
             .filter(|s| matches!(s.lineage, Some(Ok(_))))
@@ -163,7 +163,7 @@ fn copy_classes_match_the_text_based_check() {
         }
         failures.extend(mismatches(
             sql,
-            &full_cached(&mut FactsCache::new(8), sql, &cat),
+            &full_cached(&FactsCache::new(8), sql, &cat),
             &cat,
         ));
     }
@@ -192,10 +192,10 @@ fn stats(c: &FactsCache) -> (u64, u64, u64, u64) {
 #[test]
 fn one_parse_per_miss_none_per_hit_without_lineage() {
     let cat = common::catalog();
-    let mut c = FactsCache::new(64);
+    let c = FactsCache::new(64);
     let q = |aid: u32| format!("SELECT email FROM users WHERE id = {aid}");
     // Miss, lineage asked for: one parse serves facts and lineage.
-    let first = full_cached(&mut c, &q(1), &cat);
+    let first = full_cached(&c, &q(1), &cat);
     assert!(matches!(first[0].lineage, Some(Ok(_))));
     assert_eq!(stats(&c), (0, 0, 1, 1));
     // Hits by shape and by text, no lineage asked for: no parse.
@@ -215,15 +215,11 @@ fn one_parse_per_miss_none_per_hit_without_lineage() {
     c.analyze_full(&q(11), &ctx(), Some(request));
     assert_eq!(stats(&c), (1, 9, 1, 1));
     // A hit with lineage asked for: one parse, of this text.
-    let hit = full_cached(&mut c, &q(12), &cat);
+    let hit = full_cached(&c, &q(12), &cat);
     assert_eq!(stats(&c), (1, 10, 1, 2));
     assert_eq!(hit[0].lineage, Some(lineage(&q(12), &common::path(), &cat)));
     // A multi-statement miss: one parse for the string.
-    full_cached(
-        &mut c,
-        "SELECT id FROM orders; SELECT email FROM users",
-        &cat,
-    );
+    full_cached(&c, "SELECT id FROM orders; SELECT email FROM users", &cat);
     assert_eq!(stats(&c), (1, 10, 2, 3));
     // Plain `analyze` counts the same way.
     c.analyze("SELECT name FROM users", &ctx());
@@ -276,9 +272,9 @@ fn refused_text_fails_closed_in_both_halves() {
     let deep = format!("SELECT 1{}", "+1".repeat(500));
     let large = format!("SELECT '{}'", "x".repeat(sql::MAX_SQL_BYTES));
     for sql in [deep.as_str(), large.as_str(), "SELECT FROM WHERE ("] {
-        let mut c = FactsCache::new(8);
+        let c = FactsCache::new(8);
         for _ in 0..2 {
-            let got = full_cached(&mut c, sql, &cat);
+            let got = full_cached(&c, sql, &cat);
             assert!(got[0].facts.opaque.is_some());
             assert!(
                 matches!(got[0].lineage, Some(Err(LineageError::Unparsed(_)))),
@@ -312,12 +308,12 @@ impl Catalog for Generational<'_> {
 fn lineage_is_remembered_by_shape_and_catalog_generation() {
     let base = common::catalog();
     let cat = Generational(&base, 1);
-    let mut c = FactsCache::new(64);
+    let c = FactsCache::new(64);
     let q = |aid: u32| format!("SELECT email FROM users WHERE id = {aid}");
-    full_cached(&mut c, &q(1), &cat);
+    full_cached(&c, &q(1), &cat);
     // Other literals, same shape: remembered, no parse, the same lineage a parse gives.
     for aid in 2..6 {
-        let got = full_cached(&mut c, &q(aid), &cat);
+        let got = full_cached(&c, &q(aid), &cat);
         assert_eq!(
             got[0].lineage,
             Some(lineage(&q(aid), &common::path(), &base))
@@ -326,11 +322,11 @@ fn lineage_is_remembered_by_shape_and_catalog_generation() {
     assert_eq!(stats(&c).3, 1);
     assert_eq!(c.stats().lineage_hits, 4);
     // Another catalog generation: traced again.
-    full_cached(&mut c, &q(7), &Generational(&base, 2));
+    full_cached(&c, &q(7), &Generational(&base, 2));
     assert_eq!(stats(&c).3, 2);
     // A catalog without a generation is never reused against.
-    full_cached(&mut c, &q(8), &base);
-    full_cached(&mut c, &q(8), &base);
+    full_cached(&c, &q(8), &base);
+    full_cached(&c, &q(8), &base);
     assert_eq!(stats(&c).3, 4);
 }
 
@@ -338,7 +334,7 @@ fn lineage_is_remembered_by_shape_and_catalog_generation() {
 fn lineage_a_constant_decided_is_not_remembered_by_shape() {
     let base = common::catalog();
     let cat = Generational(&base, 1);
-    let mut c = FactsCache::new(64);
+    let c = FactsCache::new(64);
     // The query string of query_to_xml, and an ORDER BY position, are constants that decide
     // lineage: each text is traced itself.
     for sql in [
@@ -347,7 +343,7 @@ fn lineage_a_constant_decided_is_not_remembered_by_shape() {
         "SELECT id, email FROM users ORDER BY 1",
         "SELECT id, email FROM users ORDER BY 2",
     ] {
-        let got = full_cached(&mut c, sql, &cat);
+        let got = full_cached(&c, sql, &cat);
         assert_eq!(
             got[0].lineage,
             Some(lineage(sql, &common::path(), &base)),
@@ -355,6 +351,6 @@ fn lineage_a_constant_decided_is_not_remembered_by_shape() {
         );
     }
     // The same text again is remembered.
-    full_cached(&mut c, "SELECT id, email FROM users ORDER BY 2", &cat);
+    full_cached(&c, "SELECT id, email FROM users ORDER BY 2", &cat);
     assert_eq!(c.stats().lineage_hits, 1);
 }

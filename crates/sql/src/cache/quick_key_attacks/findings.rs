@@ -130,9 +130,9 @@ fn float_precision_moves_a_natural_join_column() {
     };
     let (a, b) = (text(24), text(53));
     assert!(!share_quick_key(&a, &b));
-    let mut c = FactsCache::new(64);
-    full(Some(&mut c), &a, &cat);
-    let cached = full(Some(&mut c), &b, &cat);
+    let c = FactsCache::new(64);
+    full(Some(&c), &a, &cat);
+    let cached = full(Some(&c), &b, &cat);
     let fresh = full(None, &b, &cat);
     let second = |r: &[StatementAnalysis]| -> Vec<String> {
         match &r[0].lineage {

@@ -417,7 +417,7 @@ fn one_shared_cache_in_both_orders() {
         "SELECT set_config('application_name', 'x', false)",
     ];
     for order in [texts.to_vec(), texts.iter().rev().copied().collect()] {
-        let mut c = FactsCache::new(256);
+        let c = FactsCache::new(256);
         for sql in &order {
             assert_eq!(c.analyze(sql, &ctx()), crate::analyze(sql, &ctx()), "{sql}");
         }
