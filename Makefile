@@ -6,12 +6,12 @@ VENV  := .venv
 APT_PACKAGES := libclang-dev clang postgresql postgresql-contrib python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps venv lint fuzz bench
+.PHONY: demo test deps venv oidc lint fuzz bench
 
 demo: deps
 	cargo run --release -p gatehouse -- demo
 
-test: deps venv lint
+test: deps venv oidc lint
 	cargo test --workspace --all-targets
 
 lint:
@@ -34,6 +34,14 @@ venv: $(VENV)/.ready
 $(VENV)/.ready: tests/python/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r tests/python/requirements.txt
+	touch $@
+
+# The end-to-end tests' OpenID Provider (tests/oidc, Node.js). `npm ci` runs only when the
+# lockfile is newer than the last install (node_modules/.package-lock.json), so it is a quick no-op.
+oidc: tests/oidc/node_modules/.package-lock.json
+
+tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund
 	touch $@
 
 fuzz:

@@ -14,6 +14,7 @@ mod candidates;
 mod error;
 mod issue;
 mod names;
+pub mod oidc;
 mod scram;
 mod token;
 mod ttl;

@@ -1,0 +1,253 @@
+//! A configured provider at run time: its discovery document and key set, fetched over HTTP
+//! and cached. An unknown `kid` makes one refresh of the keys (key rotation), at most once
+//! every [`MIN_REFRESH`] per provider, so forged `kid`s cannot make Gatehouse hammer the IdP.
+
+use super::spec::ProviderSpec;
+use super::verify::{self, Purpose, Refusal, Unverified, Verified};
+use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Shortest time between two fetches of one provider's keys.
+pub const MIN_REFRESH: Duration = Duration::from_secs(10);
+/// Largest discovery document or key set read.
+const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// The parts of the discovery document (OpenID Connect Discovery 1.0) Gatehouse uses.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Metadata {
+    pub issuer: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub introspection_endpoint: Option<String>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+}
+
+pub struct Provider {
+    pub spec: ProviderSpec,
+    http: reqwest::Client,
+    metadata: RwLock<Option<Arc<Metadata>>>,
+    keys: RwLock<Option<Arc<JwkSet>>>,
+    last_key_fetch: Mutex<Option<Instant>>,
+}
+
+impl Provider {
+    pub fn new(spec: ProviderSpec, http: reqwest::Client) -> Provider {
+        Provider {
+            spec,
+            http,
+            metadata: RwLock::new(None),
+            keys: RwLock::new(None),
+            last_key_fetch: Mutex::new(None),
+        }
+    }
+
+    /// The discovery document, fetched once (and again after a failure). Its `issuer` must
+    /// be exactly the configured one (OpenID Connect Discovery §4.3).
+    pub async fn metadata(&self) -> Result<Arc<Metadata>, String> {
+        if let Some(m) = self.metadata.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(m);
+        }
+        let url = self.spec.discovery_url();
+        let m: Metadata = self.get_json(&url).await?;
+        if m.issuer != self.spec.issuer {
+            return Err(format!(
+                "discovery document at {url} names issuer {:?}, not {:?}",
+                m.issuer, self.spec.issuer
+            ));
+        }
+        let m = Arc::new(m);
+        *self.metadata.write().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
+        Ok(m)
+    }
+
+    /// The key set as last fetched, fetching it when there is none yet.
+    async fn keys(&self) -> Result<Arc<JwkSet>, String> {
+        if let Some(k) = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(k);
+        }
+        self.fetch_keys().await
+    }
+
+    /// Fetches the key set now, unless it was fetched less than `MIN_REFRESH` ago (then the
+    /// cached one, if any).
+    pub async fn fetch_keys(&self) -> Result<Arc<JwkSet>, String> {
+        {
+            let mut last = self.last_key_fetch.lock().unwrap_or_else(|p| p.into_inner());
+            let cached = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
+            if let (Some(at), Some(k)) = (*last, cached) {
+                if at.elapsed() < MIN_REFRESH {
+                    return Ok(k);
+                }
+            }
+            *last = Some(Instant::now());
+        }
+        let m = self.metadata().await?;
+        let set: JwkSet = self.get_json(&m.jwks_uri).await?;
+        let set = Arc::new(set);
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(set.clone());
+        Ok(set)
+    }
+
+    /// Verifies a token whose `iss` is this provider's.
+    pub async fn verify(
+        &self,
+        token: &str,
+        peeked: &Unverified,
+        now: i64,
+        purpose: Purpose<'_>,
+    ) -> Result<Verified, Refusal> {
+        let keys = self.keys().await.map_err(Refusal::KeysUnavailable)?;
+        match verify::verify(&self.spec, &keys, token, peeked, now, purpose) {
+            Err(Refusal::UnknownKey(_)) => {
+                // Perhaps the provider rotated its keys since they were fetched.
+                let fresh = self.fetch_keys().await.map_err(Refusal::KeysUnavailable)?;
+                verify::verify(&self.spec, &fresh, token, peeked, now, purpose)
+            }
+            other => other,
+        }
+    }
+
+    /// GET `url` as JSON: http(s) only, no redirects (the client's policy), bounded size.
+    async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: &str) -> Result<T, String> {
+        check_url(url)?;
+        let resp = self
+            .http
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {url}: HTTP {}", resp.status()));
+        }
+        let body = read_limited(resp, MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not the expected JSON: {e}"))
+    }
+
+    /// POSTs a form to one of the provider's endpoints; the JSON answer and HTTP status.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        basic_auth: bool,
+    ) -> Result<(u16, serde_json::Value), String> {
+        check_url(url)?;
+        let mut req = self.http.post(url).form(form).header("accept", "application/json");
+        if basic_auth {
+            if let (Some(id), Some(secret)) = (&self.spec.client_id, &self.spec.client_secret) {
+                // RFC 6749 §2.3.1: both form-urlencoded before Basic encoding.
+                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                req = req.basic_auth(enc(id), Some(enc(secret)));
+            }
+        }
+        let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = read_limited(resp, MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let json = serde_json::from_slice(&body)
+            .map_err(|e| format!("POST {url}: HTTP {status}, not JSON: {e}"))?;
+        Ok((status, json))
+    }
+}
+
+/// `https://` anywhere; `http://` only to a loopback address (development and tests).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&parsed) => Ok(()),
+        "http" => Err(format!("{url} must use https:// (http:// only to a loopback address)")),
+        other => Err(format!("{url}: scheme {other} is not http(s)")),
+    }
+}
+
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+async fn read_limited(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("response larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Every configured provider.
+#[derive(Default)]
+pub struct Providers {
+    list: Vec<Arc<Provider>>,
+}
+
+impl Providers {
+    pub fn new(specs: Vec<ProviderSpec>, http: reqwest::Client) -> Providers {
+        Providers {
+            list: specs
+                .into_iter()
+                .map(|s| Arc::new(Provider::new(s, http.clone())))
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Provider>> {
+        self.list.iter()
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.list.iter().find(|p| p.spec.name == name)
+    }
+
+    /// Verifies a JWT from any configured provider (chosen by its unverified `iss`, then
+    /// checked against that provider's keys and rules).
+    pub async fn verify(&self, token: &str, now: i64, purpose: Purpose<'_>) -> Result<Verified, Refusal> {
+        let peeked = verify::peek(token)?;
+        let iss = peeked
+            .claims
+            .get("iss")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| Refusal::MissingClaim("iss".into()))?;
+        let provider = self
+            .list
+            .iter()
+            .find(|p| p.spec.issuer == iss)
+            .ok_or_else(|| Refusal::UnknownIssuer(iss.to_owned()))?;
+        provider.verify(token, &peeked, now, purpose).await
+    }
+
+    /// Fetches every provider's discovery document and keys (at start): failures are
+    /// returned for logging, never fatal (a provider that is down must not stop the server
+    /// from serving existing credentials; tokens from it are refused until it answers).
+    pub async fn warm(&self) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        for p in &self.list {
+            if let Err(e) = p.fetch_keys().await {
+                failed.push((p.spec.name.clone(), e));
+            }
+        }
+        failed
+    }
+}
