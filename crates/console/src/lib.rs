@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub mod approvals_api;
+pub mod login_api;
 
 /// Answers whether the proxy can do its job (for Gatehouse: the audit writer is healthy).
 pub type HealthCheck = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -46,10 +47,14 @@ pub async fn serve(
     health: HealthCheck,
     metrics: PrometheusHandle,
     approvals: Option<approvals_api::ApprovalsApi>,
+    login: Option<login_api::LoginApi>,
 ) {
     let mut app = router(health, metrics);
     if let Some(api) = approvals {
         app = app.merge(approvals_api::routes(api));
+    }
+    if let Some(api) = login {
+        app = app.merge(login_api::routes(api));
     }
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin endpoint stopped");

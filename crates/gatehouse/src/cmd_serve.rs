@@ -49,6 +49,7 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
         engine,
     );
     state.approvals = crate::serve_approvals::registry(&state, &config.data_dir)?;
+    state.providers = identity_providers(&state.config.identity_providers)?;
     crate::serve_approvals::spawn_sweeper(&state);
     crate::serve_webhooks::spawn(&state, config.webhooks);
     state
@@ -69,11 +70,14 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
         tracing::info!(addr = %admin, "admin endpoint (/healthz, /metrics)");
         let a = audit.clone();
         let api = crate::serve_approvals::approvals_api(&state, &config.data_dir)?;
+        let login = (!state.providers.is_empty())
+            .then(|| crate::serve_login::login_api(&state, config.listen_postgres.to_string()));
         tokio::spawn(console::serve(
             l,
             Arc::new(move || a.is_healthy()),
             metrics,
             Some(api),
+            login,
         ));
     }
     let (tx, rx) = watch::channel(false);
@@ -99,6 +103,33 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
         threads.stop().await;
     }
     Ok(())
+}
+
+/// The configured identity providers, their discovery documents and keys fetched in the
+/// background: a provider that is down is logged and retried at its first token, and never
+/// stops the server (existing credentials keep working).
+fn identity_providers(
+    specs: &[identity::oidc::ProviderSpec],
+) -> anyhow::Result<Arc<identity::oidc::Providers>> {
+    if specs.is_empty() {
+        return Ok(Arc::default());
+    }
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client for identity providers")?;
+    let providers = Arc::new(identity::oidc::Providers::new(specs.to_vec(), http));
+    let warm = providers.clone();
+    tokio::spawn(async move {
+        for (name, e) in warm.warm().await {
+            tracing::warn!(provider = %name, error = %e, "identity provider unavailable; its tokens are refused until it answers");
+        }
+    });
+    Ok(providers)
 }
 
 async fn wait_for_stop(stop: Option<watch::Receiver<bool>>) {

@@ -6,12 +6,14 @@ mod cmd_approvals;
 mod cmd_audit;
 mod cmd_classify;
 mod cmd_demo;
+mod cmd_login;
 mod cmd_policy;
 mod cmd_serve;
 mod cmd_token;
 mod config;
 mod reload;
 mod serve_approvals;
+mod serve_login;
 mod serve_webhooks;
 
 use clap::{Parser, Subcommand};
@@ -67,6 +69,11 @@ enum Command {
     /// server's admin listener).
     #[command(subcommand)]
     Approvals(cmd_approvals::ApprovalsCommand),
+    /// Log in at the company's identity provider through a running Gatehouse and get a
+    /// short-lived credential for every PostgreSQL client.
+    Login(cmd_login::LoginArgs),
+    /// Revoke a credential from `gatehouse login`.
+    Logout(cmd_login::LogoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +92,8 @@ fn main() -> ExitCode {
         Command::Audit(a) => cmd_audit::run(a),
         Command::Approvals(a) => cmd_approvals::run(a),
         Command::Policy(p) => cmd_policy::run(p),
+        Command::Login(a) => cmd_login::login(a),
+        Command::Logout(a) => cmd_login::logout(a),
         Command::Classify {
             config,
             target,

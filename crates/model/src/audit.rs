@@ -25,6 +25,9 @@ pub enum AuditKind {
     /// A step of an approval request (see `approval`): requested, a vote, expired, withdrawn,
     /// released.
     Approval,
+    /// `gatehouse login`: a credential issued for a person the identity provider vouched for
+    /// (`idp` says which provider, issuer and subject), a login refused, or a logout.
+    Login,
 }
 
 impl AuditKind {
@@ -37,6 +40,7 @@ impl AuditKind {
             AuditKind::Statement => "statement",
             AuditKind::Disconnect => "disconnect",
             AuditKind::Approval => "approval",
+            AuditKind::Login => "login",
         }
     }
 }
@@ -99,6 +103,19 @@ pub struct AuditEvent {
     /// The approval request a statement was held for, or the step an `approval` event records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalStep>,
+    /// Where the identity came from when an identity provider vouched for it (a JWT
+    /// presented as a password, or the ID token of `gatehouse login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<IdpRef>,
+}
+
+/// An identity provider's word for who someone is: its configured name, its `iss` and the
+/// token's `sub`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpRef {
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
 }
 
 /// One step of an approval request, as the audit trail records it.
@@ -148,6 +165,7 @@ impl AuditEvent {
             tables: Vec::new(),
             masked: Vec::new(),
             approval: None,
+            idp: None,
         }
     }
 }

@@ -11,5 +11,5 @@ pub mod decision;
 pub mod facts;
 mod identity;
 
-pub use audit::{ApprovalStep, AuditEvent, AuditKind, Outcome};
+pub use audit::{ApprovalStep, AuditEvent, AuditKind, IdpRef, Outcome};
 pub use identity::{Identity, IdentityKind, ScramVerifier, TokenRecord};

@@ -2,6 +2,12 @@
 //! works without TLS and the token never crosses the wire), or a cleartext PasswordMessage
 //! when the connection is TLS and the operator asked for it.
 //!
+//! With `[tls] client_auth = "password"`, the password may also be a JWT from one of the
+//! `[[identity_providers]]` (a CI job's or an agent platform's workload token): verified
+//! against that provider's keys and rules, its claims give the identity and groups. The
+//! startup `user` must be that identity or the provider's name. Never without TLS: a JWT is
+//! a bearer credential.
+//!
 //! Over TLS, SCRAM-SHA-256-PLUS is offered first (as PostgreSQL does), bound to Gatehouse's
 //! certificate (`tls-server-end-point`), so `channel_binding=require` clients know no one
 //! terminated TLS between them and Gatehouse. Without TLS only SCRAM-SHA-256 is offered.
@@ -11,7 +17,7 @@ use crate::server::ProxyState;
 use crate::stream::MaybeTls;
 use base64::Engine;
 use bytes::BytesMut;
-use model::{Identity, TokenRecord};
+use model::{Identity, IdpRef, TokenRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wire_pg::frontend::{password, tag};
 use wire_pg::{decode_frame, encode, scram, Frame};
@@ -19,20 +25,32 @@ use wire_pg::{decode_frame, encode, scram, Frame};
 /// SASL messages are small; anything larger during authentication is hostile.
 const MAX_AUTH_MESSAGE: usize = 8 * 1024;
 
-/// Proves `user` holds a valid token; on success the client has been sent everything up to
-/// (not including) AuthenticationOk.
+/// Proves `user` holds a valid token (or, over TLS, a JWT an identity provider signed); on
+/// success the client has been sent everything up to (not including) AuthenticationOk. The
+/// identity provider that vouched, when one did.
 pub async fn authenticate(
     state: &ProxyState,
     stream: &mut MaybeTls,
     buf: &mut BytesMut,
     user: &str,
-) -> Result<Identity, SessionError> {
+) -> Result<(Identity, Option<IdpRef>), SessionError> {
     let record = if stream.is_tls() && state.config.cleartext_over_tls {
-        cleartext(state, stream, buf, user).await?
+        match cleartext(state, stream, buf, user).await? {
+            Cleartext::Token(record) => record,
+            Cleartext::Jwt(identity, idp) => return Ok((identity, Some(idp))),
+        }
     } else {
         scram_exchange(state, stream, buf, user).await?
     };
-    record.map(|r| r.identity()).ok_or(SessionError::AuthFailed)
+    let identity = record
+        .map(|r| r.identity())
+        .ok_or(SessionError::AuthFailed)?;
+    Ok((identity, None))
+}
+
+enum Cleartext {
+    Token(Option<TokenRecord>),
+    Jwt(Identity, IdpRef),
 }
 
 async fn cleartext(
@@ -40,15 +58,49 @@ async fn cleartext(
     stream: &mut MaybeTls,
     buf: &mut BytesMut,
     user: &str,
-) -> Result<Option<TokenRecord>, SessionError> {
+) -> Result<Cleartext, SessionError> {
     let mut out = BytesMut::new();
     encode::auth_cleartext(&mut out);
     stream.write_all(&out).await?;
     let frame = read_password_frame(stream, buf).await?;
     let token = password::cleartext(&frame)?;
     let now = state.clock.now_secs();
+    if identity::oidc::looks_like_jwt(&token) && !state.providers.is_empty() {
+        return jwt(state, user, &token, now).await;
+    }
     identity::verify_cleartext(state.tokens.as_ref(), user, &token, now)
+        .map(Cleartext::Token)
         .map_err(|e| SessionError::Internal(format!("token store: {e}")))
+}
+
+/// A JWT presented as the password: verified, then the startup user checked against it.
+async fn jwt(
+    state: &ProxyState,
+    user: &str,
+    token: &str,
+    now: i64,
+) -> Result<Cleartext, SessionError> {
+    let purpose = identity::oidc::Purpose::Password;
+    let v = state
+        .providers
+        .verify(token, now, purpose)
+        .await
+        .map_err(|r| SessionError::AuthRefused(r.to_string()))?;
+    if user != v.identity.name && user != v.provider {
+        return Err(SessionError::AuthRefused(format!(
+            "the token is for identity {:?} (provider {:?}), not user {user:?}",
+            v.identity.name, v.provider
+        )));
+    }
+    if !v.ignored_groups.is_empty() {
+        tracing::debug!(identity = %v.identity.name, ignored = ?v.ignored_groups, "groups from the token not mapped");
+    }
+    let idp = IdpRef {
+        provider: v.provider,
+        issuer: v.issuer,
+        subject: v.subject,
+    };
+    Ok(Cleartext::Jwt(v.identity, idp))
 }
 
 async fn scram_exchange(

@@ -83,6 +83,9 @@ pub struct ProxyConfig {
     pub detect_all_text: bool,
     /// Holding statements that need approval (`[approvals]`).
     pub approvals: ApprovalsConfig,
+    /// `[[identity_providers]]`: whose JWTs are accepted as passwords over TLS (and whose ID
+    /// tokens `gatehouse login` exchanges for credentials, on the admin listener).
+    pub identity_providers: Vec<identity::oidc::ProviderSpec>,
 }
 
 /// How long a held statement waits, and where approvers are told to go.
@@ -135,6 +138,7 @@ impl ProxyConfig {
             fake_salt_secret: Vec::new(),
             detect_all_text: false,
             approvals: ApprovalsConfig::default(),
+            identity_providers: Vec::new(),
         }
     }
 

@@ -13,6 +13,10 @@ pub enum SessionError {
     Io(#[from] std::io::Error),
     #[error("authentication failed")]
     AuthFailed,
+    /// Authentication failed for a reason the audit trail records (an identity provider's
+    /// token that did not verify); the client is told no more than for `AuthFailed`.
+    #[error("authentication failed: {0}")]
+    AuthRefused(String),
     #[error("unknown target {0:?}")]
     UnknownTarget(String),
     #[error("startup parameter {0:?} is not allowed")]
@@ -42,7 +46,7 @@ impl SessionError {
             SessionError::Wire(_) | SessionError::Protocol(_) | SessionError::Desync(_) => "08P01",
             SessionError::UnsafeSetting(_) => "0A000",
             SessionError::Io(_) | SessionError::Tls(_) => "08006",
-            SessionError::AuthFailed => "28P01",
+            SessionError::AuthFailed | SessionError::AuthRefused(_) => "28P01",
             SessionError::UnknownTarget(_) => "3D000",
             SessionError::ForbiddenParam(_) => "42501",
             SessionError::Upstream(_) => "08001",
@@ -58,7 +62,7 @@ impl SessionError {
             SessionError::Protocol(what) => format!("gatehouse: protocol violation: {what}"),
             SessionError::Io(_) | SessionError::Tls(_) => "gatehouse: connection failure".into(),
             // The same text PostgreSQL uses, saying nothing of which part was wrong.
-            SessionError::AuthFailed => {
+            SessionError::AuthFailed | SessionError::AuthRefused(_) => {
                 format!("password authentication failed for user \"{user}\"")
             }
             SessionError::UnknownTarget(t) => format!("database \"{t}\" does not exist"),

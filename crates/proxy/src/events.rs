@@ -11,6 +11,8 @@ pub struct EventCtx {
     pub user: Option<String>,
     pub application_name: Option<String>,
     pub target: Option<String>,
+    /// The identity provider that vouched for `identity`, if one did.
+    pub idp: Option<model::IdpRef>,
 }
 
 impl EventCtx {
@@ -28,6 +30,7 @@ impl EventCtx {
         }
         ev.application_name.clone_from(&self.application_name);
         ev.target.clone_from(&self.target);
+        ev.idp.clone_from(&self.idp);
         ev
     }
 }

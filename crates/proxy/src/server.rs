@@ -31,6 +31,9 @@ pub struct ProxyState {
     /// Turns true when the proxy begins to shut down: statements held for approval are
     /// withdrawn (and recorded) before the audit writer drains.
     pub stopping: Arc<watch::Sender<bool>>,
+    /// `[[identity_providers]]` at run time (their keys fetched and cached): JWTs presented
+    /// as passwords over TLS are verified against them.
+    pub providers: Arc<identity::oidc::Providers>,
 }
 
 impl ProxyState {
@@ -55,6 +58,7 @@ impl ProxyState {
             cancels: CancelRegistry::default(),
             approvals: Arc::new(approvals::Registry::new(None)),
             stopping: Arc::new(watch::Sender::new(false)),
+            providers: Arc::default(),
         }
     }
 

@@ -231,7 +231,10 @@ async fn login(
         }
     };
     let identity = match auth::authenticate(state, stream, buf, &user).await {
-        Ok(id) => id,
+        Ok((id, idp)) => {
+            ctx.idp = idp;
+            id
+        }
         Err(e) => {
             let outcome = Outcome::Error {
                 sqlstate: e.sqlstate().into(),

@@ -14,7 +14,26 @@ const TOP: &[&str] = &[
     "sensitive",
     "masking",
     "approvals",
+    "identity_providers",
 ];
+const IDENTITY_PROVIDER: &[&str] = &[
+    "name",
+    "issuer",
+    "audience",
+    "client_id",
+    "client_secret_env",
+    "scopes",
+    "identity_claim",
+    "groups_claim",
+    "kind",
+    "allowed_groups",
+    "group_map",
+    "algorithms",
+    "clock_skew_secs",
+    "max_token_age_secs",
+    "max_credential_ttl",
+];
+const IDENTITY_PROVIDER_REQUIRED: &[&str] = &["name", "issuer"];
 const APPROVALS: &[&str] = &[
     "timeout_secs",
     "agent_timeout_secs",
@@ -81,6 +100,13 @@ pub fn check(table: &Table) -> Vec<String> {
         "targets",
         TARGET,
         TARGET_REQUIRED,
+        &mut errors,
+    );
+    entries(
+        table.get("identity_providers"),
+        "identity_providers",
+        IDENTITY_PROVIDER,
+        IDENTITY_PROVIDER_REQUIRED,
         &mut errors,
     );
     if let Some(Value::Table(approvals)) = table.get("approvals") {

@@ -3,6 +3,7 @@
 //! rest of the program uses (`Config`). Parse, don't validate: nothing downstream re-checks.
 
 mod hooks;
+mod idp;
 mod keys;
 mod raw;
 mod sensitive;
@@ -214,6 +215,7 @@ fn build(
             .or_else(|| listen_admin.map(|a| format!("http://{a}"))),
     };
     let webhooks = hooks::build(&raw.approvals.webhooks, secrets, errors);
+    proxy.identity_providers = idp::build(&raw.identity_providers, secrets, errors);
     proxy.on_audit_failure = on_audit_failure;
     proxy.audit_param_max = positive(
         "audit.param_max_bytes",

@@ -24,6 +24,29 @@ pub struct RawConfig {
     pub masking: RawMasking,
     #[serde(default)]
     pub approvals: RawApprovals,
+    #[serde(default)]
+    pub identity_providers: Vec<RawIdentityProvider>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentityProvider {
+    pub name: String,
+    pub issuer: String,
+    pub audience: Option<Vec<String>>,
+    pub client_id: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub identity_claim: Option<String>,
+    pub groups_claim: Option<String>,
+    pub kind: Option<String>,
+    pub allowed_groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub group_map: std::collections::BTreeMap<String, String>,
+    pub algorithms: Option<Vec<String>>,
+    pub clock_skew_secs: Option<i64>,
+    pub max_token_age_secs: Option<i64>,
+    pub max_credential_ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,7 +53,12 @@ impl Provider {
     /// The discovery document, fetched once (and again after a failure). Its `issuer` must
     /// be exactly the configured one (OpenID Connect Discovery §4.3).
     pub async fn metadata(&self) -> Result<Arc<Metadata>, String> {
-        if let Some(m) = self.metadata.read().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(m) = self
+            .metadata
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             return Ok(m);
         }
         let url = self.spec.discovery_url();
@@ -81,7 +86,10 @@ impl Provider {
     /// cached one, if any).
     pub async fn fetch_keys(&self) -> Result<Arc<JwkSet>, String> {
         {
-            let mut last = self.last_key_fetch.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self
+                .last_key_fetch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let cached = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
             if let (Some(at), Some(k)) = (*last, cached) {
                 if at.elapsed() < MIN_REFRESH {
@@ -143,11 +151,17 @@ impl Provider {
         basic_auth: bool,
     ) -> Result<(u16, serde_json::Value), String> {
         check_url(url)?;
-        let mut req = self.http.post(url).form(form).header("accept", "application/json");
+        let mut req = self
+            .http
+            .post(url)
+            .form(form)
+            .header("accept", "application/json");
         if basic_auth {
             if let (Some(id), Some(secret)) = (&self.spec.client_id, &self.spec.client_secret) {
                 // RFC 6749 §2.3.1: both form-urlencoded before Basic encoding.
-                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
                 req = req.basic_auth(enc(id), Some(enc(secret)));
             }
         }
@@ -168,7 +182,9 @@ pub fn check_url(url: &str) -> Result<(), String> {
     match parsed.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(&parsed) => Ok(()),
-        "http" => Err(format!("{url} must use https:// (http:// only to a loopback address)")),
+        "http" => Err(format!(
+            "{url} must use https:// (http:// only to a loopback address)"
+        )),
         other => Err(format!("{url}: scheme {other} is not http(s)")),
     }
 }
@@ -223,7 +239,12 @@ impl Providers {
 
     /// Verifies a JWT from any configured provider (chosen by its unverified `iss`, then
     /// checked against that provider's keys and rules).
-    pub async fn verify(&self, token: &str, now: i64, purpose: Purpose<'_>) -> Result<Verified, Refusal> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        now: i64,
+        purpose: Purpose<'_>,
+    ) -> Result<Verified, Refusal> {
         let peeked = verify::peek(token)?;
         let iss = peeked
             .claims

@@ -5,7 +5,7 @@ use jsonwebtoken::Algorithm;
 use model::IdentityKind;
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProviderSpec {
     /// Gatehouse's name for it (in config, the audit trail and `gatehouse login --provider`).
     pub name: String,
@@ -45,7 +45,12 @@ impl ProviderSpec {
             audience: vec![audience.to_owned()],
             client_id: None,
             client_secret: None,
-            scopes: vec!["openid".into(), "email".into(), "profile".into(), "groups".into()],
+            scopes: vec![
+                "openid".into(),
+                "email".into(),
+                "profile".into(),
+                "groups".into(),
+            ],
             identity_claim: "sub".into(),
             groups_claim: "groups".into(),
             kind: IdentityKind::Agent,
@@ -93,5 +98,24 @@ impl ProviderSpec {
             "{}/.well-known/openid-configuration",
             self.issuer.trim_end_matches('/')
         )
+    }
+}
+
+/// Everything but the client secret.
+impl std::fmt::Debug for ProviderSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSpec")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "(set)"),
+            )
+            .field("identity_claim", &self.identity_claim)
+            .field("groups_claim", &self.groups_claim)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }

@@ -36,8 +36,10 @@ fn ec_key(kid: &str) -> Key {
 }
 
 fn set(keys: &[&Key]) -> JwkSet {
-    serde_json::from_value(json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }))
-        .unwrap()
+    serde_json::from_value(
+        json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }),
+    )
+    .unwrap()
 }
 
 fn sign(key: &Key, claims: &Value) -> String {
@@ -86,16 +88,34 @@ fn every_claim_problem_is_refused_with_its_reason() {
     let keys = set(&[&k]);
     let s = spec();
     let cases: Vec<(Value, fn(&Refusal) -> bool)> = vec![
-        (json!({"aud": "someone-else"}), |r| *r == Refusal::WrongAudience),
+        (json!({"aud": "someone-else"}), |r| {
+            *r == Refusal::WrongAudience
+        }),
         (json!({"aud": ["a", "b"]}), |r| *r == Refusal::WrongAudience),
-        (json!({"exp": NOW - 61}), |r| matches!(r, Refusal::Expired { .. })),
-        (json!({"nbf": NOW + 61}), |r| matches!(r, Refusal::NotYetValid { .. })),
-        (json!({"iat": NOW + 61}), |r| matches!(r, Refusal::IssuedInFuture { .. })),
-        (json!({"iss": "https://evil.example.com"}), |r| matches!(r, Refusal::UnknownIssuer(_))),
-        (json!({"exp": null}), |r| *r == Refusal::MissingClaim("exp".into())),
-        (json!({"exp": "tomorrow"}), |r| matches!(r, Refusal::Malformed(_))),
-        (json!({"sub": null}), |r| matches!(r, Refusal::MissingClaim(_))),
-        (json!({"sub": "bad name with spaces"}), |r| matches!(r, Refusal::BadIdentity(_))),
+        (json!({"exp": NOW - 61}), |r| {
+            matches!(r, Refusal::Expired { .. })
+        }),
+        (json!({"nbf": NOW + 61}), |r| {
+            matches!(r, Refusal::NotYetValid { .. })
+        }),
+        (json!({"iat": NOW + 61}), |r| {
+            matches!(r, Refusal::IssuedInFuture { .. })
+        }),
+        (json!({"iss": "https://evil.example.com"}), |r| {
+            matches!(r, Refusal::UnknownIssuer(_))
+        }),
+        (json!({"exp": null}), |r| {
+            *r == Refusal::MissingClaim("exp".into())
+        }),
+        (json!({"exp": "tomorrow"}), |r| {
+            matches!(r, Refusal::Malformed(_))
+        }),
+        (json!({"sub": null}), |r| {
+            matches!(r, Refusal::MissingClaim(_))
+        }),
+        (json!({"sub": "bad name with spaces"}), |r| {
+            matches!(r, Refusal::BadIdentity(_))
+        }),
     ];
     for (patch, expected) in cases {
         let mut c = claims();
@@ -107,10 +127,7 @@ fn every_claim_problem_is_refused_with_its_reason() {
             }
         }
         let got = check(&s, &keys, &sign(&k, &c));
-        assert!(
-            matches!(&got, Err(r) if expected(r)),
-            "{patch}: {got:?}"
-        );
+        assert!(matches!(&got, Err(r) if expected(r)), "{patch}: {got:?}");
     }
     // Within the skew: accepted.
     let mut c = claims();
@@ -121,7 +138,10 @@ fn every_claim_problem_is_refused_with_its_reason() {
     strict.max_token_age_secs = Some(60);
     let mut c = claims();
     c["iat"] = json!(NOW - 600);
-    assert!(matches!(check(&strict, &keys, &sign(&k, &c)), Err(Refusal::TooOld { .. })));
+    assert!(matches!(
+        check(&strict, &keys, &sign(&k, &c)),
+        Err(Refusal::TooOld { .. })
+    ));
 }
 
 #[test]
@@ -132,39 +152,71 @@ fn forged_tokens_are_refused() {
     let s = spec();
     let good = sign(&k, &claims());
     // Signed by another key claiming the same kid.
-    assert_eq!(check(&s, &keys, &sign(&other, &claims())), Err(Refusal::BadSignature));
+    assert_eq!(
+        check(&s, &keys, &sign(&other, &claims())),
+        Err(Refusal::BadSignature)
+    );
     // A tampered payload (more groups) with the original signature.
     let parts: Vec<&str> = good.split('.').collect();
     let mut c = claims();
     c["groups"] = json!(["admin"]);
-    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(c.to_string()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(c.to_string()),
+        parts[2]
+    );
     assert_eq!(check(&s, &keys, &tampered), Err(Refusal::BadSignature));
     // alg none, with and without a signature.
     let none = with_header(&good, &json!({"alg": "none", "kid": "k1"}));
-    assert!(matches!(check(&s, &keys, &none), Err(Refusal::AlgorithmNotAllowed(_))));
+    assert!(matches!(
+        check(&s, &keys, &none),
+        Err(Refusal::AlgorithmNotAllowed(_))
+    ));
     let unsigned = format!("{}.", none.rsplit_once('.').unwrap().0);
-    assert!(matches!(check(&s, &keys, &unsigned), Err(Refusal::AlgorithmNotAllowed(_))));
+    assert!(matches!(
+        check(&s, &keys, &unsigned),
+        Err(Refusal::AlgorithmNotAllowed(_))
+    ));
     // HS256 keyed with the public key's bytes (the classic confusion attack).
     let public = serde_json::to_vec(&k.jwk).unwrap();
     let mut h = Header::new(Algorithm::HS256);
     h.kid = Some("k1".into());
     let hs = jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_secret(&public)).unwrap();
-    assert!(matches!(check(&s, &keys, &hs), Err(Refusal::AlgorithmNotAllowed(_))));
+    assert!(matches!(
+        check(&s, &keys, &hs),
+        Err(Refusal::AlgorithmNotAllowed(_))
+    ));
     // An allowed algorithm the key was not published for.
     let rs = with_header(&good, &json!({"alg": "RS256", "kid": "k1"}));
-    assert!(matches!(check(&s, &keys, &rs), Err(Refusal::AlgorithmNotAllowed(_))));
+    assert!(matches!(
+        check(&s, &keys, &rs),
+        Err(Refusal::AlgorithmNotAllowed(_))
+    ));
     // Unknown kid; no kid with several keys.
     let mut h = Header::new(Algorithm::ES256);
     h.kid = Some("k9".into());
     let unknown = jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_ec_der(&k.der)).unwrap();
-    assert_eq!(check(&s, &keys, &unknown), Err(Refusal::UnknownKey(Some("k9".into()))));
+    assert_eq!(
+        check(&s, &keys, &unknown),
+        Err(Refusal::UnknownKey(Some("k9".into())))
+    );
     let two = set(&[&k, &ec_key("k2")]);
     let no_kid = with_header(&good, &json!({"alg": "ES256"}));
     assert_eq!(check(&s, &two, &no_kid), Err(Refusal::UnknownKey(None)));
     // Critical header extensions, garbage, oversize.
-    let crit = with_header(&good, &json!({"alg": "ES256", "kid": "k1", "crit": ["exp"]}));
-    assert!(matches!(check(&s, &keys, &crit), Err(Refusal::Malformed(_))));
-    assert!(matches!(check(&s, &keys, "eyJ.a.b"), Err(Refusal::Malformed(_))));
+    let crit = with_header(
+        &good,
+        &json!({"alg": "ES256", "kid": "k1", "crit": ["exp"]}),
+    );
+    assert!(matches!(
+        check(&s, &keys, &crit),
+        Err(Refusal::Malformed(_))
+    ));
+    assert!(matches!(
+        check(&s, &keys, "eyJ.a.b"),
+        Err(Refusal::Malformed(_))
+    ));
     let huge = format!("{good}{}", "A".repeat(MAX_JWT_BYTES));
     assert!(matches!(check(&s, &keys, &huge), Err(Refusal::TooLarge(_))));
 }
@@ -180,11 +232,17 @@ fn login_tokens_need_the_nonce_and_azp_with_several_audiences() {
     let peeked = peek(&t).unwrap();
     let login = |nonce| Purpose::Login { nonce: Some(nonce) };
     assert!(verify(&s, &keys, &t, &peeked, NOW, login("n-123")).is_ok());
-    assert_eq!(verify(&s, &keys, &t, &peeked, NOW, login("n-999")), Err(Refusal::WrongNonce));
+    assert_eq!(
+        verify(&s, &keys, &t, &peeked, NOW, login("n-999")),
+        Err(Refusal::WrongNonce)
+    );
     c["aud"] = json!(["gatehouse", "other"]);
     let t = sign(&k, &c);
     let peeked = peek(&t).unwrap();
-    assert_eq!(verify(&s, &keys, &t, &peeked, NOW, login("n-123")), Err(Refusal::WrongAudience));
+    assert_eq!(
+        verify(&s, &keys, &t, &peeked, NOW, login("n-123")),
+        Err(Refusal::WrongAudience)
+    );
     c["azp"] = json!("gatehouse");
     let t = sign(&k, &c);
     let peeked = peek(&t).unwrap();
@@ -199,7 +257,9 @@ fn claims_map_by_name_path_table_and_allow_list() {
     s.identity_claim = "email".into();
     s.groups_claim = "realm_access/roles".into();
     s.allowed_groups = Some(["eng".to_string()].into_iter().collect());
-    s.group_map = [("Database Admins".to_string(), "dba".to_string())].into_iter().collect();
+    s.group_map = [("Database Admins".to_string(), "dba".to_string())]
+        .into_iter()
+        .collect();
     let mut c = claims();
     c["email"] = json!("alice@example.com");
     c["realm_access"] = json!({"roles": ["eng", "Database Admins", "marketing", "eng"]});

@@ -35,10 +35,22 @@ pub enum Refusal {
     KeysUnavailable(String),
     BadSignature,
     WrongAudience,
-    Expired { exp: i64, now: i64 },
-    NotYetValid { nbf: i64, now: i64 },
-    IssuedInFuture { iat: i64, now: i64 },
-    TooOld { iat: i64, now: i64 },
+    Expired {
+        exp: i64,
+        now: i64,
+    },
+    NotYetValid {
+        nbf: i64,
+        now: i64,
+    },
+    IssuedInFuture {
+        iat: i64,
+        now: i64,
+    },
+    TooOld {
+        iat: i64,
+        now: i64,
+    },
     MissingClaim(String),
     /// The identity claim's value is not a usable identity name.
     BadIdentity(String),
@@ -49,18 +61,31 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::TooLarge(n) => write!(f, "token too large ({n} bytes, at most {MAX_JWT_BYTES})"),
+            Refusal::TooLarge(n) => {
+                write!(f, "token too large ({n} bytes, at most {MAX_JWT_BYTES})")
+            }
             Refusal::Malformed(what) => write!(f, "malformed token: {what}"),
-            Refusal::UnknownIssuer(iss) => write!(f, "issuer {iss:?} is not a configured identity provider"),
+            Refusal::UnknownIssuer(iss) => {
+                write!(f, "issuer {iss:?} is not a configured identity provider")
+            }
             Refusal::AlgorithmNotAllowed(alg) => write!(f, "algorithm {alg:?} is not allowed"),
-            Refusal::UnknownKey(Some(kid)) => write!(f, "no key with kid {kid:?} in the provider's key set"),
-            Refusal::UnknownKey(None) => write!(f, "the token names no key (kid) and the provider has several"),
-            Refusal::KeysUnavailable(e) => write!(f, "the provider's keys could not be fetched: {e}"),
+            Refusal::UnknownKey(Some(kid)) => {
+                write!(f, "no key with kid {kid:?} in the provider's key set")
+            }
+            Refusal::UnknownKey(None) => write!(
+                f,
+                "the token names no key (kid) and the provider has several"
+            ),
+            Refusal::KeysUnavailable(e) => {
+                write!(f, "the provider's keys could not be fetched: {e}")
+            }
             Refusal::BadSignature => write!(f, "bad signature"),
             Refusal::WrongAudience => write!(f, "wrong audience"),
             Refusal::Expired { exp, now } => write!(f, "expired (exp {exp}, now {now})"),
             Refusal::NotYetValid { nbf, now } => write!(f, "not yet valid (nbf {nbf}, now {now})"),
-            Refusal::IssuedInFuture { iat, now } => write!(f, "issued in the future (iat {iat}, now {now})"),
+            Refusal::IssuedInFuture { iat, now } => {
+                write!(f, "issued in the future (iat {iat}, now {now})")
+            }
             Refusal::TooOld { iat, now } => write!(f, "issued too long ago (iat {iat}, now {now})"),
             Refusal::MissingClaim(c) => write!(f, "claim {c:?} missing or not a string"),
             Refusal::BadIdentity(why) => write!(f, "identity claim unusable: {why}"),
@@ -102,12 +127,14 @@ pub fn peek(token: &str) -> Result<Unverified, Refusal> {
         return Err(Refusal::TooLarge(token.len()));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(_s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(Refusal::Malformed("not three dot-separated parts"));
     };
     let header: Value = decode_part(h).ok_or(Refusal::Malformed("header is not base64url JSON"))?;
-    let claims: Value = decode_part(p).ok_or(Refusal::Malformed("payload is not base64url JSON"))?;
+    let claims: Value =
+        decode_part(p).ok_or(Refusal::Malformed("payload is not base64url JSON"))?;
     if !claims.is_object() {
         return Err(Refusal::Malformed("payload is not a JSON object"));
     }
@@ -195,14 +222,13 @@ pub fn verify(
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims = HashSet::new();
-    let data = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| {
-        match e.kind() {
+    let data =
+        jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
                 Refusal::AlgorithmNotAllowed(peeked.alg.clone())
             }
             _ => Refusal::BadSignature,
-        }
-    })?;
+        })?;
     let claims = data.claims;
     check_claims(spec, &claims, now, purpose)?;
     map_identity(spec, &claims)
@@ -223,7 +249,10 @@ fn check_claims(
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
         _ => return Err(Refusal::MissingClaim("aud".into())),
     };
-    if !audiences.iter().any(|a| spec.audience.iter().any(|want| want == a)) {
+    if !audiences
+        .iter()
+        .any(|a| spec.audience.iter().any(|want| want == a))
+    {
         return Err(Refusal::WrongAudience);
     }
     // OIDC Core §3.1.3.7: with several audiences, `azp` must be the client.
@@ -257,9 +286,8 @@ fn check_claims(
     }
     if let Purpose::Login { nonce: Some(want) } = purpose {
         let got = claims.get("nonce").and_then(Value::as_str);
-        let same = got.is_some_and(|g| {
-            subtle::ConstantTimeEq::ct_eq(g.as_bytes(), want.as_bytes()).into()
-        });
+        let same = got
+            .is_some_and(|g| subtle::ConstantTimeEq::ct_eq(g.as_bytes(), want.as_bytes()).into());
         if !same {
             return Err(Refusal::WrongNonce);
         }
@@ -307,7 +335,11 @@ fn map_identity(spec: &ProviderSpec, claims: &Value) -> Result<Verified, Refusal
     let name = spec.identity_name(raw);
     crate::validate_identity_name(&name).map_err(|e| Refusal::BadIdentity(e.to_string()))?;
     let listed: Vec<String> = match claim(claims, &spec.groups_claim) {
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
         _ => Vec::new(),
     };
@@ -315,11 +347,7 @@ fn map_identity(spec: &ProviderSpec, claims: &Value) -> Result<Verified, Refusal
     let kind = spec.kind;
     let expires_at = int_claim(claims, "exp")?.unwrap_or_default();
     Ok(Verified {
-        identity: Identity {
-            name,
-            kind,
-            groups,
-        },
+        identity: Identity { name, kind, groups },
         provider: spec.name.clone(),
         issuer: spec.issuer.clone(),
         subject,
@@ -327,4 +355,3 @@ fn map_identity(spec: &ProviderSpec, claims: &Value) -> Result<Verified, Refusal
         ignored_groups,
     })
 }
-
