@@ -22,8 +22,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wire_pg::frontend::{password, tag};
 use wire_pg::{decode_frame, encode, scram, Frame};
 
-/// SASL messages are small; anything larger during authentication is hostile.
-const MAX_AUTH_MESSAGE: usize = 8 * 1024;
+/// SASL messages are small, and a password message holds at most a JWT (whose own limit,
+/// `identity::oidc::MAX_JWT_BYTES`, is lower, so an oversized JWT is refused with that reason
+/// in the audit trail); anything larger during authentication is hostile.
+const MAX_AUTH_MESSAGE: usize = 24 * 1024;
 
 /// Proves `user` holds a valid token (or, over TLS, a JWT an identity provider signed); on
 /// success the client has been sent everything up to (not including) AuthenticationOk. The

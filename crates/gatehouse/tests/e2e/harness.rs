@@ -29,6 +29,11 @@ pub const PASSWORD_ENV: &str = "GH_TEST_UPSTREAM_PASSWORD";
 pub const WEBHOOK_SECRET_ENV: &str = "GH_TEST_WEBHOOK_SECRET";
 pub const WEBHOOK_SECRET: &str = "whsec-gatehouse-e2e";
 
+/// The OpenID client secret every proxy finds under [`OIDC_SECRET_ENV`] (the test provider's
+/// `gatehouse` client has it).
+pub const OIDC_SECRET_ENV: &str = "GH_TEST_OIDC_CLIENT_SECRET";
+pub const OIDC_SECRET: &str = "oidc-secret-e2e";
+
 /// How long any wait in the harness may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 

@@ -26,6 +26,7 @@ mod identity;
 mod loop_sharing;
 mod malformed;
 mod masking;
+mod oidc;
 mod pgbench;
 mod psql;
 mod python;

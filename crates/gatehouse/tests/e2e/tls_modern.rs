@@ -8,7 +8,7 @@
 //! forged bindings and a man in the middle.
 
 mod attacks;
-mod certs;
+pub(crate) mod certs;
 mod mitm;
 mod pg_tls;
 mod wire;

@@ -87,7 +87,8 @@ fn every_claim_problem_is_refused_with_its_reason() {
     let k = ec_key("k1");
     let keys = set(&[&k]);
     let s = spec();
-    let cases: Vec<(Value, fn(&Refusal) -> bool)> = vec![
+    type Expect = fn(&Refusal) -> bool;
+    let cases: Vec<(Value, Expect)> = vec![
         (json!({"aud": "someone-else"}), |r| {
             *r == Refusal::WrongAudience
         }),

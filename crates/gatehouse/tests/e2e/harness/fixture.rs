@@ -3,8 +3,8 @@
 //! work on its config (tokens, audit tail/verify).
 
 use super::{
-    connect, gatehouse_cli, upstream, CliOutput, TestDb, PASSWORD_ENV, WAIT, WEBHOOK_SECRET,
-    WEBHOOK_SECRET_ENV,
+    connect, gatehouse_cli, upstream, CliOutput, TestDb, OIDC_SECRET, OIDC_SECRET_ENV,
+    PASSWORD_ENV, WAIT, WEBHOOK_SECRET, WEBHOOK_SECRET_ENV,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -69,7 +69,15 @@ impl Gatehouse {
             )
             .unwrap_or_else(|e| panic!("write policy: {e}"));
             let mut child = spawn_serve(&config_path, &log_path);
-            match wait_ready(port, &mut child, &log_path).await {
+            let ready = match wait_ready(port, &mut child, &log_path).await {
+                // The admin listener is bound just after the PostgreSQL one.
+                Ok(()) => match admin_port {
+                    Some(a) => wait_ready(a, &mut child, &log_path).await,
+                    None => Ok(()),
+                },
+                Err(l) => Err(l),
+            };
+            match ready {
                 Ok(()) => {
                     return Gatehouse {
                         dir,
@@ -341,6 +349,7 @@ fn spawn_serve(config: &Path, log: &Path) -> std::process::Child {
             upstream().password.clone().unwrap_or_default(),
         )
         .env(WEBHOOK_SECRET_ENV, WEBHOOK_SECRET)
+        .env(OIDC_SECRET_ENV, OIDC_SECRET)
         .env("GATEHOUSE_LOG", "info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
