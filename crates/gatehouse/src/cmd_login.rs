@@ -316,3 +316,28 @@ fn write_pgpass(
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::write_pgpass;
+
+    #[test]
+    fn pgpass_lines_are_escaped_replaced_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pgpass");
+        std::fs::write(
+            &path,
+            "other:5432:*:bob:x\n127.0.0.1:6432:*:alice@example.com:old\n",
+        )
+        .unwrap();
+        write_pgpass(&path, "127.0.0.1", "6432", "alice@example.com", "gh_a:b\\c").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "other:5432:*:bob:x\n127.0.0.1:6432:*:alice@example.com:gh_a\\:b\\\\c\n"
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}

@@ -225,3 +225,75 @@ fn session_threads_default_and_bounds() {
         );
     }
 }
+
+#[test]
+fn identity_providers_parse_with_defaults() {
+    let text = format!(
+        "{GOOD}\n[[identity_providers]]\nname = \"okta\"\nissuer = \"https://example.okta.com\"\nclient_id = \"abc\"\ngroup_map = {{ \"Database Admins\" = \"dba\" }}\n"
+    );
+    let c = Config::parse(&text, Path::new("."), Secrets::Required).unwrap();
+    let p = &c.proxy.identity_providers[0];
+    assert_eq!(
+        p.audience,
+        vec!["abc"],
+        "audience defaults to the client id"
+    );
+    assert_eq!(p.identity_claim, "sub");
+    assert_eq!(p.groups_claim, "groups");
+    assert_eq!(p.kind, model::IdentityKind::Agent);
+    assert_eq!(p.max_credential_ttl_secs, 8 * 3600);
+    assert_eq!(p.clock_skew_secs, 60);
+    assert_eq!(p.group_map["Database Admins"], "dba");
+}
+
+#[test]
+fn identity_provider_errors_name_their_keys() {
+    let text = format!(
+        r#"{GOOD}
+[[identity_providers]]
+name = "a"
+issuer = "http://idp.example.com"
+algorithms = ["HS256", "none"]
+kind = "robot"
+clock_skew_secs = 900
+max_credential_ttl = "30d"
+client_secret_env = "GATEHOUSE_TEST_SURELY_UNSET_OIDC_SECRET"
+[[identity_providers]]
+name = "a"
+issuer = "http://127.0.0.1:9/x"
+client_id = "c"
+client_secret_env = "GATEHOUSE_TEST_SURELY_UNSET_OIDC_SECRET"
+group_map = {{ "x" = "not a group" }}
+"#
+    );
+    let all = Config::parse(&text, Path::new("."), Secrets::Required)
+        .unwrap_err()
+        .join("\n");
+    for needle in [
+        "identity_providers[0].issuer: http://idp.example.com must use https://",
+        "identity_providers[0].audience: missing (or set client_id)",
+        "identity_providers[0].client_secret_env: needs client_id",
+        "identity_providers[0].kind: unknown identity kind",
+        "identity_providers[0].algorithms: \"HS256\" is not allowed",
+        "identity_providers[0].algorithms: \"none\" is not allowed",
+        "identity_providers[0].clock_skew_secs: must be 0 to 300",
+        "identity_providers[0].max_credential_ttl: at most 7d",
+        "identity_providers[1].name: duplicate provider",
+        "identity_providers[1].client_secret_env: environment variable GATEHOUSE_TEST_SURELY_UNSET_OIDC_SECRET is not set",
+        "identity_providers[1].group_map.\"x\": \"not a group\" is not a valid Gatehouse group name",
+    ] {
+        assert!(all.contains(needle), "{needle} not in:\n{all}");
+    }
+    let text = format!("{GOOD}\n[[identity_providers]]\nname = \"a\"\ncolour = \"blue\"\n");
+    let all = Config::parse(&text, Path::new("."), Secrets::Required)
+        .unwrap_err()
+        .join("\n");
+    assert!(
+        all.contains("identity_providers[0].colour: unknown key"),
+        "{all}"
+    );
+    assert!(
+        all.contains("identity_providers[0].issuer: missing"),
+        "{all}"
+    );
+}
