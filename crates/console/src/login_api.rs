@@ -82,16 +82,22 @@ impl LoginApi {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
-    /// Keeps a pending login under a fresh id, dropping expired ones first.
+    /// Keeps a pending login under a fresh id, dropping expired ones first; when the table
+    /// is full the oldest is dropped (whoever floods it only pushes out earlier floods, and
+    /// a person whose login was dropped starts again) rather than refusing every new login.
     fn keep(&self, p: Pending) -> Result<String, Answer> {
         let now = (self.now)();
         let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, p| p.expires_at > now);
-        if map.len() >= MAX_PENDING {
-            return Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many logins in progress; try again shortly",
-            ));
+        while map.len() >= MAX_PENDING {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, p)| p.started_at)
+                .map(|(id, _)| id.clone());
+            match oldest {
+                Some(id) => map.remove(&id),
+                None => break,
+            };
         }
         let id = self.id(16);
         map.insert(id.clone(), p);
@@ -112,6 +118,7 @@ impl LoginApi {
 #[derive(Clone)]
 struct Pending {
     provider: String,
+    started_at: i64,
     expires_at: i64,
     kind: Flow,
 }
@@ -254,6 +261,7 @@ async fn device_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) 
         .clamp(1, 60);
     let pending = Pending {
         provider: p.spec.name.clone(),
+        started_at: now,
         expires_at: now + expires_in,
         kind: Flow::Device {
             device_code: device_code.to_owned(),
@@ -482,6 +490,7 @@ async fn code_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) ->
         .append_pair("code_challenge_method", "S256");
     let pending = Pending {
         provider: p.spec.name.clone(),
+        started_at: (api.now)(),
         expires_at: (api.now)() + 600,
         kind: Flow::Code {
             state: state.clone(),

@@ -35,6 +35,11 @@ pub fn login_api(state: &ProxyState, postgres_addr: String) -> LoginApi {
         let (token, rec) =
             identity::issue_token(tokens.as_ref(), &req, now, &mut rand::rngs::OsRng)
                 .map_err(|e| e.to_string())?;
+        if let Some(idp) = &ev.idp {
+            tokens
+                .set_token_idp(&rec.id, idp)
+                .map_err(|e| e.to_string())?;
+        }
         ev.statement = Some(format!(
             "credential {} issued, expires at {}",
             rec.id, rec.expires_at

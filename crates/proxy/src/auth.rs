@@ -44,10 +44,13 @@ pub async fn authenticate(
     } else {
         scram_exchange(state, stream, buf, user).await?
     };
-    let identity = record
-        .map(|r| r.identity())
-        .ok_or(SessionError::AuthFailed)?;
-    Ok((identity, None))
+    let record = record.ok_or(SessionError::AuthFailed)?;
+    // A credential from `gatehouse login`: its sessions name the provider that vouched.
+    let idp = state
+        .tokens
+        .token_idp(&record.id)
+        .map_err(|e| SessionError::Internal(format!("token store: {e}")))?;
+    Ok((record.identity(), idp))
 }
 
 enum Cleartext {

@@ -42,6 +42,11 @@ pub trait TokenStore: Send + Sync {
     /// Marks a token revoked at `at` (epoch seconds). Returns `false` when no token has this
     /// id or it was already revoked (the first revocation time is kept).
     fn revoke_token(&self, id: &str, at: i64) -> Result<bool, StoreError>;
+    /// Records which identity provider vouched for the person a token was issued to
+    /// (`gatehouse login`).
+    fn set_token_idp(&self, id: &str, idp: &model::IdpRef) -> Result<(), StoreError>;
+    /// The identity provider that vouched for a token's identity, if one did.
+    fn token_idp(&self, id: &str) -> Result<Option<model::IdpRef>, StoreError>;
 }
 
 /// The append-only audit event log. Owned by one writer (hence `Send` only); readers open

@@ -77,8 +77,23 @@ CREATE INDEX IF NOT EXISTS approval_requests_by_time
 
 /// Opens (creating if needed) `dir/gatehouse.db` with the settings above and the current schema.
 pub(crate) fn open_connection(dir: &Path) -> Result<Connection, StoreError> {
-    open_file(dir, DB_FILE_NAME, SCHEMA_VERSION, SCHEMA_V1)
+    let conn = open_file(dir, DB_FILE_NAME, SCHEMA_VERSION, SCHEMA_V1)?;
+    // Added after version 1, and only added to: a table older builds never read, so the
+    // version stays (they keep opening the file).
+    conn.execute_batch(TOKEN_IDP)?;
+    Ok(conn)
 }
+
+/// Which identity provider vouched for the person a token was issued to (`gatehouse login`),
+/// so sessions using that token record the provider, issuer and subject.
+const TOKEN_IDP: &str = "
+CREATE TABLE IF NOT EXISTS token_idp (
+    token_id TEXT PRIMARY KEY REFERENCES tokens (id),
+    provider TEXT NOT NULL,
+    issuer   TEXT NOT NULL,
+    subject  TEXT NOT NULL
+);
+";
 
 /// Opens (creating if needed) `dir/approvals.db` with the settings above and its schema.
 pub(crate) fn open_approvals_connection(dir: &Path) -> Result<Connection, StoreError> {

@@ -113,6 +113,31 @@ impl TokenStore for SqliteStore {
         )?;
         Ok(changed > 0)
     }
+
+    fn set_token_idp(&self, id: &str, idp: &model::IdpRef) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO token_idp (token_id, provider, issuer, subject) VALUES (?1, ?2, ?3, ?4)",
+            params![id, idp.provider, idp.issuer, idp.subject],
+        )?;
+        Ok(())
+    }
+
+    fn token_idp(&self, id: &str) -> Result<Option<model::IdpRef>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT provider, issuer, subject FROM token_idp WHERE token_id = ?1",
+        )?;
+        Ok(stmt
+            .query_row(params![id], |r| {
+                Ok(model::IdpRef {
+                    provider: r.get(0)?,
+                    issuer: r.get(1)?,
+                    subject: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
 }
 
 /// A row as SQLite returns it, before the checks that turn it into a [`TokenRecord`].

@@ -36,14 +36,18 @@ pub fn build(
         if let Err(e) = check_url(&p.issuer) {
             errors.push(format!("{key}.issuer: {e}"));
         }
-        let audience: Vec<String> = match (&p.audience, &p.client_id) {
-            (Some(a), _) if !a.is_empty() => a.clone(),
-            (_, Some(c)) => vec![c.clone()],
-            _ => {
-                errors.push(format!("{key}.audience: missing (or set client_id)"));
-                Vec::new()
-            }
-        };
+        // JWTs as passwords need an audience of their own; logins need a client id.
+        let audience: Vec<String> = p.audience.clone().unwrap_or_default();
+        if audience.is_empty() && p.client_id.is_none() {
+            errors.push(format!(
+                "{key}.audience: missing (JWTs as passwords need it; logins need client_id)"
+            ));
+        }
+        if let Some(c) = p.client_id.as_ref().filter(|c| audience.contains(c)) {
+            errors.push(format!(
+                "{key}.audience: must not include the login client {c:?} (an ID token is not a password)"
+            ));
+        }
         if audience.iter().any(|a| a.trim().is_empty()) {
             errors.push(format!("{key}.audience: an audience is empty"));
         }

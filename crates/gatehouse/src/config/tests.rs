@@ -233,11 +233,11 @@ fn identity_providers_parse_with_defaults() {
     );
     let c = Config::parse(&text, Path::new("."), Secrets::Required).unwrap();
     let p = &c.proxy.identity_providers[0];
-    assert_eq!(
-        p.audience,
-        vec!["abc"],
-        "audience defaults to the client id"
+    assert!(
+        p.audience.is_empty(),
+        "no JWT passwords unless an audience is set"
     );
+    assert_eq!(p.client_id.as_deref(), Some("abc"));
     assert_eq!(p.identity_claim, "sub");
     assert_eq!(p.groups_claim, "groups");
     assert_eq!(p.kind, model::IdentityKind::Agent);
@@ -271,7 +271,7 @@ group_map = {{ "x" = "not a group" }}
         .join("\n");
     for needle in [
         "identity_providers[0].issuer: http://idp.example.com must use https://",
-        "identity_providers[0].audience: missing (or set client_id)",
+        "identity_providers[0].audience: missing (JWTs as passwords need it; logins need client_id)",
         "identity_providers[0].client_secret_env: needs client_id",
         "identity_providers[0].kind: unknown identity kind",
         "identity_providers[0].algorithms: \"HS256\" is not allowed",

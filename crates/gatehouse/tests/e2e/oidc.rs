@@ -4,6 +4,7 @@
 //! loopback redirect), the credential used by psql, groups from the IdP deciding unmasking,
 //! removal from a group taking effect at the next login, and logout.
 
+mod attacks;
 mod idp;
 
 use crate::harness::{pg_tool, Gatehouse, Options, OIDC_SECRET_ENV, WAIT};
@@ -361,6 +362,19 @@ async fn device_login_groups_from_the_idp_decide_unmasking_until_the_next_login(
     .await;
     assert!(ok, "{out}");
     assert_eq!(out, "123-45-6789", "dba from the IdP may unmask");
+    // The session's events name the provider that vouched for the credential's person.
+    let events = gh
+        .wait_events("the login session", |evs| {
+            evs.iter()
+                .any(|e| e["kind"] == "statement" && e["identity"] == "alice@example.com")
+        })
+        .await;
+    let stmt = events
+        .iter()
+        .find(|e| e["kind"] == "statement" && e["identity"] == "alice@example.com")
+        .unwrap();
+    assert_eq!(stmt["idp"]["subject"], "alice");
+    assert_eq!(stmt["idp"]["provider"], "corp");
 
     // Removed from dba at the IdP: the next login's credential no longer unmasks.
     idp.set_users(json!([alice(&["eng"])])).await;

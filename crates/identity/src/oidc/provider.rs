@@ -36,7 +36,9 @@ pub struct Provider {
     http: reqwest::Client,
     metadata: RwLock<Option<Arc<Metadata>>>,
     keys: RwLock<Option<Arc<JwkSet>>>,
-    last_key_fetch: Mutex<Option<Instant>>,
+    /// When the last key set fetch began, and its failure if it failed.
+    last_key_fetch: Mutex<Option<(Instant, Option<String>)>>,
+    metadata_failed: Mutex<Option<(Instant, String)>>,
 }
 
 impl Provider {
@@ -47,11 +49,13 @@ impl Provider {
             metadata: RwLock::new(None),
             keys: RwLock::new(None),
             last_key_fetch: Mutex::new(None),
+            metadata_failed: Mutex::new(None),
         }
     }
 
-    /// The discovery document, fetched once (and again after a failure). Its `issuer` must
-    /// be exactly the configured one (OpenID Connect Discovery §4.3).
+    /// The discovery document, fetched once (and again after a failure, at most every
+    /// `MIN_REFRESH`). Its `issuer` must be exactly the configured one (OpenID Connect
+    /// Discovery §4.3).
     pub async fn metadata(&self) -> Result<Arc<Metadata>, String> {
         if let Some(m) = self
             .metadata
@@ -61,17 +65,42 @@ impl Provider {
         {
             return Ok(m);
         }
-        let url = self.spec.discovery_url();
-        let m: Metadata = self.get_json(&url).await?;
-        if m.issuer != self.spec.issuer {
-            return Err(format!(
-                "discovery document at {url} names issuer {:?}, not {:?}",
-                m.issuer, self.spec.issuer
-            ));
+        {
+            let failed = self
+                .metadata_failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some((at, e)) = &*failed {
+                if at.elapsed() < MIN_REFRESH {
+                    return Err(e.clone());
+                }
+            }
         }
-        let m = Arc::new(m);
-        *self.metadata.write().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
-        Ok(m)
+        let url = self.spec.discovery_url();
+        let fetched = self.get_json::<Metadata>(&url).await.and_then(|m| {
+            if m.issuer == self.spec.issuer {
+                Ok(m)
+            } else {
+                Err(format!(
+                    "discovery document at {url} names issuer {:?}, not {:?}",
+                    m.issuer, self.spec.issuer
+                ))
+            }
+        });
+        match fetched {
+            Ok(m) => {
+                let m = Arc::new(m);
+                *self.metadata.write().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
+                Ok(m)
+            }
+            Err(e) => {
+                *self
+                    .metadata_failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
     }
 
     /// The key set as last fetched, fetching it when there is none yet.
@@ -82,27 +111,66 @@ impl Provider {
         self.fetch_keys().await
     }
 
-    /// Fetches the key set now, unless it was fetched less than `MIN_REFRESH` ago (then the
-    /// cached one, if any).
+    /// Fetches the key set now, unless a fetch began less than `MIN_REFRESH` ago (then the
+    /// cached key set, or that fetch's failure): failures are rate-limited as successes are.
     pub async fn fetch_keys(&self) -> Result<Arc<JwkSet>, String> {
         {
             let mut last = self
                 .last_key_fetch
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let cached = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
-            if let (Some(at), Some(k)) = (*last, cached) {
+            if let Some((at, failure)) = &*last {
                 if at.elapsed() < MIN_REFRESH {
-                    return Ok(k);
+                    let cached = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
+                    return match (cached, failure) {
+                        (Some(k), _) => Ok(k),
+                        (None, Some(e)) => Err(e.clone()),
+                        (None, None) => Err("the key set is being fetched".into()),
+                    };
                 }
             }
-            *last = Some(Instant::now());
+            *last = Some((Instant::now(), None));
+        }
+        let fetched = self.fetch_key_set().await;
+        match fetched {
+            Ok(set) => {
+                let set = Arc::new(set);
+                *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(set.clone());
+                Ok(set)
+            }
+            Err(e) => {
+                *self
+                    .last_key_fetch
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), Some(e.clone())));
+                Err(e)
+            }
+        }
+    }
+
+    /// The provider's signing keys. Keys this verifier cannot read (other key types,
+    /// encryption keys) are skipped, not fatal: one odd key must not disable the provider.
+    async fn fetch_key_set(&self) -> Result<JwkSet, String> {
+        #[derive(Deserialize)]
+        struct Raw {
+            keys: Vec<serde_json::Value>,
         }
         let m = self.metadata().await?;
-        let set: JwkSet = self.get_json(&m.jwks_uri).await?;
-        let set = Arc::new(set);
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(set.clone());
-        Ok(set)
+        let raw: Raw = self.get_json(&m.jwks_uri).await?;
+        let total = raw.keys.len();
+        let keys: Vec<jsonwebtoken::jwk::Jwk> = raw
+            .keys
+            .into_iter()
+            .filter(|k| k.get("use").and_then(serde_json::Value::as_str) != Some("enc"))
+            .filter_map(|k| serde_json::from_value(k).ok())
+            .collect();
+        if keys.is_empty() {
+            return Err(format!(
+                "{}: none of its {total} keys is a signing key this verifier reads",
+                m.jwks_uri
+            ));
+        }
+        Ok(JwkSet { keys })
     }
 
     /// Verifies a token whose `iss` is this provider's.

@@ -12,7 +12,9 @@ pub struct ProviderSpec {
     /// Exactly the `iss` its tokens carry; its discovery document is at
     /// `issuer + "/.well-known/openid-configuration"`.
     pub issuer: String,
-    /// Accepted `aud` values (for ID tokens of the login flows, the client id).
+    /// Accepted `aud` values of JWTs presented as passwords (empty: none are accepted). ID
+    /// tokens of the login flows must name `client_id` instead, and a password JWT naming
+    /// `client_id` is refused (an ID token is not a workload credential).
     pub audience: Vec<String>,
     /// For the login flows (device grant, authorization code + PKCE).
     pub client_id: Option<String>,
@@ -24,7 +26,8 @@ pub struct ProviderSpec {
     pub groups_claim: String,
     /// Kind of identities from JWTs presented as passwords (login flows are always human).
     pub kind: IdentityKind,
-    /// IdP groups that count (after `group_map` keys, which always count); `None`: all.
+    /// IdP groups that count besides `group_map` keys (which always count); `None`: all
+    /// of them when there is no `group_map`, none otherwise.
     pub allowed_groups: Option<BTreeSet<String>>,
     /// IdP group → Gatehouse group.
     pub group_map: BTreeMap<String, String>,
@@ -77,8 +80,11 @@ impl ProviderSpec {
             let mapped = match self.group_map.get(g) {
                 Some(to) => Some(to.clone()),
                 None => match &self.allowed_groups {
-                    Some(allowed) if !allowed.contains(g) => None,
-                    _ => Some(g.clone()),
+                    Some(allowed) if allowed.contains(g) => Some(g.clone()),
+                    Some(_) => None,
+                    // A mapping table names the groups that count.
+                    None if !self.group_map.is_empty() => None,
+                    None => Some(g.clone()),
                 },
             };
             match mapped {

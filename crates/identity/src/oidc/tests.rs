@@ -57,7 +57,9 @@ fn claims() -> Value {
 }
 
 fn spec() -> ProviderSpec {
-    ProviderSpec::new("corp", ISS, "gatehouse")
+    let mut s = ProviderSpec::new("corp", ISS, "gatehouse");
+    s.client_id = Some("login-client".into());
+    s
 }
 
 fn check(spec: &ProviderSpec, keys: &JwkSet, token: &str) -> Result<Verified, Refusal> {
@@ -228,6 +230,7 @@ fn login_tokens_need_the_nonce_and_azp_with_several_audiences() {
     let keys = set(&[&k]);
     let s = spec();
     let mut c = claims();
+    c["aud"] = json!("login-client");
     c["nonce"] = json!("n-123");
     let t = sign(&k, &c);
     let peeked = peek(&t).unwrap();
@@ -237,14 +240,14 @@ fn login_tokens_need_the_nonce_and_azp_with_several_audiences() {
         verify(&s, &keys, &t, &peeked, NOW, login("n-999")),
         Err(Refusal::WrongNonce)
     );
-    c["aud"] = json!(["gatehouse", "other"]);
+    c["aud"] = json!(["login-client", "other"]);
     let t = sign(&k, &c);
     let peeked = peek(&t).unwrap();
     assert_eq!(
         verify(&s, &keys, &t, &peeked, NOW, login("n-123")),
         Err(Refusal::WrongAudience)
     );
-    c["azp"] = json!("gatehouse");
+    c["azp"] = json!("login-client");
     let t = sign(&k, &c);
     let peeked = peek(&t).unwrap();
     assert!(verify(&s, &keys, &t, &peeked, NOW, login("n-123")).is_ok());
@@ -263,12 +266,37 @@ fn claims_map_by_name_path_table_and_allow_list() {
         .collect();
     let mut c = claims();
     c["email"] = json!("alice@example.com");
+    c["email_verified"] = json!(true);
     c["realm_access"] = json!({"roles": ["eng", "Database Admins", "marketing", "eng"]});
     let v = check(&s, &keys, &sign(&k, &c)).unwrap();
     assert_eq!(v.identity.name, "alice@example.com");
     assert_eq!(v.identity.groups, vec!["dba", "eng"]);
     assert_eq!(v.ignored_groups, vec!["marketing"]);
+    // A mapping table alone: only mapped groups count; a string claim is one group.
+    s.allowed_groups = None;
+    c["realm_access"] = json!({"roles": ["dba", "Database Admins"]});
+    let v = check(&s, &keys, &sign(&k, &c)).unwrap();
+    assert_eq!(v.identity.groups, vec!["dba"]);
+    assert_eq!(v.ignored_groups, vec!["dba"]);
+    c["realm_access"] = json!({"roles": "Database Admins"});
+    let v = check(&s, &keys, &sign(&k, &c)).unwrap();
+    assert_eq!(v.identity.groups, vec!["dba"]);
+    // An email the provider did not verify names no one.
+    c["email_verified"] = json!(false);
+    assert!(matches!(
+        check(&s, &keys, &sign(&k, &c)),
+        Err(Refusal::BadIdentity(_))
+    ));
+    c["email_verified"] = json!(true);
+    // A password JWT for the login client is an ID token, not a password.
+    let mut id_token = c.clone();
+    id_token["aud"] = json!("login-client");
+    assert_eq!(
+        check(&s, &keys, &sign(&k, &id_token)),
+        Err(Refusal::WrongAudience)
+    );
     // A namespaced claim is a top-level name, never a path.
+    s.allowed_groups = Some(["eng".to_string()].into_iter().collect());
     s.groups_claim = "https://example.com/groups".into();
     c["https://example.com/groups"] = json!(["eng"]);
     let v = check(&s, &keys, &sign(&k, &c)).unwrap();

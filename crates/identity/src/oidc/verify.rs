@@ -249,16 +249,25 @@ fn check_claims(
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
         _ => return Err(Refusal::MissingClaim("aud".into())),
     };
-    if !audiences
-        .iter()
-        .any(|a| spec.audience.iter().any(|want| want == a))
-    {
+    // An ID token is for the login client; a password JWT for a workload audience, and never
+    // the login client's (an ID token is not a workload credential).
+    let client = spec.client_id.as_deref();
+    let accepted: Vec<&str> = match purpose {
+        Purpose::Login { .. } => client.into_iter().collect(),
+        Purpose::Password => spec.audience.iter().map(String::as_str).collect(),
+    };
+    if !audiences.iter().any(|a| accepted.contains(a)) {
         return Err(Refusal::WrongAudience);
+    }
+    if let (Purpose::Password, Some(c)) = (purpose, client) {
+        if audiences.contains(&c) {
+            return Err(Refusal::WrongAudience);
+        }
     }
     // OIDC Core §3.1.3.7: with several audiences, `azp` must be the client.
     if let (Purpose::Login { .. }, true) = (purpose, audiences.len() > 1) {
         let azp = claims.get("azp").and_then(Value::as_str);
-        if azp.is_none() || !spec.audience.iter().any(|a| Some(a.as_str()) == azp) {
+        if azp.is_none() || azp != client {
             return Err(Refusal::WrongAudience);
         }
     }
@@ -332,15 +341,21 @@ fn map_identity(spec: &ProviderSpec, claims: &Value) -> Result<Verified, Refusal
     let raw = claim(claims, &spec.identity_claim)
         .and_then(Value::as_str)
         .ok_or_else(|| Refusal::MissingClaim(spec.identity_claim.clone()))?;
+    // An email names a person only once the provider verified it (self sign-up and profile
+    // edits let anyone claim any address).
+    if spec.identity_claim == "email" && claims.get("email_verified") != Some(&Value::Bool(true)) {
+        return Err(Refusal::BadIdentity("email_verified is not true".into()));
+    }
     let name = spec.identity_name(raw);
     crate::validate_identity_name(&name).map_err(|e| Refusal::BadIdentity(e.to_string()))?;
+    // A string is one group (a group name may have spaces: split, its words would count).
     let listed: Vec<String> = match claim(claims, &spec.groups_claim) {
         Some(Value::Array(list)) => list
             .iter()
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     };
     let (groups, ignored_groups) = spec.map_groups(&listed);
