@@ -80,7 +80,7 @@ pub fn routes(api: ApprovalsApi) -> Router {
 }
 
 /// The bearer token of a request.
-fn bearer(headers: &HeaderMap) -> Result<&str, Answer> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, Answer> {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -323,35 +323,20 @@ async fn device_poll(State(api): State<LoginApi>, Json(body): Json<PollBody>) ->
             Json(json!({ "status": "pending", "interval": interval })),
         );
     }
-    let Some(p) = api.providers.by_name(&pending.provider).cloned() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "identity provider no longer configured",
-        );
+    let p = match provider_of(&api, &pending) {
+        Ok(p) => p,
+        Err(e) => return e,
     };
-    let meta = match p.metadata().await {
-        Ok(m) => m,
-        Err(e) => {
-            api.put_back(body.login_id, pending);
-            return error(StatusCode::BAD_GATEWAY, format!("identity provider: {e}"));
-        }
-    };
-    let Some(token_endpoint) = meta.token_endpoint.clone() else {
-        return error(
-            StatusCode::BAD_GATEWAY,
-            "the identity provider has no token endpoint",
-        );
-    };
-    let mut form = vec![
+    let form = vec![
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
         ("device_code", device_code.as_str()),
     ];
-    let basic = client_form(&p, &mut form);
-    let (_, v) = match p.post_form(&token_endpoint, &form, basic).await {
-        Ok(r) => r,
+    let v = match token_request(&p, form).await {
+        Ok((_, v)) => v,
         Err(e) => {
+            // The IdP could not be asked: the login stays, to be polled again.
             api.put_back(body.login_id, pending);
-            return error(StatusCode::BAD_GATEWAY, format!("identity provider: {e}"));
+            return e;
         }
     };
     match v.get("error").and_then(Value::as_str) {
@@ -380,6 +365,32 @@ async fn device_poll(State(api): State<LoginApi>, Json(body): Json<PollBody>) ->
         }
         None => finish(&api, &p, &v, None).await,
     }
+}
+
+/// The provider a pending login was started with.
+fn provider_of(api: &LoginApi, pending: &Pending) -> Result<Arc<Provider>, Answer> {
+    api.providers
+        .by_name(&pending.provider)
+        .cloned()
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                "identity provider no longer configured",
+            )
+        })
+}
+
+/// One request to the provider's token endpoint, authenticated as the client; its HTTP
+/// status and JSON answer.
+async fn token_request(p: &Provider, mut form: Vec<(&str, &str)>) -> Result<(u16, Value), Answer> {
+    let gateway = |e: String| error(StatusCode::BAD_GATEWAY, format!("identity provider: {e}"));
+    let meta = p.metadata().await.map_err(gateway)?;
+    let endpoint = meta
+        .token_endpoint
+        .clone()
+        .ok_or_else(|| gateway("it has no token endpoint".into()))?;
+    let basic = client_form(p, &mut form);
+    p.post_form(&endpoint, &form, basic).await.map_err(gateway)
 }
 
 /// Verifies the ID token of a successful token response and issues the credential.
@@ -528,7 +539,7 @@ async fn code_finish(State(api): State<LoginApi>, Json(body): Json<FinishBody>) 
         nonce,
         verifier,
         redirect_uri,
-    } = pending.kind
+    } = &pending.kind
     else {
         return error(StatusCode::BAD_REQUEST, "not a browser login");
     };
@@ -536,49 +547,32 @@ async fn code_finish(State(api): State<LoginApi>, Json(body): Json<FinishBody>) 
     if !same {
         return error(StatusCode::BAD_REQUEST, "state does not match the login");
     }
-    let Some(p) = api.providers.by_name(&pending.provider).cloned() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "identity provider no longer configured",
-        );
+    let p = match provider_of(&api, &pending) {
+        Ok(p) => p,
+        Err(e) => return e,
     };
-    let meta = match p.metadata().await {
-        Ok(m) => m,
-        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("identity provider: {e}")),
-    };
-    let Some(token_endpoint) = meta.token_endpoint.clone() else {
-        return error(
-            StatusCode::BAD_GATEWAY,
-            "the identity provider has no token endpoint",
-        );
-    };
-    let mut form = vec![
+    let form = vec![
         ("grant_type", "authorization_code"),
         ("code", body.code.as_str()),
         ("redirect_uri", redirect_uri.as_str()),
         ("code_verifier", verifier.as_str()),
     ];
-    let basic = client_form(&p, &mut form);
-    let (status, v) = match p.post_form(&token_endpoint, &form, basic).await {
+    let (status, v) = match token_request(&p, form).await {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("identity provider: {e}")),
+        Err(e) => return e,
     };
     if v.get("error").is_some() || status >= 400 {
         let why = format!("the identity provider refused the code: {}", idp_error(&v));
         (api.record_failure)(&p.spec.name, &why);
         return error(StatusCode::FORBIDDEN, why);
     }
-    finish(&api, &p, &v, Some(&nonce)).await
+    finish(&api, &p, &v, Some(nonce)).await
 }
 
 async fn logout(State(api): State<LoginApi>, headers: HeaderMap) -> Answer {
-    let Some(token) = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-    else {
-        return error(StatusCode::UNAUTHORIZED, "a bearer token is required");
+    let token = match crate::approvals_api::bearer(&headers) {
+        Ok(t) => t,
+        Err(e) => return e,
     };
     match (api.revoke)(token) {
         Ok(true) => (StatusCode::OK, Json(json!({ "status": "revoked" }))),

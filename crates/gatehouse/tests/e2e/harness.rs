@@ -282,6 +282,34 @@ pub fn db_error(e: &tokio_postgres::Error) -> (String, String) {
     }
 }
 
+/// psql through `gh` as `user` with `password`, `extra` appended to the conninfo (e.g.
+/// `sslmode=require`); whether it succeeded, and its stdout + stderr. The environment's libpq
+/// settings that would change the connection are removed.
+pub async fn psql_as(
+    gh: &Gatehouse,
+    user: &str,
+    password: &str,
+    extra: &str,
+    sql: &str,
+) -> (bool, String) {
+    let out = tokio::process::Command::new(pg_tool("psql"))
+        .arg(format!("{} {extra}", gh.conninfo(user)))
+        .args(["-X", "-At", "-c", sql])
+        .env("PGPASSWORD", password)
+        .env_remove("PGSSLMODE")
+        .env_remove("PGCHANNELBINDING")
+        .env_remove("PGSERVICE")
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text.trim().to_owned())
+}
+
 /// Finds a PostgreSQL client tool (psql, pgbench): PATH, then the cluster's bindir, then the
 /// usual Debian locations.
 pub fn pg_tool(name: &str) -> PathBuf {

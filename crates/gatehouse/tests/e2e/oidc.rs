@@ -7,37 +7,14 @@
 mod attacks;
 mod idp;
 
-use crate::harness::{pg_tool, Gatehouse, Options, OIDC_SECRET_ENV, WAIT};
+use crate::harness::{Gatehouse, Options, OIDC_SECRET_ENV, WAIT};
 use crate::tls_modern::certs::{self, Kind};
 use idp::{alice, Idp};
 use serde_json::{json, Value};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// psql with `extra` conninfo as `user` with `password`; success and its output.
-async fn psql(
-    gh: &Gatehouse,
-    user: &str,
-    password: &str,
-    extra: &str,
-    sql: &str,
-) -> (bool, String) {
-    let out = tokio::process::Command::new(pg_tool("psql"))
-        .arg(format!("{} {extra}", gh.conninfo(user)))
-        .args(["-X", "-At", "-c", sql])
-        .env("PGPASSWORD", password)
-        .env_remove("PGSSLMODE")
-        .env_remove("PGSERVICE")
-        .stdin(Stdio::null())
-        .output();
-    let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text.trim().to_owned())
-}
+pub(crate) use crate::harness::psql_as as psql;
 
 async fn jwt_proxy(idp: &Idp, cert: &certs::Cert) -> Gatehouse {
     Gatehouse::start_with(Options {

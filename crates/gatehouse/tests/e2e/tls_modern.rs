@@ -13,11 +13,10 @@ mod mitm;
 mod pg_tls;
 mod wire;
 
-use crate::harness::{pg_tool, Gatehouse, WAIT};
+use crate::harness::{Gatehouse, WAIT};
 use bytes::BytesMut;
 use certs::Kind;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
-use std::process::Stdio;
 use tokio_postgres::config::{ChannelBinding as Binding, SslMode, SslNegotiation};
 use wire::{Outcome, Start};
 
@@ -25,24 +24,9 @@ const PLUS: &str = "SCRAM-SHA-256-PLUS";
 const SCRAM: &str = "SCRAM-SHA-256";
 const ALPN: &[&[u8]] = &[b"postgresql"];
 
-/// psql with `conninfo` appended to the proxy's; success and stdout + stderr.
+/// psql as alice with `conninfo` appended to the proxy's; success and stdout + stderr.
 async fn psql(gh: &Gatehouse, token: &str, conninfo: &str, sql: &str) -> (bool, String) {
-    let out = tokio::process::Command::new(pg_tool("psql"))
-        .arg(format!("{} {conninfo}", gh.conninfo("alice")))
-        .args(["-X", "-At", "-c", sql])
-        .env("PGPASSWORD", token)
-        .env_remove("PGSSLMODE")
-        .env_remove("PGCHANNELBINDING")
-        .env_remove("PGSERVICE")
-        .stdin(Stdio::null())
-        .output();
-    let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text.trim().to_owned())
+    crate::harness::psql_as(gh, "alice", token, conninfo, sql).await
 }
 
 /// tokio-postgres over rustls with the given negotiation and channel binding policy.
