@@ -24,10 +24,11 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Issues a credential for a verified login; gives the token, its expiry (epoch seconds) and
-/// the identity's name. Records the login in the audit trail.
+/// Issues a credential for a verified login, living `ttl` seconds, keeping the provider's
+/// refresh token (if it gave one) to ask it again later; gives the token and its expiry
+/// (epoch seconds). Records the login in the audit trail.
 pub type IssueCredential =
-    Arc<dyn Fn(&Verified, i64) -> Result<(String, i64), String> + Send + Sync>;
+    Arc<dyn Fn(&Verified, i64, Option<&str>) -> Result<(String, i64), String> + Send + Sync>;
 /// Revokes the credential a bearer token is (recorded); `Ok(false)`: no such active token.
 pub type Revoke = Arc<dyn Fn(&str) -> Result<bool, String> + Send + Sync>;
 /// Records a login that failed (provider, reason).
@@ -201,18 +202,6 @@ fn provider(api: &LoginApi, name: Option<&str>) -> Result<Arc<Provider>, Answer>
     })
 }
 
-fn client_form<'a>(p: &'a Provider, form: &mut Vec<(&'a str, &'a str)>) -> bool {
-    // A confidential client authenticates with HTTP Basic; a public one names itself.
-    match (&p.spec.client_id, &p.spec.client_secret) {
-        (Some(_), Some(_)) => true,
-        (Some(id), None) => {
-            form.push(("client_id", id));
-            false
-        }
-        _ => false,
-    }
-}
-
 async fn device_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) -> Answer {
     let p = match provider(&api, body.provider.as_deref()) {
         Ok(p) => p,
@@ -229,9 +218,8 @@ async fn device_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) 
         );
     };
     let scope = p.spec.scopes.join(" ");
-    let mut form = vec![("scope", scope.as_str())];
-    let basic = client_form(&p, &mut form);
-    let (status, v) = match p.post_form(&endpoint, &form, basic).await {
+    let form = vec![("scope", scope.as_str())];
+    let (status, v) = match p.post_form(&endpoint, &form).await {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_GATEWAY, format!("identity provider: {e}")),
     };
@@ -380,17 +368,12 @@ fn provider_of(api: &LoginApi, pending: &Pending) -> Result<Arc<Provider>, Answe
         })
 }
 
-/// One request to the provider's token endpoint, authenticated as the client; its HTTP
-/// status and JSON answer.
-async fn token_request(p: &Provider, mut form: Vec<(&str, &str)>) -> Result<(u16, Value), Answer> {
-    let gateway = |e: String| error(StatusCode::BAD_GATEWAY, format!("identity provider: {e}"));
-    let meta = p.metadata().await.map_err(gateway)?;
-    let endpoint = meta
-        .token_endpoint
-        .clone()
-        .ok_or_else(|| gateway("it has no token endpoint".into()))?;
-    let basic = client_form(p, &mut form);
-    p.post_form(&endpoint, &form, basic).await.map_err(gateway)
+/// One request to the provider's token endpoint as the client; its HTTP status and JSON
+/// answer.
+async fn token_request(p: &Provider, form: Vec<(&str, &str)>) -> Result<(u16, Value), Answer> {
+    p.token_request(&form)
+        .await
+        .map_err(|e| error(StatusCode::BAD_GATEWAY, format!("identity provider: {e}")))
 }
 
 /// Verifies the ID token of a successful token response and issues the credential.
@@ -414,8 +397,17 @@ async fn finish(api: &LoginApi, p: &Provider, tokens: &Value, nonce: Option<&str
     };
     // People log in; whatever the provider's `kind` says for workload tokens.
     verified.identity.kind = model::IdentityKind::Human;
-    let ttl = p.spec.max_credential_ttl_secs;
-    match (api.issue)(&verified, ttl) {
+    // Never longer than the provider's session, where it says how long that is (Keycloak's
+    // `refresh_expires_in`; 0 there means an offline session without an end).
+    let session = tokens
+        .get("refresh_expires_in")
+        .and_then(Value::as_i64)
+        .filter(|s| *s > 0);
+    let ttl = session.map_or(p.spec.max_credential_ttl_secs, |s| {
+        s.min(p.spec.max_credential_ttl_secs)
+    });
+    let refresh = tokens.get("refresh_token").and_then(Value::as_str);
+    match (api.issue)(&verified, ttl, refresh) {
         Ok((token, expires_at)) => (
             StatusCode::OK,
             Json(json!({

@@ -1,11 +1,14 @@
 //! Wiring of `gatehouse login` on the admin listener (`console::login_api`): credentials are
 //! Gatehouse tokens issued in the token store for the identity the provider vouched for
 //! (kind human, the provider's groups), audited as `login` events with the provider, issuer
-//! and subject; logout revokes the caller's token.
+//! and subject; logout revokes the caller's token. While a credential lives, the provider is
+//! asked again with its refresh token (`spawn_recheck`): a refusal, or another identity or
+//! other groups than the credential carries, revokes it at once.
 
 use console::login_api::LoginApi;
 use model::{AuditEvent, AuditKind, IdpRef, Outcome};
 use proxy::ProxyState;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub fn login_api(state: &ProxyState, postgres_addr: String) -> LoginApi {
@@ -14,7 +17,7 @@ pub fn login_api(state: &ProxyState, postgres_addr: String) -> LoginApi {
         state.audit.clone(),
         state.clock.clone(),
     );
-    let issue: console::login_api::IssueCredential = Arc::new(move |v, max_ttl| {
+    let issue: console::login_api::IssueCredential = Arc::new(move |v, max_ttl, refresh| {
         let now = clock.now_secs();
         let req = identity::IssueRequest {
             identity: v.identity.name.clone(),
@@ -37,7 +40,7 @@ pub fn login_api(state: &ProxyState, postgres_addr: String) -> LoginApi {
                 .map_err(|e| e.to_string())?;
         if let Some(idp) = &ev.idp {
             tokens
-                .set_token_idp(&rec.id, idp)
+                .set_token_idp(&rec.id, idp, refresh)
                 .map_err(|e| e.to_string())?;
         }
         ev.statement = Some(format!(
@@ -59,15 +62,8 @@ pub fn login_api(state: &ProxyState, postgres_addr: String) -> LoginApi {
         else {
             return Ok(false);
         };
-        let slot = audit.reserve().map_err(|e| format!("audit trail: {e}"))?;
-        let revoked = tokens
-            .revoke_token(&rec.id, now)
-            .map_err(|e| e.to_string())?;
-        let mut ev = event(&clock.rfc3339(), &rec.identity);
-        ev.identity_kind = Some(rec.kind.as_str().to_owned());
-        ev.statement = Some(format!("credential {} revoked at logout", rec.id));
-        slot.send(ev);
-        Ok(revoked)
+        let idp = tokens.token_idp(&rec.id).map_err(|e| e.to_string())?;
+        revoke_recorded(&*tokens, &audit, clock.as_ref(), &rec, idp, "at logout")
     });
     let (audit, clock) = (state.audit.clone(), state.clock.clone());
     let record_failure: console::login_api::RecordFailure = Arc::new(move |provider, why| {
@@ -103,4 +99,167 @@ fn event(at: &str, identity: &str) -> AuditEvent {
     let mut ev = AuditEvent::new(AuditKind::Login, "login", at.to_owned());
     ev.identity = Some(identity.to_owned());
     ev
+}
+
+/// Revokes `rec` with its `login` event (the audit slot is taken first: no revocation goes
+/// unrecorded, and none is skipped because the trail failed after it).
+fn revoke_recorded(
+    tokens: &dyn store::TokenStore,
+    audit: &audit::AuditHandle,
+    clock: &dyn proxy::Clock,
+    rec: &model::TokenRecord,
+    idp: Option<IdpRef>,
+    why: &str,
+) -> Result<bool, String> {
+    let slot = audit.reserve().map_err(|e| format!("audit trail: {e}"))?;
+    let revoked = tokens
+        .revoke_token(&rec.id, clock.now_secs())
+        .map_err(|e| e.to_string())?;
+    let mut ev = event(&clock.rfc3339(), &rec.identity);
+    ev.identity_kind = Some(rec.kind.as_str().to_owned());
+    ev.groups.clone_from(&rec.groups);
+    ev.idp = idp;
+    ev.statement = Some(format!("credential {} revoked {why}", rec.id));
+    slot.send(ev);
+    Ok(revoked)
+}
+
+/// Every `recheck_secs` of its provider, each live credential from `gatehouse login` with a
+/// refresh token is refreshed at the provider. Refused (the person was disabled, their
+/// session ended, the grant was revoked), a new ID token that does not verify, or one giving
+/// another identity or other groups than the credential carries: the credential is revoked
+/// at once (the person logs in again for the groups they have now). A provider that cannot
+/// be reached changes nothing until it can.
+pub fn spawn_recheck(state: &ProxyState) {
+    let periods: HashMap<String, i64> = state
+        .providers
+        .iter()
+        .filter(|p| p.spec.client_id.is_some() && p.spec.recheck_secs > 0)
+        .map(|p| (p.spec.name.clone(), p.spec.recheck_secs))
+        .collect();
+    let Some(tick) = periods.values().min().copied() else {
+        return;
+    };
+    let (providers, tokens, audit, clock) = (
+        state.providers.clone(),
+        state.tokens.clone(),
+        state.audit.clone(),
+        state.clock.clone(),
+    );
+    tokio::spawn(async move {
+        let period = std::time::Duration::from_secs(u64::try_from(tick).unwrap_or(1));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When each credential is next due (a credential is first asked about one period
+        // after it was issued).
+        let mut due: HashMap<String, i64> = HashMap::new();
+        loop {
+            interval.tick().await;
+            let now = clock.now_secs();
+            let live = match tokens.refreshable_tokens(now) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "re-checking logins: token store");
+                    continue;
+                }
+            };
+            due.retain(|id, _| live.iter().any(|(r, _, _)| &r.id == id));
+            for (rec, provider, refresh) in live {
+                let Some(p) = providers.by_name(&provider) else {
+                    let why = format!("its identity provider {provider:?} is no longer configured");
+                    revoke_logged(&*tokens, &audit, clock.as_ref(), &rec, None, &why);
+                    continue;
+                };
+                let Some(every) = periods.get(&provider).copied() else {
+                    continue;
+                };
+                let next = *due.entry(rec.id.clone()).or_insert(rec.created_at + every);
+                if now < next {
+                    continue;
+                }
+                due.insert(rec.id.clone(), now + every);
+                let idp = tokens.token_idp(&rec.id).ok().flatten();
+                match recheck(p, &*tokens, &rec, &refresh, now).await {
+                    Ok(()) => {}
+                    Err(Some(why)) => {
+                        revoke_logged(&*tokens, &audit, clock.as_ref(), &rec, idp, &why);
+                    }
+                    Err(None) => {}
+                }
+            }
+        }
+    });
+}
+
+fn revoke_logged(
+    tokens: &dyn store::TokenStore,
+    audit: &audit::AuditHandle,
+    clock: &dyn proxy::Clock,
+    rec: &model::TokenRecord,
+    idp: Option<IdpRef>,
+    why: &str,
+) {
+    match revoke_recorded(tokens, audit, clock, rec, idp, &format!("because {why}")) {
+        Ok(_) => {
+            tracing::info!(identity = %rec.identity, credential = %rec.id, reason = why, "credential revoked")
+        }
+        // Not revoked now: tried again at the next tick.
+        Err(e) => {
+            tracing::error!(identity = %rec.identity, credential = %rec.id, error = %e, "a credential to revoke could not be revoked")
+        }
+    }
+}
+
+/// One refresh of `rec`'s login. `Err(Some(why))`: revoke; `Err(None)`: nothing known (the
+/// provider could not be asked).
+async fn recheck(
+    p: &identity::oidc::Provider,
+    tokens: &dyn store::TokenStore,
+    rec: &model::TokenRecord,
+    refresh: &str,
+    now: i64,
+) -> Result<(), Option<String>> {
+    let v = match p.refresh(refresh).await {
+        identity::oidc::Refreshed::Tokens(v) => v,
+        identity::oidc::Refreshed::Refused(e) => {
+            return Err(Some(format!(
+                "the identity provider refused to renew the login ({e})"
+            )))
+        }
+        identity::oidc::Refreshed::Unavailable(e) => {
+            tracing::warn!(provider = %p.spec.name, error = %e, "re-checking a login: the identity provider is unavailable");
+            return Err(None);
+        }
+    };
+    if let Some(new) = v.get("refresh_token").and_then(serde_json::Value::as_str) {
+        if let Err(e) = tokens.set_refresh_token(&rec.id, new) {
+            tracing::warn!(credential = %rec.id, error = %e, "keeping the rotated refresh token");
+        }
+    }
+    // Without a new ID token the provider only said the session goes on.
+    let Some(id_token) = v.get("id_token").and_then(serde_json::Value::as_str) else {
+        return Ok(());
+    };
+    let purpose = identity::oidc::Purpose::Login { nonce: None };
+    let verified = match identity::oidc::peek(id_token) {
+        Ok(peeked) => p.verify(id_token, &peeked, now, purpose).await,
+        Err(r) => Err(r),
+    }
+    .map_err(|r| Some(format!("the renewed ID token was refused ({r})")))?;
+    let mut had = rec.groups.clone();
+    had.sort();
+    had.dedup();
+    if verified.identity.name != rec.identity {
+        return Err(Some(format!(
+            "the identity provider now names {:?}",
+            verified.identity.name
+        )));
+    }
+    if verified.identity.groups != had {
+        return Err(Some(format!(
+            "the identity provider now gives groups {:?}, not {:?}",
+            verified.identity.groups, had
+        )));
+    }
+    Ok(())
 }

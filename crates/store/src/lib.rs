@@ -43,10 +43,23 @@ pub trait TokenStore: Send + Sync {
     /// id or it was already revoked (the first revocation time is kept).
     fn revoke_token(&self, id: &str, at: i64) -> Result<bool, StoreError>;
     /// Records which identity provider vouched for the person a token was issued to
-    /// (`gatehouse login`).
-    fn set_token_idp(&self, id: &str, idp: &model::IdpRef) -> Result<(), StoreError>;
+    /// (`gatehouse login`), and the provider's refresh token when it gave one.
+    fn set_token_idp(
+        &self,
+        id: &str,
+        idp: &model::IdpRef,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// The identity provider that vouched for a token's identity, if one did.
     fn token_idp(&self, id: &str) -> Result<Option<model::IdpRef>, StoreError>;
+    /// Tokens active at `now` that a provider vouched for with a refresh token: the record,
+    /// the provider's name and the refresh token.
+    fn refreshable_tokens(
+        &self,
+        now: i64,
+    ) -> Result<Vec<(TokenRecord, String, String)>, StoreError>;
+    /// Replaces a token's refresh token (providers rotate them at each use).
+    fn set_refresh_token(&self, id: &str, refresh_token: &str) -> Result<(), StoreError>;
 }
 
 /// The append-only audit event log. Owned by one writer (hence `Send` only); readers open

@@ -85,13 +85,16 @@ pub(crate) fn open_connection(dir: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Which identity provider vouched for the person a token was issued to (`gatehouse login`),
-/// so sessions using that token record the provider, issuer and subject.
+/// so sessions using that token record the provider, issuer and subject; and the provider's
+/// refresh token, with which the server asks it again while the credential lives (the file
+/// is private to the server's user, as the token verifiers are).
 const TOKEN_IDP: &str = "
 CREATE TABLE IF NOT EXISTS token_idp (
-    token_id TEXT PRIMARY KEY REFERENCES tokens (id),
-    provider TEXT NOT NULL,
-    issuer   TEXT NOT NULL,
-    subject  TEXT NOT NULL
+    token_id      TEXT PRIMARY KEY REFERENCES tokens (id),
+    provider      TEXT NOT NULL,
+    issuer        TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    refresh_token TEXT
 );
 ";
 

@@ -114,11 +114,57 @@ impl TokenStore for SqliteStore {
         Ok(changed > 0)
     }
 
-    fn set_token_idp(&self, id: &str, idp: &model::IdpRef) -> Result<(), StoreError> {
+    fn set_token_idp(
+        &self,
+        id: &str,
+        idp: &model::IdpRef,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO token_idp (token_id, provider, issuer, subject) VALUES (?1, ?2, ?3, ?4)",
-            params![id, idp.provider, idp.issuer, idp.subject],
+            "INSERT INTO token_idp (token_id, provider, issuer, subject, refresh_token) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, idp.provider, idp.issuer, idp.subject, refresh_token],
+        )?;
+        Ok(())
+    }
+
+    fn refreshable_tokens(
+        &self,
+        now: i64,
+    ) -> Result<Vec<(TokenRecord, String, String)>, StoreError> {
+        let columns: String = COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {columns}, i.provider, i.refresh_token FROM tokens t \
+             JOIN token_idp i ON i.token_id = t.id \
+             WHERE t.revoked_at IS NULL AND t.expires_at > ?1 AND i.refresh_token IS NOT NULL \
+             ORDER BY t.created_at"
+        ))?;
+        let rows = stmt.query_map(params![now], |r| {
+            Ok((
+                RawToken::from_row(r)?,
+                r.get::<_, String>(12)?,
+                r.get::<_, String>(13)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (raw, provider, refresh) = row?;
+            out.push((raw.into_record()?, provider, refresh));
+        }
+        Ok(out)
+    }
+
+    fn set_refresh_token(&self, id: &str, refresh_token: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "UPDATE token_idp SET refresh_token = ?2 WHERE token_id = ?1",
+            params![id, refresh_token],
         )?;
         Ok(())
     }

@@ -103,3 +103,43 @@ fn corrupt_rows_are_reported_not_panicked() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn identity_provider_and_refresh_token_of_a_login_credential() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(dir.path())?;
+    let idp = model::IdpRef {
+        provider: "corp".into(),
+        issuer: "https://idp.example.com".into(),
+        subject: "alice".into(),
+    };
+    let (with, without, revoked, expired) = (
+        record("aa01", "alice", 100),
+        record("aa02", "bob", 110),
+        record("aa03", "carol", 120),
+        TokenRecord {
+            expires_at: 150,
+            ..record("aa04", "dave", 130)
+        },
+    );
+    for r in [&with, &without, &revoked, &expired] {
+        store.insert_token(r)?;
+    }
+    store.set_token_idp("aa01", &idp, Some("rt-1"))?;
+    store.set_token_idp("aa02", &idp, None)?;
+    store.set_token_idp("aa03", &idp, Some("rt-3"))?;
+    store.set_token_idp("aa04", &idp, Some("rt-4"))?;
+    store.revoke_token("aa03", 200)?;
+    assert_eq!(store.token_idp("aa02")?, Some(idp.clone()));
+    assert_eq!(store.token_idp("zz99")?, None);
+    // At 200 dave's has expired; carol's is revoked; bob's has no refresh token.
+    let live = store.refreshable_tokens(200)?;
+    assert_eq!(live, vec![(with.clone(), "corp".into(), "rt-1".into())]);
+    store.set_refresh_token("aa01", "rt-2")?;
+    assert_eq!(store.refreshable_tokens(200)?[0].2, "rt-2");
+    // Reopening finds them (the table is created once).
+    drop(store);
+    let store = SqliteStore::open(dir.path())?;
+    assert_eq!(store.token_idp("aa01")?, Some(idp));
+    Ok(())
+}

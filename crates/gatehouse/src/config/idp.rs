@@ -118,6 +118,12 @@ pub fn build(
                 }
             },
         };
+        let recheck = p.recheck_secs.unwrap_or(300);
+        if !(0..=86_400).contains(&recheck) {
+            errors.push(format!(
+                "{key}.recheck_secs: must be 0 (never) to 86400, got {recheck}"
+            ));
+        }
         if p.allowed_groups
             .iter()
             .flatten()
@@ -169,6 +175,7 @@ pub fn build(
         spec.clock_skew_secs = skew;
         spec.max_token_age_secs = p.max_token_age_secs;
         spec.max_credential_ttl_secs = ttl;
+        spec.recheck_secs = recheck;
         specs.push(spec);
     }
     specs

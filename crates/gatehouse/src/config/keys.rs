@@ -32,6 +32,7 @@ const IDENTITY_PROVIDER: &[&str] = &[
     "clock_skew_secs",
     "max_token_age_secs",
     "max_credential_ttl",
+    "recheck_secs",
 ];
 const IDENTITY_PROVIDER_REQUIRED: &[&str] = &["name", "issuer"];
 const APPROVALS: &[&str] = &[

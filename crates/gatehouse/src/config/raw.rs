@@ -47,6 +47,7 @@ pub struct RawIdentityProvider {
     pub clock_skew_secs: Option<i64>,
     pub max_token_age_secs: Option<i64>,
     pub max_credential_ttl: Option<String>,
+    pub recheck_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

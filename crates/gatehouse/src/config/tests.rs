@@ -243,6 +243,7 @@ fn identity_providers_parse_with_defaults() {
     assert_eq!(p.kind, model::IdentityKind::Agent);
     assert_eq!(p.max_credential_ttl_secs, 8 * 3600);
     assert_eq!(p.clock_skew_secs, 60);
+    assert_eq!(p.recheck_secs, 300);
     assert_eq!(p.group_map["Database Admins"], "dba");
 }
 
@@ -264,6 +265,7 @@ issuer = "http://127.0.0.1:9/x"
 client_id = "c"
 client_secret_env = "GATEHOUSE_TEST_SURELY_UNSET_OIDC_SECRET"
 group_map = {{ "x" = "not a group" }}
+recheck_secs = 90000
 "#
     );
     let all = Config::parse(&text, Path::new("."), Secrets::Required)
@@ -280,6 +282,7 @@ group_map = {{ "x" = "not a group" }}
         "identity_providers[0].max_credential_ttl: at most 7d",
         "identity_providers[1].name: duplicate provider",
         "identity_providers[1].client_secret_env: environment variable GATEHOUSE_TEST_SURELY_UNSET_OIDC_SECRET is not set",
+        "identity_providers[1].recheck_secs: must be 0 (never) to 86400, got 90000",
         "identity_providers[1].group_map.\"x\": \"not a group\" is not a valid Gatehouse group name",
     ] {
         assert!(all.contains(needle), "{needle} not in:\n{all}");

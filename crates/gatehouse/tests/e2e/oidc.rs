@@ -255,6 +255,11 @@ INSERT INTO people VALUES (1, '123-45-6789');
 ";
 
 async fn login_proxy(idp: &Idp) -> Gatehouse {
+    login_proxy_with(idp, "").await
+}
+
+/// `extra` is appended to the provider's table.
+async fn login_proxy_with(idp: &Idp, extra: &str) -> Gatehouse {
     Gatehouse::start_with(Options {
         admin: true,
         setup_sql: PEOPLE.into(),
@@ -267,7 +272,7 @@ permit(principal in Gatehouse::Group::"dba", action == Gatehouse::Action::"unmas
             "[[sensitive]]\ntarget = \"app\"\ncolumns = [\"public.people.ssn\"]\nmask = \"last4\"\n\
              [[identity_providers]]\nname = \"corp\"\nissuer = {:?}\nclient_id = \"gatehouse\"\n\
              client_secret_env = \"{OIDC_SECRET_ENV}\"\nidentity_claim = \"email\"\nkind = \"human\"\n\
-             max_credential_ttl = \"1h\"\n",
+             max_credential_ttl = \"1h\"\n{extra}",
             idp.issuer
         ),
     })
@@ -457,4 +462,110 @@ async fn login_endpoints_refuse_unknown_logins_and_non_loopback_redirects() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+/// The provider is asked again while a credential lives (its refresh token): removed from a
+/// group, the person's credential is revoked at the next re-check, not at its expiry; and
+/// one whose account is gone is revoked too.
+#[tokio::test]
+async fn a_credential_is_revoked_when_the_idp_no_longer_vouches_for_its_groups() {
+    let bob = json!({ "sub": "bob", "password": "bob-pw", "email": "bob@example.com",
+                      "name": "Bob", "groups": ["eng"] });
+    let idp = Idp::start(json!([alice(&["dba", "eng"]), bob.clone()])).await;
+    let gh = login_proxy_with(&idp, "recheck_secs = 1\n").await;
+    let alice_token = login(&gh, &[], &idp, ("alice", "alice-pw")).await;
+    let bob_token = login(&gh, &[], &idp, ("bob", "bob-pw")).await;
+    let (ok, out) = psql(
+        &gh,
+        "alice@example.com",
+        &alice_token,
+        "",
+        "SELECT ssn FROM people",
+    )
+    .await;
+    assert!(ok && out == "123-45-6789", "{out}");
+    // Re-checks with nothing changed keep both credentials.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    for (user, token) in [
+        ("alice@example.com", &alice_token),
+        ("bob@example.com", &bob_token),
+    ] {
+        let (ok, out) = psql(&gh, user, token, "", "SELECT 1").await;
+        assert!(ok, "{user}: {out}");
+    }
+    // Alice leaves dba; Bob's account is deleted.
+    idp.set_users(json!([alice(&["eng"])])).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    for (user, token) in [
+        ("alice@example.com", &alice_token),
+        ("bob@example.com", &bob_token),
+    ] {
+        loop {
+            let (ok, out) = psql(&gh, user, token, "", "SELECT 1").await;
+            if !ok {
+                assert!(out.contains("password authentication failed"), "{out}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{user}'s credential was not revoked"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    }
+    let events = gh
+        .wait_events("revocations", |evs| {
+            evs.iter()
+                .filter(|e| {
+                    e["kind"] == "login"
+                        && e["statement"]
+                            .as_str()
+                            .unwrap_or("")
+                            .contains("revoked because")
+                })
+                .count()
+                >= 2
+        })
+        .await;
+    let revoked: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["kind"] == "login"
+                && e["statement"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("revoked because")
+        })
+        .collect();
+    let of = |who: &str| {
+        revoked
+            .iter()
+            .find(|e| e["identity"] == who)
+            .unwrap_or_else(|| panic!("no revocation of {who}: {revoked:?}"))["statement"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        of("alice@example.com").contains("now gives groups [\"eng\"]"),
+        "{}",
+        of("alice@example.com")
+    );
+    assert!(
+        of("bob@example.com").contains("refused to renew"),
+        "{}",
+        of("bob@example.com")
+    );
+    assert_eq!(revoked[0]["idp"]["provider"], "corp");
+    // A new login gives Alice her groups of now.
+    let again = login(&gh, &[], &idp, ("alice", "alice-pw")).await;
+    let (ok, out) = psql(
+        &gh,
+        "alice@example.com",
+        &again,
+        "",
+        "SELECT ssn FROM people",
+    )
+    .await;
+    assert!(ok && out == "****6789", "{out}");
 }

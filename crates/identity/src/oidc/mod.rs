@@ -6,7 +6,7 @@ mod provider;
 mod spec;
 mod verify;
 
-pub use provider::{check_url, Metadata, Provider, Providers, MIN_REFRESH};
+pub use provider::{check_url, Metadata, Provider, Providers, Refreshed, MIN_REFRESH};
 pub use spec::ProviderSpec;
 pub use verify::{
     looks_like_jwt, parse_algorithm, peek, verify, Purpose, Refusal, Unverified, Verified,

@@ -31,6 +31,17 @@ pub struct Metadata {
     pub revocation_endpoint: Option<String>,
 }
 
+/// What a refresh at the provider gave.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// A token response (with a new ID token and refresh token when the provider sends them).
+    Tokens(serde_json::Value),
+    /// The provider refused (e.g. `invalid_grant`: the session ended, the user was disabled).
+    Refused(String),
+    /// The provider could not be asked (network, 5xx): nothing is known.
+    Unavailable(String),
+}
+
 pub struct Provider {
     pub spec: ProviderSpec,
     http: reqwest::Client,
@@ -211,29 +222,33 @@ impl Provider {
         serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not the expected JSON: {e}"))
     }
 
-    /// POSTs a form to one of the provider's endpoints; the JSON answer and HTTP status.
+    /// POSTs a form to one of the provider's endpoints as the login client (HTTP Basic for a
+    /// confidential client, RFC 6749 §2.3.1; `client_id` in the form for a public one); the
+    /// HTTP status and the JSON answer.
     pub async fn post_form(
         &self,
         url: &str,
         form: &[(&str, &str)],
-        basic_auth: bool,
     ) -> Result<(u16, serde_json::Value), String> {
         check_url(url)?;
-        let mut req = self
-            .http
-            .post(url)
-            .form(form)
-            .header("accept", "application/json");
-        if basic_auth {
-            if let (Some(id), Some(secret)) = (&self.spec.client_id, &self.spec.client_secret) {
-                // RFC 6749 §2.3.1: both form-urlencoded before Basic encoding.
+        let mut form = form.to_vec();
+        let mut req = self.http.post(url).header("accept", "application/json");
+        match (&self.spec.client_id, &self.spec.client_secret) {
+            (Some(id), Some(secret)) => {
+                // Both form-urlencoded before Basic encoding.
                 let enc = |s: &str| {
                     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
                 };
                 req = req.basic_auth(enc(id), Some(enc(secret)));
             }
+            (Some(id), None) => form.push(("client_id", id)),
+            _ => {}
         }
-        let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
+        let resp = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
         let status = resp.status().as_u16();
         let body = read_limited(resp, MAX_DOCUMENT_BYTES)
             .await
@@ -241,6 +256,40 @@ impl Provider {
         let json = serde_json::from_slice(&body)
             .map_err(|e| format!("POST {url}: HTTP {status}, not JSON: {e}"))?;
         Ok((status, json))
+    }
+
+    /// One request to the token endpoint as the login client.
+    pub async fn token_request(
+        &self,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, serde_json::Value), String> {
+        let meta = self.metadata().await?;
+        let endpoint = meta
+            .token_endpoint
+            .clone()
+            .ok_or_else(|| "it has no token endpoint".to_owned())?;
+        self.post_form(&endpoint, form).await
+    }
+
+    /// Asks the provider again with a login's refresh token (RFC 6749 §6).
+    pub async fn refresh(&self, refresh_token: &str) -> Refreshed {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        match self.token_request(&form).await {
+            Err(e) => Refreshed::Unavailable(e),
+            Ok((status, v)) => match v.get("error").and_then(serde_json::Value::as_str) {
+                // The provider answered and said no: the login it vouched for is over.
+                Some(code) => Refreshed::Refused(match v.get("error_description") {
+                    Some(d) => format!("{code}: {}", d.as_str().unwrap_or_default()),
+                    None => code.to_owned(),
+                }),
+                None if status >= 500 => Refreshed::Unavailable(format!("HTTP {status}")),
+                None if status >= 400 => Refreshed::Refused(format!("HTTP {status}")),
+                None => Refreshed::Tokens(v),
+            },
+        }
     }
 }
 

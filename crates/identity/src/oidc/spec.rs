@@ -37,6 +37,9 @@ pub struct ProviderSpec {
     pub max_token_age_secs: Option<i64>,
     /// Longest life of a credential issued for a login.
     pub max_credential_ttl_secs: i64,
+    /// How often a login's credential is re-checked at the provider with its refresh token
+    /// (0: never).
+    pub recheck_secs: i64,
 }
 
 impl ProviderSpec {
@@ -63,6 +66,7 @@ impl ProviderSpec {
             clock_skew_secs: 60,
             max_token_age_secs: None,
             max_credential_ttl_secs: 8 * 3600,
+            recheck_secs: 300,
         }
     }
 
