@@ -56,6 +56,8 @@ pub async fn serve(
     if let Some(api) = login {
         app = app.merge(login_api::routes(api));
     }
+    // Handlers may ask for the client's address (the login API bounds logins per address).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin endpoint stopped");
     }

@@ -14,7 +14,7 @@
 //! `POST /api/login/logout` revokes the caller's credential. `GET /api/login/providers`
 //! lists what may be used.
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,6 +22,7 @@ use identity::oidc::{Provider, Providers, Purpose, Verified};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 /// Issues a credential for a verified login, living `ttl` seconds, keeping the provider's
@@ -31,65 +32,85 @@ pub type IssueCredential =
     Arc<dyn Fn(&Verified, i64, Option<&str>) -> Result<(String, i64), String> + Send + Sync>;
 /// Revokes the credential a bearer token is (recorded); `Ok(false)`: no such active token.
 pub type Revoke = Arc<dyn Fn(&str) -> Result<bool, String> + Send + Sync>;
-/// Records a login that failed (provider, reason).
-pub type RecordFailure = Arc<dyn Fn(&str, &str) + Send + Sync>;
+/// Records a step of a login that issued nothing (with the provider's name).
+pub type RecordLogin = Arc<dyn Fn(&str, LoginStep<'_>) + Send + Sync>;
 /// Epoch seconds.
 pub type NowSecs = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// Fills a buffer with random bytes.
 pub type Random = Arc<dyn Fn(&mut [u8]) + Send + Sync>;
 
+/// What `RecordLogin` records.
+#[derive(Debug, Clone, Copy)]
+pub enum LoginStep<'a> {
+    /// A login began (`flow`: device or browser) from this client address.
+    Started { flow: &'a str, client: IpAddr },
+    /// A login ended without a credential, and why.
+    Refused(&'a str),
+}
+
 /// Logins started and not finished, at most this many at once (the endpoints need no
-/// credential, so their memory is bounded).
+/// credential, so their memory is bounded), and at most `MAX_PER_CLIENT` of them from one
+/// client address.
 const MAX_PENDING: usize = 1024;
+const MAX_PER_CLIENT: usize = 16;
+
+/// What the server does with logins: issue, revoke, record; its clock and randomness.
+#[derive(Clone)]
+pub struct LoginHooks {
+    pub issue: IssueCredential,
+    pub revoke: Revoke,
+    pub record: RecordLogin,
+    pub now: NowSecs,
+    pub random: Random,
+}
 
 #[derive(Clone)]
 pub struct LoginApi {
     pub providers: Arc<Providers>,
-    pub issue: IssueCredential,
-    pub revoke: Revoke,
-    pub record_failure: RecordFailure,
-    pub now: NowSecs,
-    pub random: Random,
+    pub hooks: LoginHooks,
     /// Where clients connect with the credential (`host:port`), for `--pgpass`.
     pub postgres_addr: String,
     pending: Arc<Mutex<HashMap<String, Pending>>>,
 }
 
 impl LoginApi {
-    pub fn new(
-        providers: Arc<Providers>,
-        issue: IssueCredential,
-        revoke: Revoke,
-        record_failure: RecordFailure,
-        now: NowSecs,
-        random: Random,
-        postgres_addr: String,
-    ) -> LoginApi {
+    pub fn new(providers: Arc<Providers>, hooks: LoginHooks, postgres_addr: String) -> LoginApi {
         LoginApi {
             providers,
-            issue,
-            revoke,
-            record_failure,
-            now,
-            random,
+            hooks,
             postgres_addr,
             pending: Arc::default(),
         }
     }
 
+    fn now(&self) -> i64 {
+        (self.hooks.now)()
+    }
+
+    fn refused(&self, provider: &str, why: &str) {
+        (self.hooks.record)(provider, LoginStep::Refused(why));
+    }
+
     fn id(&self, bytes: usize) -> String {
         let mut b = vec![0u8; bytes];
-        (self.random)(&mut b);
+        (self.hooks.random)(&mut b);
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
-    /// Keeps a pending login under a fresh id, dropping expired ones first; when the table
-    /// is full the oldest is dropped (whoever floods it only pushes out earlier floods, and
-    /// a person whose login was dropped starts again) rather than refusing every new login.
+    /// Keeps a pending login under a fresh id, dropping expired ones first. One client
+    /// address may hold `MAX_PER_CLIENT`; when the whole table is full the oldest is dropped
+    /// (a flood from many addresses only pushes out earlier logins, whose people start
+    /// again) rather than refusing every new login.
     fn keep(&self, p: Pending) -> Result<String, Answer> {
-        let now = (self.now)();
+        let now = self.now();
         let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, p| p.expires_at > now);
+        if map.values().filter(|o| o.client == p.client).count() >= MAX_PER_CLIENT {
+            return Err(error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many logins in progress from this address; finish or wait for one",
+            ));
+        }
         while map.len() >= MAX_PENDING {
             let oldest = map
                 .iter()
@@ -107,7 +128,8 @@ impl LoginApi {
 
     fn take(&self, id: &str) -> Option<Pending> {
         let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(id).filter(|p| p.expires_at > (self.now)())
+        let now = self.now();
+        map.remove(id).filter(|p| p.expires_at > now)
     }
 
     fn put_back(&self, id: String, p: Pending) {
@@ -119,6 +141,7 @@ impl LoginApi {
 #[derive(Clone)]
 struct Pending {
     provider: String,
+    client: IpAddr,
     started_at: i64,
     expires_at: i64,
     kind: Flow,
@@ -202,7 +225,17 @@ fn provider(api: &LoginApi, name: Option<&str>) -> Result<Arc<Provider>, Answer>
     })
 }
 
-async fn device_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) -> Answer {
+/// The client's address (unspecified when the server was not told it).
+fn client_ip(info: Option<ConnectInfo<SocketAddr>>) -> IpAddr {
+    info.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip())
+}
+
+async fn device_start(
+    State(api): State<LoginApi>,
+    info: Option<ConnectInfo<SocketAddr>>,
+    Json(body): Json<StartBody>,
+) -> Answer {
+    let client = client_ip(info);
     let p = match provider(&api, body.provider.as_deref()) {
         Ok(p) => p,
         Err(e) => return e,
@@ -236,7 +269,7 @@ async fn device_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) 
             ),
         );
     };
-    let now = (api.now)();
+    let now = api.now();
     let expires_in = v
         .get("expires_in")
         .and_then(Value::as_i64)
@@ -249,6 +282,7 @@ async fn device_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) 
         .clamp(1, 60);
     let pending = Pending {
         provider: p.spec.name.clone(),
+        client,
         started_at: now,
         expires_at: now + expires_in,
         kind: Flow::Device {
@@ -261,6 +295,13 @@ async fn device_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) 
         Ok(id) => id,
         Err(e) => return e,
     };
+    (api.hooks.record)(
+        &p.spec.name,
+        LoginStep::Started {
+            flow: "device",
+            client,
+        },
+    );
     (
         StatusCode::OK,
         Json(json!({
@@ -303,7 +344,7 @@ async fn device_poll(State(api): State<LoginApi>, Json(body): Json<PollBody>) ->
     else {
         return error(StatusCode::BAD_REQUEST, "not a device login");
     };
-    let now = (api.now)();
+    let now = api.now();
     if now < next_poll {
         api.put_back(body.login_id, pending);
         return (
@@ -348,7 +389,7 @@ async fn device_poll(State(api): State<LoginApi>, Json(body): Json<PollBody>) ->
         }
         Some(_) => {
             let why = format!("the identity provider ended the login: {}", idp_error(&v));
-            (api.record_failure)(&p.spec.name, &why);
+            api.refused(&p.spec.name, &why);
             error(StatusCode::FORBIDDEN, why)
         }
         None => finish(&api, &p, &v, None).await,
@@ -380,10 +421,10 @@ async fn token_request(p: &Provider, form: Vec<(&str, &str)>) -> Result<(u16, Va
 async fn finish(api: &LoginApi, p: &Provider, tokens: &Value, nonce: Option<&str>) -> Answer {
     let Some(id_token) = tokens.get("id_token").and_then(Value::as_str) else {
         let why = "the identity provider returned no ID token (is the openid scope allowed?)";
-        (api.record_failure)(&p.spec.name, why);
+        api.refused(&p.spec.name, why);
         return error(StatusCode::BAD_GATEWAY, why);
     };
-    let now = (api.now)();
+    let now = api.now();
     let peeked = match identity::oidc::peek(id_token) {
         Ok(x) => x,
         Err(r) => return refused(api, p, &r.to_string()),
@@ -407,7 +448,7 @@ async fn finish(api: &LoginApi, p: &Provider, tokens: &Value, nonce: Option<&str
         s.min(p.spec.max_credential_ttl_secs)
     });
     let refresh = tokens.get("refresh_token").and_then(Value::as_str);
-    match (api.issue)(&verified, ttl, refresh) {
+    match (api.hooks.issue)(&verified, ttl, refresh) {
         Ok((token, expires_at)) => (
             StatusCode::OK,
             Json(json!({
@@ -427,14 +468,19 @@ async fn finish(api: &LoginApi, p: &Provider, tokens: &Value, nonce: Option<&str
 }
 
 fn refused(api: &LoginApi, p: &Provider, why: &str) -> Answer {
-    (api.record_failure)(&p.spec.name, why);
+    api.refused(&p.spec.name, why);
     error(
         StatusCode::FORBIDDEN,
         format!("the identity provider's ID token was refused: {why}"),
     )
 }
 
-async fn code_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) -> Answer {
+async fn code_start(
+    State(api): State<LoginApi>,
+    info: Option<ConnectInfo<SocketAddr>>,
+    Json(body): Json<StartBody>,
+) -> Answer {
+    let client = client_ip(info);
     let p = match provider(&api, body.provider.as_deref()) {
         Ok(p) => p,
         Err(e) => return e,
@@ -493,8 +539,9 @@ async fn code_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) ->
         .append_pair("code_challenge_method", "S256");
     let pending = Pending {
         provider: p.spec.name.clone(),
-        started_at: (api.now)(),
-        expires_at: (api.now)() + 600,
+        client,
+        started_at: api.now(),
+        expires_at: api.now() + 600,
         kind: Flow::Code {
             state: state.clone(),
             nonce,
@@ -506,6 +553,13 @@ async fn code_start(State(api): State<LoginApi>, Json(body): Json<StartBody>) ->
         Ok(id) => id,
         Err(e) => return e,
     };
+    (api.hooks.record)(
+        &p.spec.name,
+        LoginStep::Started {
+            flow: "browser",
+            client,
+        },
+    );
     (
         StatusCode::OK,
         Json(json!({ "login_id": id, "authorization_url": url.as_str(), "state": state })),
@@ -555,7 +609,7 @@ async fn code_finish(State(api): State<LoginApi>, Json(body): Json<FinishBody>) 
     };
     if v.get("error").is_some() || status >= 400 {
         let why = format!("the identity provider refused the code: {}", idp_error(&v));
-        (api.record_failure)(&p.spec.name, &why);
+        api.refused(&p.spec.name, &why);
         return error(StatusCode::FORBIDDEN, why);
     }
     finish(&api, &p, &v, Some(nonce)).await
@@ -566,7 +620,7 @@ async fn logout(State(api): State<LoginApi>, headers: HeaderMap) -> Answer {
         Ok(t) => t,
         Err(e) => return e,
     };
-    match (api.revoke)(token) {
+    match (api.hooks.revoke)(token) {
         Ok(true) => (StatusCode::OK, Json(json!({ "status": "revoked" }))),
         Ok(false) => error(
             StatusCode::UNAUTHORIZED,

@@ -5,7 +5,7 @@
 //! asked again with its refresh token (`spawn_recheck`): a refusal, or another identity or
 //! other groups than the credential carries, revokes it at once.
 
-use console::login_api::LoginApi;
+use console::login_api::{LoginApi, LoginHooks, LoginStep};
 use model::{AuditEvent, AuditKind, IdpRef, Outcome};
 use proxy::ProxyState;
 use std::collections::HashMap;
@@ -66,33 +66,41 @@ pub fn login_api(state: &ProxyState, postgres_addr: String) -> LoginApi {
         revoke_recorded(&*tokens, &audit, clock.as_ref(), &rec, idp, "at logout")
     });
     let (audit, clock) = (state.audit.clone(), state.clock.clone());
-    let record_failure: console::login_api::RecordFailure = Arc::new(move |provider, why| {
+    let record: console::login_api::RecordLogin = Arc::new(move |provider, step| {
         let mut ev = event(&clock.rfc3339(), "");
         ev.identity = None;
-        ev.target = None;
-        ev.statement = Some(format!("login with identity provider {provider:?} refused"));
-        ev.outcome = Outcome::Error {
-            sqlstate: "28000".into(),
-            message: why.to_owned(),
-        };
-        if audit.submit(ev).is_err() {
-            tracing::warn!(provider, "a refused login could not be audited");
+        match step {
+            LoginStep::Started { flow, client } => {
+                ev.client_addr = Some(client.to_string());
+                ev.statement = Some(format!(
+                    "{flow} login with identity provider {provider:?} started"
+                ));
+            }
+            LoginStep::Refused(why) => {
+                ev.statement = Some(format!("login with identity provider {provider:?} refused"));
+                ev.outcome = Outcome::Error {
+                    sqlstate: "28000".into(),
+                    message: why.to_owned(),
+                };
+                tracing::info!(provider, reason = why, "login refused");
+            }
         }
-        tracing::info!(provider, reason = why, "login refused");
+        if audit.submit(ev).is_err() {
+            tracing::warn!(provider, "a login step could not be audited");
+        }
     });
     let clock = state.clock.clone();
     let now: console::login_api::NowSecs = Arc::new(move || clock.now_secs());
     let entropy = state.entropy.clone();
     let random: console::login_api::Random = Arc::new(move |buf| entropy.fill(buf));
-    LoginApi::new(
-        state.providers.clone(),
+    let hooks = LoginHooks {
         issue,
         revoke,
-        record_failure,
+        record,
         now,
         random,
-        postgres_addr,
-    )
+    };
+    LoginApi::new(state.providers.clone(), hooks, postgres_addr)
 }
 
 fn event(at: &str, identity: &str) -> AuditEvent {

@@ -392,12 +392,29 @@ async fn device_login_groups_from_the_idp_decide_unmasking_until_the_next_login(
     let (ok, _) = psql(&gh, "alice@example.com", &second, "", "SELECT 1").await;
     assert!(ok);
 
+    // Credentials issued and revoked (the starts of the two logins are recorded apart).
+    let credential = |e: &&Value| {
+        e["kind"] == "login"
+            && e["statement"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("credential")
+    };
     let events = gh
-        .wait_events("logins", |evs| {
-            evs.iter().filter(|e| e["kind"] == "login").count() >= 3
-        })
+        .wait_events("logins", |evs| evs.iter().filter(credential).count() >= 3)
         .await;
-    let logins: Vec<&Value> = events.iter().filter(|e| e["kind"] == "login").collect();
+    let starts = events
+        .iter()
+        .filter(|e| {
+            e["kind"] == "login"
+                && e["statement"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("device login")
+        })
+        .count();
+    assert_eq!(starts, 2);
+    let logins: Vec<&Value> = events.iter().filter(credential).collect();
     assert_eq!(logins[0]["identity"], "alice@example.com");
     assert_eq!(logins[0]["identity_kind"], "human");
     assert_eq!(logins[0]["groups"], json!(["dba", "eng"]));
