@@ -25,24 +25,26 @@ pub fn login_api(state: &ProxyState, postgres_addr: String) -> LoginApi {
             groups: v.identity.groups.clone(),
             ttl_secs: u64::try_from(max_ttl.max(1)).unwrap_or(1),
         };
-        let mut ev = event(&clock.rfc3339(), &v.identity.name);
-        ev.identity_kind = Some(v.identity.kind.as_str().to_owned());
-        ev.groups.clone_from(&v.identity.groups);
-        ev.idp = Some(IdpRef {
+        let idp = IdpRef {
             provider: v.provider.clone(),
             issuer: v.issuer.clone(),
             subject: v.subject.clone(),
-        });
+        };
         // The evidence's slot first: no credential exists without its record.
         let slot = audit.reserve().map_err(|e| format!("audit trail: {e}"))?;
         let (token, rec) =
             identity::issue_token(tokens.as_ref(), &req, now, &mut rand::rngs::OsRng)
                 .map_err(|e| e.to_string())?;
-        if let Some(idp) = &ev.idp {
-            tokens
-                .set_token_idp(&rec.id, idp, refresh)
-                .map_err(|e| e.to_string())?;
+        if let Err(e) = tokens.set_token_idp(&rec.id, &idp, refresh) {
+            // Never handed out: a credential the provider cannot be asked about again must
+            // not exist.
+            let _ = tokens.revoke_token(&rec.id, now);
+            return Err(e.to_string());
         }
+        let mut ev = event(&clock.rfc3339(), &v.identity.name);
+        ev.identity_kind = Some(v.identity.kind.as_str().to_owned());
+        ev.groups.clone_from(&v.identity.groups);
+        ev.idp = Some(idp);
         ev.statement = Some(format!(
             "credential {} issued, expires at {}",
             rec.id, rec.expires_at
