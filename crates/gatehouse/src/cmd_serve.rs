@@ -51,6 +51,11 @@ pub async fn serve(mut config: Config, stop: Option<watch::Receiver<bool>>) -> a
     state.approvals = crate::serve_approvals::registry(&state, &config.data_dir)?;
     state.providers = identity_providers(&state.config.identity_providers)?;
     crate::serve_login::spawn_recheck(&state);
+    proxy::live::spawn_sweeper(
+        state.live.clone(),
+        state.tokens.clone(),
+        state.clock.clone(),
+    );
     crate::serve_approvals::spawn_sweeper(&state);
     crate::serve_webhooks::spawn(&state, config.webhooks);
     state

@@ -13,6 +13,7 @@
 //! terminated TLS between them and Gatehouse. Without TLS only SCRAM-SHA-256 is offered.
 
 use crate::error::SessionError;
+use crate::live::Credential;
 use crate::server::ProxyState;
 use crate::stream::MaybeTls;
 use base64::Engine;
@@ -35,11 +36,20 @@ pub async fn authenticate(
     stream: &mut MaybeTls,
     buf: &mut BytesMut,
     user: &str,
-) -> Result<(Identity, Option<IdpRef>), SessionError> {
+) -> Result<Authenticated, SessionError> {
     let record = if stream.is_tls() && state.config.cleartext_over_tls {
         match cleartext(state, stream, buf, user).await? {
             Cleartext::Token(record) => record,
-            Cleartext::Jwt(identity, idp) => return Ok((identity, Some(idp))),
+            Cleartext::Jwt(identity, idp, expires_at) => {
+                return Ok(Authenticated {
+                    identity,
+                    idp: Some(idp),
+                    credential: Credential {
+                        token_id: None,
+                        expires_at: Some(expires_at),
+                    },
+                })
+            }
         }
     } else {
         scram_exchange(state, stream, buf, user).await?
@@ -50,12 +60,28 @@ pub async fn authenticate(
         .tokens
         .token_idp(&record.id)
         .map_err(|e| SessionError::Internal(format!("token store: {e}")))?;
-    Ok((record.identity(), idp))
+    Ok(Authenticated {
+        identity: record.identity(),
+        idp,
+        credential: Credential {
+            token_id: Some(record.id.clone()),
+            expires_at: Some(record.expires_at),
+        },
+    })
+}
+
+/// Who logged in, who vouched for them, and with what (which ends their sessions when it
+/// stops being valid).
+pub struct Authenticated {
+    pub identity: Identity,
+    pub idp: Option<IdpRef>,
+    pub credential: Credential,
 }
 
 enum Cleartext {
     Token(Option<TokenRecord>),
-    Jwt(Identity, IdpRef),
+    /// The identity, its provider, the JWT's `exp`.
+    Jwt(Identity, IdpRef, i64),
 }
 
 async fn cleartext(
@@ -105,7 +131,7 @@ async fn jwt(
         issuer: v.issuer,
         subject: v.subject,
     };
-    Ok(Cleartext::Jwt(v.identity, idp))
+    Ok(Cleartext::Jwt(v.identity, idp, v.expires_at))
 }
 
 async fn scram_exchange(

@@ -17,6 +17,9 @@ pub enum SessionError {
     /// token that did not verify); the client is told no more than for `AuthFailed`.
     #[error("authentication failed: {0}")]
     AuthRefused(String),
+    /// The credential the session logged in with was revoked or expired.
+    #[error("session ended because {0}")]
+    CredentialEnded(String),
     #[error("unknown target {0:?}")]
     UnknownTarget(String),
     #[error("startup parameter {0:?} is not allowed")]
@@ -47,6 +50,7 @@ impl SessionError {
             SessionError::UnsafeSetting(_) => "0A000",
             SessionError::Io(_) | SessionError::Tls(_) => "08006",
             SessionError::AuthFailed | SessionError::AuthRefused(_) => "28P01",
+            SessionError::CredentialEnded(_) => "57P01",
             SessionError::UnknownTarget(_) => "3D000",
             SessionError::ForbiddenParam(_) => "42501",
             SessionError::Upstream(_) => "08001",
@@ -62,6 +66,9 @@ impl SessionError {
             SessionError::Protocol(what) => format!("gatehouse: protocol violation: {what}"),
             SessionError::Io(_) | SessionError::Tls(_) => "gatehouse: connection failure".into(),
             // The same text PostgreSQL uses, saying nothing of which part was wrong.
+            SessionError::CredentialEnded(why) => {
+                format!("gatehouse: terminating connection because {why}")
+            }
             SessionError::AuthFailed | SessionError::AuthRefused(_) => {
                 format!("password authentication failed for user \"{user}\"")
             }

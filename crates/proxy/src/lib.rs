@@ -25,6 +25,7 @@ mod expect;
 mod guard;
 mod handshake;
 mod lexing;
+pub mod live;
 mod mask_plan;
 mod pipeline;
 mod probe;

@@ -49,6 +49,8 @@ pub struct Down {
     pub detectors: Option<Arc<masking::Detectors>>,
     /// How result sets are bound to their plans (masking on or off, safety net, origins).
     pub binder: Binder,
+    /// Turns `Some(reason)` when the session's credential stops being valid (`live`).
+    pub ended: tokio::sync::watch::Receiver<Option<String>>,
     /// The client encoding and application_name as the server reports them.
     pub view: ServerView,
 }
@@ -114,6 +116,7 @@ impl Down {
             server_fatal: false,
             copying_in: false,
         };
+        let mut ended = self.ended.clone();
         loop {
             tokio::select! {
                 n = self.upstream.read_buf(&mut self.buf) => {
@@ -152,6 +155,23 @@ impl Down {
                     let mut g = self.pipeline.lock();
                     emit_locals(&mut g, &mut out);
                     self.pipeline.popped(&mut g);
+                }
+                why = credential_ended(&mut ended) => {
+                    // The credential is no longer valid: the session ends now, in the middle
+                    // of whatever it was doing (statements in flight are audited `unknown`;
+                    // the server rolls back an open transaction when the connection closes).
+                    out.bytes.clear();
+                    encode::error(
+                        &mut out.bytes,
+                        "FATAL",
+                        "57P01",
+                        &format!("gatehouse: terminating connection because {why}"),
+                        None,
+                        None,
+                    );
+                    let _ = self.client.write_all(&out.bytes).await;
+                    let _ = self.client.shutdown().await;
+                    return Err(SessionError::CredentialEnded(why));
                 }
             }
             if !out.bytes.is_empty() {
@@ -491,4 +511,17 @@ fn parameter_types(body: &[u8]) -> Option<Vec<u32>> {
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
     )
+}
+
+/// Why the session's credential ended, once it has (`live`).
+async fn credential_ended(ended: &mut tokio::sync::watch::Receiver<Option<String>>) -> String {
+    let why = ended
+        .wait_for(Option::is_some)
+        .await
+        .map(|r| r.clone().unwrap_or_default());
+    match why {
+        Ok(why) => why,
+        // The registry is gone: the proxy is stopping; nothing ends the session from here.
+        Err(_) => std::future::pending().await,
+    }
 }

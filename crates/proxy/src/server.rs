@@ -34,6 +34,8 @@ pub struct ProxyState {
     /// `[[identity_providers]]` at run time (their keys fetched and cached): JWTs presented
     /// as passwords over TLS are verified against them.
     pub providers: Arc<identity::oidc::Providers>,
+    /// Sessions by the credential they logged in with (ended when it stops being valid).
+    pub live: Arc<crate::live::LiveSessions>,
 }
 
 impl ProxyState {
@@ -59,6 +61,7 @@ impl ProxyState {
             approvals: Arc::new(approvals::Registry::new(None)),
             stopping: Arc::new(watch::Sender::new(false)),
             providers: Arc::default(),
+            live: Arc::default(),
         }
     }
 

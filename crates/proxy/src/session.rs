@@ -87,9 +87,10 @@ async fn session(
     params: &[(String, String)],
     mut buf: BytesMut,
 ) -> Result<(), SessionError> {
+    let mut credential = crate::live::Credential::default();
     let login = tokio::time::timeout(
         LOGIN_TIMEOUT,
-        login(state, ctx, &mut stream, params, &mut buf),
+        login(state, ctx, &mut stream, params, &mut buf, &mut credential),
     );
     let (identity, target, up) = match login.await {
         Ok(Ok(v)) => v,
@@ -100,6 +101,9 @@ async fn session(
         }
         Err(_) => return Err(SessionError::Protocol("login timed out")),
     };
+    // Registered before the client hears AuthenticationOk: a credential revoked from now on
+    // ends this session.
+    let (_live, ended) = state.live.register(credential);
     let cancelled = Arc::new(crate::cancel::HeldCancel::default());
     let (client_key, _cancel) = match register_cancel(state, &target, &up, &cancelled) {
         Some(k) => k,
@@ -175,7 +179,7 @@ async fn session(
         up,
         guard,
         detectors,
-        (view, cancelled),
+        (view, cancelled, ended),
     )
     .await;
     active.decrement(1.0);
@@ -214,6 +218,7 @@ async fn login(
     stream: &mut MaybeTls,
     params: &[(String, String)],
     buf: &mut BytesMut,
+    credential: &mut crate::live::Credential,
 ) -> Result<
     (
         Identity,
@@ -231,9 +236,10 @@ async fn login(
         }
     };
     let identity = match auth::authenticate(state, stream, buf, &user).await {
-        Ok((id, idp)) => {
-            ctx.idp = idp;
-            id
+        Ok(a) => {
+            ctx.idp = a.idp;
+            *credential = a.credential;
+            a.identity
         }
         Err(e) => {
             let outcome = Outcome::Error {
@@ -278,9 +284,10 @@ async fn relay(
     up: upstream::Upstream,
     guard: crate::guard::SessionGuard,
     detectors: Option<Arc<masking::Detectors>>,
-    (view, cancelled): (
+    (view, cancelled, ended): (
         crate::relay_down::ServerView,
         Arc<crate::cancel::HeldCancel>,
+        tokio::sync::watch::Receiver<Option<String>>,
     ),
 ) -> Result<(), SessionError> {
     let (client_r, client_w) = crate::stream::split(stream);
@@ -317,6 +324,7 @@ async fn relay(
         detectors,
         binder,
         view,
+        ended,
     };
     // Both halves run in this one task: a response and the next request are handled by the
     // thread that was woken for them, with no cross-thread wake-up between the halves.

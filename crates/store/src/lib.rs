@@ -37,6 +37,8 @@ pub trait TokenStore: Send + Sync {
     fn tokens_for_identity(&self, identity: &str) -> Result<Vec<TokenRecord>, StoreError>;
     /// The record whose token hashes to `token_hash_hex` (lower-case hex SHA-256).
     fn token_by_hash(&self, token_hash_hex: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// The record with this id.
+    fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// Every record, oldest first.
     fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Marks a token revoked at `at` (epoch seconds). Returns `false` when no token has this

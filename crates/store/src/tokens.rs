@@ -101,6 +101,13 @@ impl TokenStore for SqliteStore {
         raw.map(RawToken::into_record).transpose()
     }
 
+    fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self
+            .query_tokens("WHERE id = ?1", params![id])?
+            .into_iter()
+            .next())
+    }
+
     fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.query_tokens("ORDER BY created_at, rowid", [])
     }
@@ -110,6 +117,11 @@ impl TokenStore for SqliteStore {
         let changed = conn.execute(
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id, at],
+        )?;
+        // The provider's refresh token of a revoked login is of no more use: not kept.
+        conn.execute(
+            "UPDATE token_idp SET refresh_token = NULL WHERE token_id = ?1",
+            params![id],
         )?;
         Ok(changed > 0)
     }

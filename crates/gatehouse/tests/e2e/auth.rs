@@ -134,3 +134,57 @@ async fn unknown_database_is_3d000() {
     assert_eq!(refused[0]["outcome"]["sqlstate"], "3D000");
     assert_eq!(refused[0]["identity"], "alice");
 }
+
+/// A session outlives nothing its credential does not: revoking a token (from another
+/// process, the CLI) ends the sessions opened with it, with FATAL 57P01 and a disconnect
+/// event saying why; sessions of other tokens go on.
+#[tokio::test]
+async fn revoking_a_token_ends_its_open_sessions() {
+    let gh = Gatehouse::start().await;
+    let doomed = gh.issue("dave", "human", &[]).await;
+    let other = gh.issue("erin", "human", &[]).await;
+    let c = gh.connect("dave", &doomed).await;
+    let e = gh.connect("erin", &other).await;
+    c.simple_query("BEGIN; CREATE TEMP TABLE t (x int)")
+        .await
+        .unwrap();
+    let list = gh.cli(&["token", "list", "--json"]).await;
+    let id = list
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|t| t["identity"] == "dave")
+        .and_then(|t| t["id"].as_str().map(str::to_owned))
+        .unwrap();
+    assert_eq!(gh.cli(&["token", "revoke", &id]).await.code, 0);
+    // Ended within a sweep or two.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !c.is_closed() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session outlived its revoked token"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(c.simple_query("SELECT 1").await.is_err());
+    e.simple_query("SELECT 1").await.unwrap();
+    let events = gh
+        .wait_events("the disconnect", |evs| {
+            of_kind(evs, "disconnect")
+                .iter()
+                .any(|d| d["identity"] == "dave")
+        })
+        .await;
+    let d = of_kind(&events, "disconnect")
+        .into_iter()
+        .find(|d| d["identity"] == "dave")
+        .unwrap();
+    assert_eq!(d["outcome"]["sqlstate"], "57P01", "{d}");
+    assert!(
+        d["outcome"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{d}"
+    );
+}

@@ -501,6 +501,14 @@ async fn a_credential_is_revoked_when_the_idp_no_longer_vouches_for_its_groups()
     )
     .await;
     assert!(ok && out == "123-45-6789", "{out}");
+    // A session Alice keeps open (a pool's connection, a psql window).
+    let held = gh.connect("alice@example.com", &alice_token).await;
+    let ssn: String = held
+        .query_one("SELECT ssn FROM people", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ssn, "123-45-6789");
     // Re-checks with nothing changed keep both credentials.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     for (user, token) in [
@@ -530,6 +538,16 @@ async fn a_credential_is_revoked_when_the_idp_no_longer_vouches_for_its_groups()
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
     }
+    // The open session ends with its credential (within a sweep of the live sessions).
+    let until = std::time::Instant::now() + WAIT;
+    while !held.is_closed() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the revoked credential's open session lives on"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(held.query_one("SELECT ssn FROM people", &[]).await.is_err());
     let events = gh
         .wait_events("revocations", |evs| {
             evs.iter()
