@@ -28,8 +28,9 @@ use std::sync::{Arc, Mutex};
 /// Issues a credential for a verified login, living `ttl` seconds, keeping the provider's
 /// refresh token (if it gave one) to ask it again later; gives the token and its expiry
 /// (epoch seconds). Records the login in the audit trail.
-pub type IssueCredential =
-    Arc<dyn Fn(&Verified, i64, Option<&str>) -> Result<(String, i64), String> + Send + Sync>;
+pub type IssueCredential = Arc<
+    dyn Fn(&Verified, i64, Option<&str>, Whence<'_>) -> Result<(String, i64), String> + Send + Sync,
+>;
 /// Revokes the credential a bearer token is (recorded); `Ok(false)`: no such active token.
 pub type Revoke = Arc<dyn Fn(&str) -> Result<bool, String> + Send + Sync>;
 /// Records a step of a login that issued nothing (with the provider's name).
@@ -39,13 +40,21 @@ pub type NowSecs = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// Fills a buffer with random bytes.
 pub type Random = Arc<dyn Fn(&mut [u8]) + Send + Sync>;
 
+/// Which login a step belongs to: a reference (a digest of its login id, which itself is a
+/// bearer handle and never recorded) and the client address that started it.
+#[derive(Debug, Clone, Copy)]
+pub struct Whence<'a> {
+    pub login: &'a str,
+    pub client: IpAddr,
+}
+
 /// What `RecordLogin` records.
 #[derive(Debug, Clone, Copy)]
 pub enum LoginStep<'a> {
-    /// A login began (`flow`: device or browser) from this client address.
-    Started { flow: &'a str, client: IpAddr },
+    /// A login began (`flow`: device or browser).
+    Started { flow: &'a str, whence: Whence<'a> },
     /// A login ended without a credential, and why.
-    Refused(&'a str),
+    Refused { why: &'a str, whence: Whence<'a> },
 }
 
 /// Logins started and not finished, at most this many at once (the endpoints need no
@@ -87,8 +96,8 @@ impl LoginApi {
         (self.hooks.now)()
     }
 
-    fn refused(&self, provider: &str, why: &str) {
-        (self.hooks.record)(provider, LoginStep::Refused(why));
+    fn refused(&self, provider: &str, why: &str, whence: Whence<'_>) {
+        (self.hooks.record)(provider, LoginStep::Refused { why, whence });
     }
 
     fn id(&self, bytes: usize) -> String {
@@ -98,9 +107,9 @@ impl LoginApi {
     }
 
     /// Keeps a pending login under a fresh id, dropping expired ones first. One client
-    /// address may hold `MAX_PER_CLIENT`; when the whole table is full the oldest is dropped
-    /// (a flood from many addresses only pushes out earlier logins, whose people start
-    /// again) rather than refusing every new login.
+    /// (an IPv4 address, an IPv6 /64) may hold `MAX_PER_CLIENT`; when the whole table is full,
+    /// the busiest client's oldest login is dropped, so a flood from many addresses pushes
+    /// out its own logins before anyone else's.
     fn keep(&self, p: Pending) -> Result<String, Answer> {
         let now = self.now();
         let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -112,9 +121,18 @@ impl LoginApi {
             ));
         }
         while map.len() >= MAX_PENDING {
+            let mut per_client: HashMap<IpAddr, usize> = HashMap::new();
+            for o in map.values() {
+                *per_client.entry(o.client).or_default() += 1;
+            }
+            let busiest = per_client
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(c, _)| c);
             let oldest = map
                 .iter()
-                .min_by_key(|(_, p)| p.started_at)
+                .filter(|(_, o)| Some(o.client) == busiest)
+                .min_by_key(|(_, o)| o.started_at)
                 .map(|(id, _)| id.clone());
             match oldest {
                 Some(id) => map.remove(&id),
@@ -122,6 +140,8 @@ impl LoginApi {
             };
         }
         let id = self.id(16);
+        let mut p = p;
+        p.reference = reference(&id);
         map.insert(id.clone(), p);
         Ok(id)
     }
@@ -142,6 +162,8 @@ impl LoginApi {
 struct Pending {
     provider: String,
     client: IpAddr,
+    /// Recorded in place of the login id (see `Whence`).
+    reference: String,
     started_at: i64,
     expires_at: i64,
     kind: Flow,
@@ -160,6 +182,22 @@ enum Flow {
         verifier: String,
         redirect_uri: String,
     },
+}
+
+impl Pending {
+    fn whence(&self) -> Whence<'_> {
+        Whence {
+            login: &self.reference,
+            client: self.client,
+        }
+    }
+}
+
+/// What the audit trail calls a login: the first 16 hex digits of its id's SHA-256.
+fn reference(login_id: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(login_id.as_bytes());
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 type Answer = (StatusCode, Json<Value>);
@@ -225,9 +263,20 @@ fn provider(api: &LoginApi, name: Option<&str>) -> Result<Arc<Provider>, Answer>
     })
 }
 
-/// The client's address (unspecified when the server was not told it).
+/// The client a login is counted against: its IPv4 address, or its IPv6 /64 (one host
+/// commonly holds a whole /64); unspecified when the server was not told the address.
 fn client_ip(info: Option<ConnectInfo<SocketAddr>>) -> IpAddr {
-    info.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip())
+    match info.map(|ConnectInfo(a)| a.ip()) {
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        Some(v4) => v4,
+    }
 }
 
 async fn device_start(
@@ -283,6 +332,7 @@ async fn device_start(
     let pending = Pending {
         provider: p.spec.name.clone(),
         client,
+        reference: String::new(),
         started_at: now,
         expires_at: now + expires_in,
         kind: Flow::Device {
@@ -295,11 +345,16 @@ async fn device_start(
         Ok(id) => id,
         Err(e) => return e,
     };
+    let login = reference(&id);
+    let whence = Whence {
+        login: &login,
+        client,
+    };
     (api.hooks.record)(
         &p.spec.name,
         LoginStep::Started {
             flow: "device",
-            client,
+            whence,
         },
     );
     (
@@ -389,10 +444,10 @@ async fn device_poll(State(api): State<LoginApi>, Json(body): Json<PollBody>) ->
         }
         Some(_) => {
             let why = format!("the identity provider ended the login: {}", idp_error(&v));
-            api.refused(&p.spec.name, &why);
+            api.refused(&p.spec.name, &why, pending.whence());
             error(StatusCode::FORBIDDEN, why)
         }
-        None => finish(&api, &p, &v, None).await,
+        None => finish(&api, &p, &v, None, pending.whence()).await,
     }
 }
 
@@ -418,23 +473,29 @@ async fn token_request(p: &Provider, form: Vec<(&str, &str)>) -> Result<(u16, Va
 }
 
 /// Verifies the ID token of a successful token response and issues the credential.
-async fn finish(api: &LoginApi, p: &Provider, tokens: &Value, nonce: Option<&str>) -> Answer {
+async fn finish(
+    api: &LoginApi,
+    p: &Provider,
+    tokens: &Value,
+    nonce: Option<&str>,
+    whence: Whence<'_>,
+) -> Answer {
     let Some(id_token) = tokens.get("id_token").and_then(Value::as_str) else {
         let why = "the identity provider returned no ID token (is the openid scope allowed?)";
-        api.refused(&p.spec.name, why);
+        api.refused(&p.spec.name, why, whence);
         return error(StatusCode::BAD_GATEWAY, why);
     };
     let now = api.now();
     let peeked = match identity::oidc::peek(id_token) {
         Ok(x) => x,
-        Err(r) => return refused(api, p, &r.to_string()),
+        Err(r) => return refused(api, p, &r.to_string(), whence),
     };
     let mut verified = match p
         .verify(id_token, &peeked, now, Purpose::Login { nonce })
         .await
     {
         Ok(v) => v,
-        Err(r) => return refused(api, p, &r.to_string()),
+        Err(r) => return refused(api, p, &r.to_string(), whence),
     };
     // People log in; whatever the provider's `kind` says for workload tokens.
     verified.identity.kind = model::IdentityKind::Human;
@@ -448,7 +509,7 @@ async fn finish(api: &LoginApi, p: &Provider, tokens: &Value, nonce: Option<&str
         s.min(p.spec.max_credential_ttl_secs)
     });
     let refresh = tokens.get("refresh_token").and_then(Value::as_str);
-    match (api.hooks.issue)(&verified, ttl, refresh) {
+    match (api.hooks.issue)(&verified, ttl, refresh, whence) {
         Ok((token, expires_at)) => (
             StatusCode::OK,
             Json(json!({
@@ -467,8 +528,8 @@ async fn finish(api: &LoginApi, p: &Provider, tokens: &Value, nonce: Option<&str
     }
 }
 
-fn refused(api: &LoginApi, p: &Provider, why: &str) -> Answer {
-    api.refused(&p.spec.name, why);
+fn refused(api: &LoginApi, p: &Provider, why: &str, whence: Whence<'_>) -> Answer {
+    api.refused(&p.spec.name, why, whence);
     error(
         StatusCode::FORBIDDEN,
         format!("the identity provider's ID token was refused: {why}"),
@@ -540,6 +601,7 @@ async fn code_start(
     let pending = Pending {
         provider: p.spec.name.clone(),
         client,
+        reference: String::new(),
         started_at: api.now(),
         expires_at: api.now() + 600,
         kind: Flow::Code {
@@ -553,11 +615,16 @@ async fn code_start(
         Ok(id) => id,
         Err(e) => return e,
     };
+    let login = reference(&id);
+    let whence = Whence {
+        login: &login,
+        client,
+    };
     (api.hooks.record)(
         &p.spec.name,
         LoginStep::Started {
             flow: "browser",
-            client,
+            whence,
         },
     );
     (
@@ -609,10 +676,10 @@ async fn code_finish(State(api): State<LoginApi>, Json(body): Json<FinishBody>) 
     };
     if v.get("error").is_some() || status >= 400 {
         let why = format!("the identity provider refused the code: {}", idp_error(&v));
-        api.refused(&p.spec.name, &why);
+        api.refused(&p.spec.name, &why, pending.whence());
         return error(StatusCode::FORBIDDEN, why);
     }
-    finish(&api, &p, &v, Some(nonce)).await
+    finish(&api, &p, &v, Some(nonce), pending.whence()).await
 }
 
 async fn logout(State(api): State<LoginApi>, headers: HeaderMap) -> Answer {

@@ -76,6 +76,19 @@ impl LiveSessions {
         self.len() == 0
     }
 
+    /// Ends the sessions of token `token_id` now (revoked in this process); returns how many.
+    pub fn end_token(&self, token_id: &str, reason: &str) -> usize {
+        let map = self.lock();
+        let mut n = 0;
+        for l in map.values() {
+            if l.credential.token_id.as_deref() == Some(token_id) && l.end.borrow().is_none() {
+                l.end.send_replace(Some(reason.to_owned()));
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Ends every session whose credential expired at `now` or that `active` (by token id)
     /// says is no longer usable; `active` is asked once per distinct token. Returns how many
     /// were ended.

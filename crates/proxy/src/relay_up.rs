@@ -82,6 +82,9 @@ pub struct Up {
     pub tx_status: Arc<std::sync::atomic::AtomicU8>,
     /// Told of the client's CancelRequest (withdraws a statement held for approval).
     pub cancelled: Arc<crate::cancel::HeldCancel>,
+    /// Turns `Some(reason)` when the session's credential stops being valid (`live`): no
+    /// message of the client is acted on after that.
+    pub ended: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// Whether the session goes on after a message.
@@ -148,6 +151,9 @@ impl Up {
                     Ok(None) => break,
                     Err(e) => return self.fatal(&mut t, SessionError::Wire(e)).await,
                 };
+                if let Some(why) = self.ended.borrow().clone() {
+                    return Err(SessionError::CredentialEnded(why));
+                }
                 let flow = match self.on_frame(&mut t, frame).await {
                     Ok(flow) => flow,
                     Err(SessionError::Wire(e)) => {

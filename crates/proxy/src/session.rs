@@ -313,6 +313,7 @@ async fn relay(
         encoding: view.encoding.clone(),
         tx_status: tx_status.clone(),
         cancelled,
+        ended: ended.clone(),
     };
     let down_half = Down {
         upstream: up_r,

@@ -87,7 +87,7 @@ pub(crate) fn open_connection(dir: &Path) -> Result<Connection, StoreError> {
 /// Which identity provider vouched for the person a token was issued to (`gatehouse login`),
 /// so sessions using that token record the provider, issuer and subject; and the provider's
 /// refresh token, with which the server asks it again while the credential lives (the file
-/// is private to the server's user, as the token verifiers are).
+/// is the owner's only, `private_files`; the refresh token is dropped at revocation).
 const TOKEN_IDP: &str = "
 CREATE TABLE IF NOT EXISTS token_idp (
     token_id      TEXT PRIMARY KEY REFERENCES tokens (id),
@@ -121,6 +121,10 @@ fn open_file(
         source,
     };
     let mut conn = Connection::open(&path).map_err(open_err)?;
+    private_files(&path).map_err(|source| StoreError::Permissions {
+        path: path.clone(),
+        source,
+    })?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -132,6 +136,27 @@ fn open_file(
         .map_err(open_err)?;
     migrate(&mut conn, version, schema_v1)?;
     Ok(conn)
+}
+
+/// The database and its WAL and shared-memory files readable by the owner only (token
+/// verifiers, identity providers' refresh tokens, the audit trail), even in a data directory
+/// that existed with wider permissions; SQLite gives new WAL files the database's mode.
+fn private_files(db: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
 }
 
 /// Creates the data directory; new directories are private to the owner on Unix because the

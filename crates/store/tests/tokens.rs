@@ -143,3 +143,21 @@ fn identity_provider_and_refresh_token_of_a_login_credential() -> TestResult {
     assert_eq!(store.token_idp("aa01")?, Some(idp));
     Ok(())
 }
+
+#[cfg(unix)]
+#[test]
+fn database_files_are_private_even_in_an_open_directory() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    let store = SqliteStore::open(dir.path())?;
+    store.insert_token(&record("aa01", "alice", 100))?;
+    for name in ["gatehouse.db", "gatehouse.db-wal", "gatehouse.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))?
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    Ok(())
+}

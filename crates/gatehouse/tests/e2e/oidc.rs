@@ -5,6 +5,7 @@
 //! removal from a group taking effect at the next login, and logout.
 
 mod attacks;
+mod attacks2;
 mod idp;
 
 use crate::harness::{Gatehouse, Options, OIDC_SECRET_ENV, WAIT};

@@ -9,8 +9,8 @@ mod verify;
 pub use provider::{check_url, Metadata, Provider, Providers, Refreshed, MIN_REFRESH};
 pub use spec::ProviderSpec;
 pub use verify::{
-    looks_like_jwt, parse_algorithm, peek, verify, Purpose, Refusal, Unverified, Verified,
-    MAX_JWT_BYTES,
+    looks_like_jwt, map_claims, parse_algorithm, peek, verify, Purpose, Refusal, Unverified,
+    Verified, MAX_JWT_BYTES,
 };
 
 #[cfg(test)]

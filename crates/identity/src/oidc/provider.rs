@@ -29,6 +29,8 @@ pub struct Metadata {
     pub introspection_endpoint: Option<String>,
     #[serde(default)]
     pub revocation_endpoint: Option<String>,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
 }
 
 /// What a refresh at the provider gave.
@@ -253,9 +255,12 @@ impl Provider {
         let body = read_limited(resp, MAX_DOCUMENT_BYTES)
             .await
             .map_err(|e| format!("POST {url}: {e}"))?;
-        let json = serde_json::from_slice(&body)
-            .map_err(|e| format!("POST {url}: HTTP {status}, not JSON: {e}"))?;
-        Ok((status, json))
+        match serde_json::from_slice(&body) {
+            Ok(json) => Ok((status, json)),
+            // An error page: the status says what happened.
+            Err(_) if status >= 400 => Ok((status, serde_json::Value::Null)),
+            Err(e) => Err(format!("POST {url}: HTTP {status}, not JSON: {e}")),
+        }
     }
 
     /// One request to the token endpoint as the login client.
@@ -271,24 +276,76 @@ impl Provider {
         self.post_form(&endpoint, form).await
     }
 
-    /// Asks the provider again with a login's refresh token (RFC 6749 §6).
+    /// The userinfo claims (OIDC Core §5.3) for an access token; `None` when the provider
+    /// has no userinfo endpoint.
+    pub async fn userinfo(&self, access_token: &str) -> Result<Option<serde_json::Value>, String> {
+        let meta = self.metadata().await?;
+        let Some(url) = meta.userinfo_endpoint.clone() else {
+            return Ok(None);
+        };
+        check_url(&url)?;
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(access_token)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(format!("GET {url}: HTTP {status}"));
+        }
+        let body = read_limited(resp, MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| format!("GET {url}: not JSON (signed userinfo is not supported): {e}"))
+    }
+
+    /// Asks the provider again with a login's refresh token (RFC 6749 §6). Only a refusal
+    /// about the grant itself (`invalid_grant` and the like, any other 4xx) is `Refused`;
+    /// the provider being down, busy or misconfigured for this client (5xx, 429,
+    /// `temporarily_unavailable`, `server_error`, `invalid_client`, `unauthorized_client`,
+    /// no answer) says nothing about the person: `Unavailable`.
     pub async fn refresh(&self, refresh_token: &str) -> Refreshed {
         let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ];
-        match self.token_request(&form).await {
-            Err(e) => Refreshed::Unavailable(e),
-            Ok((status, v)) => match v.get("error").and_then(serde_json::Value::as_str) {
-                // The provider answered and said no: the login it vouched for is over.
-                Some(code) => Refreshed::Refused(match v.get("error_description") {
-                    Some(d) => format!("{code}: {}", d.as_str().unwrap_or_default()),
-                    None => code.to_owned(),
-                }),
-                None if status >= 500 => Refreshed::Unavailable(format!("HTTP {status}")),
-                None if status >= 400 => Refreshed::Refused(format!("HTTP {status}")),
-                None => Refreshed::Tokens(v),
-            },
+        let (status, v) = match self.token_request(&form).await {
+            Ok(r) => r,
+            Err(e) => return Refreshed::Unavailable(e),
+        };
+        let code = v.get("error").and_then(serde_json::Value::as_str);
+        let described = || {
+            let code = code.unwrap_or("no error code");
+            match v
+                .get("error_description")
+                .and_then(serde_json::Value::as_str)
+            {
+                Some(d) => format!("HTTP {status}, {code}: {d}"),
+                None => format!("HTTP {status}, {code}"),
+            }
+        };
+        let transient = status >= 500
+            || status == 429
+            || matches!(
+                code,
+                Some(
+                    "temporarily_unavailable"
+                        | "server_error"
+                        | "invalid_client"
+                        | "unauthorized_client"
+                )
+            );
+        if transient {
+            Refreshed::Unavailable(described())
+        } else if status >= 400 || code.is_some() {
+            Refreshed::Refused(described())
+        } else {
+            Refreshed::Tokens(v)
         }
     }
 }

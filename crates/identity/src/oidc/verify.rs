@@ -336,6 +336,13 @@ fn claim<'a>(claims: &'a Value, name: &str) -> Option<&'a Value> {
     name.split('/').try_fold(claims, |v, part| v.get(part))
 }
 
+/// The identity and groups `claims` give under `spec`'s mapping (for claims the provider
+/// vouches for directly, such as its userinfo answer over TLS; `verify` uses it after the
+/// signature and time checks).
+pub fn map_claims(spec: &ProviderSpec, claims: &Value) -> Result<Verified, Refusal> {
+    map_identity(spec, claims)
+}
+
 fn map_identity(spec: &ProviderSpec, claims: &Value) -> Result<Verified, Refusal> {
     let subject = string_claim(claims, "sub")?.to_owned();
     let raw = claim(claims, &spec.identity_claim)
