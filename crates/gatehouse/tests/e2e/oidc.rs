@@ -392,6 +392,23 @@ async fn device_login_groups_from_the_idp_decide_unmasking_until_the_next_login(
     );
     let (ok, _) = psql(&gh, "alice@example.com", &second, "", "SELECT 1").await;
     assert!(ok);
+    // Approvers log in the same way: the credential is a person's bearer token for the
+    // approvals API too; the revoked one is not.
+    let approvals = format!("{server}/api/approvals");
+    let r = idp::http()
+        .get(&approvals)
+        .bearer_auth(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = idp::http()
+        .get(&approvals)
+        .bearer_auth(&first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 
     // Credentials issued and revoked (the starts of the two logins are recorded apart).
     let credential = |e: &&Value| {
@@ -604,4 +621,58 @@ async fn a_credential_is_revoked_when_the_idp_no_longer_vouches_for_its_groups()
     )
     .await;
     assert!(ok && out == "****6789", "{out}");
+}
+
+/// A provider that is down when the server starts does not stop it: Gatehouse tokens work,
+/// and the provider's tokens are refused (with the reason) until it answers.
+#[tokio::test]
+async fn a_provider_that_is_down_does_not_stop_the_server() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let cert = certs::make(Kind::RsaSha256);
+    let gh = Gatehouse::start_with(Options {
+        extra_toml: format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\nclient_auth = \"password\"\n\
+             [[identity_providers]]\nname = \"ci\"\nissuer = {issuer:?}\naudience = [\"db\"]\n",
+            cert.crt.display().to_string(),
+            cert.key.display().to_string(),
+        ),
+        ..Options::default()
+    })
+    .await;
+    let token = gh.issue("bob", "human", &[]).await;
+    let (ok, out) = psql(&gh, "bob", &token, "sslmode=require", "SELECT 1").await;
+    assert!(ok, "{out}");
+    // A token naming the unreachable issuer (its signature cannot even be looked at).
+    use base64::Engine;
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let jwt = format!(
+        "{}.{}.c2ln",
+        b64(json!({ "alg": "RS256", "kid": "k" })),
+        b64(
+            json!({ "iss": issuer, "aud": "db", "sub": "job", "exp": chrono::Utc::now().timestamp() + 60 })
+        )
+    );
+    let (ok, out) = psql(&gh, "ci", &jwt, "sslmode=require", "SELECT 1").await;
+    assert!(
+        !ok && out.contains("password authentication failed"),
+        "{out}"
+    );
+    let events = gh
+        .wait_events("the refusal", |evs| {
+            evs.iter().any(|e| e["kind"] == "auth_failure")
+        })
+        .await;
+    let reason = events
+        .iter()
+        .find(|e| e["kind"] == "auth_failure")
+        .map(|e| e["outcome"]["message"].to_string())
+        .unwrap();
+    assert!(reason.contains("could not be fetched"), "{reason}");
+    assert!(
+        gh.log().contains("identity provider unavailable"),
+        "{}",
+        gh.log()
+    );
 }
